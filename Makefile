@@ -1,0 +1,45 @@
+# pktmask developer tasks. `make demo` and `make test` work on a fresh Debian machine with Python 3.11.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+BENCH_DIR ?= $(HOME)/.cache/pktmask-bench
+
+.PHONY: install system-deps demo test test-fast lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+# tshark/editcap/capinfos (test oracles) and tcprewrite (bench baseline), from Debian.
+system-deps:
+	@if command -v tshark >/dev/null && command -v editcap >/dev/null && command -v tcprewrite >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing tshark and tcpreplay from apt"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tshark tcpreplay >/dev/null; \
+	elif command -v sudo >/dev/null; then \
+	  sudo DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tshark tcpreplay >/dev/null; \
+	else echo "tshark/tcpreplay missing and not root: oracle tests will fail"; exit 1; fi
+
+demo: install
+	@mkdir -p demo
+	$(BIN)/pktmask mask samples/sample.pcap demo/sample-masked.pcap --force --dedup
+	@echo "sanitized capture: demo/sample-masked.pcap"
+
+test: install system-deps
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests scripts
+
+bench: install system-deps
+	$(BIN)/python scripts/bench.py --cache $(BENCH_DIR)
+
+clean:
+	rm -rf $(VENV) demo build dist .pytest_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,3 @@
+"""pktmask: make packet captures safe to share."""
+
+__version__ = "0.1.0"

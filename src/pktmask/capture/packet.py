@@ -1,0 +1,81 @@
+"""The packet record that flows between reader, stages and writer, and shared capture helpers."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from pktmask.errors import InputError
+
+# Bytes read from the input per refill: large reads keep the per-packet cost low.
+CHUNK = 1 << 20
+
+
+class Packet:
+    """One captured frame with what the writer needs to reproduce its record.
+
+    ``data`` is the captured bytes (``bytes`` or ``bytearray``; stages may
+    replace it but never change its length). ``ts_hi``/``ts_lo`` are the raw
+    timestamp words of the record (pcap: seconds and fraction; pcapng: the
+    high and low 32 bits), copied through untouched so precision survives.
+    """
+
+    __slots__ = ("data", "linktype", "ts_hi", "ts_lo", "orig_len", "iface", "opts")
+
+    def __init__(self, data, linktype, ts_hi, ts_lo, orig_len, iface=None, opts=b""):
+        self.data = data
+        self.linktype = linktype
+        self.ts_hi = ts_hi
+        self.ts_lo = ts_lo
+        self.orig_len = orig_len
+        self.iface = iface  # pcapng Interface, None for classic pcap
+        self.opts = opts  # pcapng EPB options kept by the allowlist (raw, section byte order)
+
+
+class ChunkBuffer:
+    """A forward-only window over a binary stream, refilled in large reads.
+
+    ``buf[off:]`` holds unread bytes. ``fill(n)`` makes at least n unread
+    bytes available and returns False when the stream ends first.
+    """
+
+    __slots__ = ("f", "buf", "off", "eof", "consumed", "name")
+
+    def __init__(self, f: BinaryIO, name: str, initial: bytes = b""):
+        self.f = f
+        self.name = name
+        self.buf = initial
+        self.off = 0
+        self.eof = False
+        self.consumed = 0  # bytes of the stream before buf[0]
+
+    def fill(self, n: int) -> bool:
+        """Make n unread bytes available; returns False if EOF comes first."""
+        avail = len(self.buf) - self.off
+        if avail >= n:
+            return True
+        if self.eof:
+            return False
+        parts = [self.buf[self.off :]]
+        self.consumed += self.off
+        need = n - avail
+        while need > 0:
+            try:
+                chunk = self.f.read(max(CHUNK, need))
+            except OSError as exc:
+                raise InputError(f"cannot read: {exc.strerror or exc}", self.name) from exc
+            if not chunk:
+                self.eof = True
+                break
+            parts.append(chunk)
+            need -= len(chunk)
+        self.buf = b"".join(parts)
+        self.off = 0
+        return len(self.buf) >= n
+
+    def remaining(self) -> int:
+        """Unread bytes currently buffered."""
+        return len(self.buf) - self.off
+
+    def position(self) -> int:
+        """Offset of the next unread byte in the stream."""
+        return self.consumed + self.off

@@ -1,0 +1,118 @@
+"""Classic libpcap format: streaming reader and writer (µs/ns, either byte order).
+
+The writer copies the input's global header and record timestamps verbatim, so
+a capture that no stage changes comes out byte-identical.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from pktmask.capture.packet import ChunkBuffer, Packet
+from pktmask.errors import InputError
+
+MAGIC_USEC = 0xA1B2C3D4
+MAGIC_NSEC = 0xA1B23C4D
+MAGIC_MODIFIED = 0xA1B2CD34  # Kuznetzov's patched format: 24-byte record headers
+
+# A record larger than this that also exceeds the snaplen is a header that lies.
+MAX_RECORD = 262144
+
+
+class PcapReader:
+    """Iterate the packets of a classic pcap stream.
+
+    Raises InputError for a bad or short global header and for a record header
+    that claims an impossible length. A last record cut short ends iteration
+    and sets ``truncated``.
+    """
+
+    format = "pcap"
+
+    def __init__(self, f: BinaryIO, name: str, head: bytes = b""):
+        self.name = name
+        self.cb = cb = ChunkBuffer(f, name, head)
+        self.truncated = False
+        self.metadata_dropped = 0
+        self.packets = 0
+        if not cb.fill(24):
+            raise InputError("truncated pcap file header (less than 24 bytes)", name)
+        hdr = cb.buf[cb.off : cb.off + 24]
+        magic_le = struct.unpack_from("<I", hdr)[0]
+        if magic_le in (MAGIC_USEC, MAGIC_NSEC):
+            self.endian = "<"
+        elif struct.unpack_from(">I", hdr)[0] in (MAGIC_USEC, MAGIC_NSEC):
+            self.endian = ">"
+        elif MAGIC_MODIFIED in (magic_le, struct.unpack_from(">I", hdr)[0]):
+            raise InputError("unsupported pcap variant (modified/Kuznetzov format)", name)
+        else:
+            raise InputError("not a pcap file (bad magic)", name)
+        magic, major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack_from(
+            self.endian + "IHHiIII", hdr
+        )
+        if major != 2:
+            raise InputError(f"unsupported pcap version {major}", name)
+        self.nanosecond = magic == MAGIC_NSEC
+        self.snaplen = snaplen
+        # The upper bits may carry FCS information; the link type is the low 16 bits.
+        self.linktype = network & 0xFFFF
+        self.header = bytes(hdr)
+        cb.off += 24
+        self._rec = struct.Struct(self.endian + "IIII")
+
+    def __iter__(self) -> Iterator[Packet]:
+        cb = self.cb
+        unpack = self._rec.unpack_from
+        linktype = self.linktype
+        limit = max(MAX_RECORD, self.snaplen)
+        count = 0
+        try:
+            while True:
+                buf = cb.buf
+                off = cb.off
+                if len(buf) - off < 16 and not cb.fill(16):
+                    if cb.remaining():
+                        self.truncated = True
+                    return
+                buf = cb.buf
+                off = cb.off
+                ts_hi, ts_lo, incl, orig = unpack(buf, off)
+                if incl > limit:
+                    raise InputError(
+                        f"corrupt record {count + 1} at offset {cb.position()}: "
+                        f"claims {incl} captured bytes (limit {limit})",
+                        self.name,
+                    )
+                end = off + 16 + incl
+                if end > len(buf):
+                    if not cb.fill(16 + incl):
+                        self.truncated = True
+                        return
+                    buf = cb.buf
+                    off = cb.off
+                    end = off + 16 + incl
+                cb.off = end
+                count += 1
+                yield Packet(buf[off + 16 : end], linktype, ts_hi, ts_lo, orig)
+        finally:
+            self.packets = count
+
+
+class PcapWriter:
+    """Write packets in the same classic pcap flavour as ``reader``."""
+
+    def __init__(self, f: BinaryIO, reader: PcapReader):
+        self.f = f
+        self._rec = struct.Struct(reader.endian + "IIII")
+        f.write(reader.header)
+
+    def write(self, pkt: Packet) -> None:
+        """Append one record; the captured length is that of ``pkt.data``."""
+        data = pkt.data
+        self.f.write(self._rec.pack(pkt.ts_hi, pkt.ts_lo, len(data), pkt.orig_len))
+        self.f.write(data)
+
+    def close(self) -> None:
+        """Nothing is pending in classic pcap; kept for a uniform writer API."""

@@ -1,0 +1,210 @@
+"""The command line: parse options, build the config, call the core, render. Nothing else.
+
+Only this module maps errors to exit codes (CONTRACT §2).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from pktmask import __version__
+from pktmask.errors import EXIT_FAILURE, EXIT_OK, PktmaskError, UsageError
+
+log = logging.getLogger("pktmask")
+
+LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+
+MASK_EPILOG = """\b
+Examples:
+  pktmask mask in.pcap out.pcap                  anonymize + mask (the safe defaults)
+  pktmask mask in.pcapng out.pcapng --dedup      also drop duplicate frames
+  pktmask mask in.pcap out.pcap --key-file k.key same pseudonyms across runs
+  pktmask mask in.pcap out.pcap --no-anonymize --no-mask-payloads --dedup
+"""
+
+
+def setup_logging(verbose: int, quiet: bool, debug: bool) -> None:
+    """Send logs to stderr at the level asked for (flags win over PKTMASK_LOG_LEVEL)."""
+    level = LEVELS.get(os.environ.get("PKTMASK_LOG_LEVEL", "").upper(), logging.WARNING)
+    if quiet:
+        level = logging.ERROR
+    elif debug or verbose >= 2:
+        level = logging.DEBUG
+    elif verbose == 1:
+        level = min(level, logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("pktmask: %(levelname)s: %(message)s"))
+    root = logging.getLogger("pktmask")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def fail(exc: BaseException, debug: bool) -> int:
+    """Print a one-line error (a traceback with --debug); return the exit code."""
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, PktmaskError):
+        click.echo(f"pktmask: error: {exc}", err=True)
+        return exc.exit_code
+    if isinstance(exc, OSError):
+        from pktmask.errors import from_oserror
+
+        err = from_oserror(exc)
+        click.echo(f"pktmask: error: {err}", err=True)
+        return err.exit_code
+    if isinstance(exc, MemoryError):
+        click.echo("pktmask: error: out of memory", err=True)
+        return EXIT_FAILURE
+    click.echo(
+        f"pktmask: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+        err=True,
+    )
+    return EXIT_FAILURE
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="pktmask", message="%(prog)s %(version)s")
+def main() -> None:
+    """pktmask: make packet captures safe to share.
+
+    Removes duplicate frames, anonymizes addresses with a keyed
+    prefix-preserving scheme (Crypto-PAn) and masks payloads while keeping
+    protocol structure — and leaves nothing behind in the temp dir, whatever
+    happens to the run.
+    """
+
+
+@main.command(epilog=MASK_EPILOG)
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
+@click.option("--anonymize/--no-anonymize", "--anonymize-ips", default=True, show_default=True,
+              help="Keyed prefix-preserving IP anonymization.")
+@click.option("--mask-payloads/--no-mask-payloads", default=True, show_default=True,
+              help="Protocol-aware payload masking (zeroes what is not kept).")
+@click.option("--dedup/--no-dedup", "--remove-dupes", default=False, show_default=True,
+              help="Drop exact duplicate frames.")
+@click.option("--dedup-window", type=click.IntRange(min=0), default=1000, show_default=True, metavar="N",
+              help="Frames remembered for dedup; 0 = whole file.")
+@click.option("--anonymize-macs/--keep-macs", default=True, show_default=True,
+              help="Keyed MAC pseudonyms (group bit and broadcast kept).")
+@click.option("--key-file", type=click.Path(path_type=Path), metavar="PATH",
+              help="32-byte Crypto-PAn key (32 raw bytes or 64 hex chars). Default: random per run.")
+@click.option("--force", is_flag=True, help="Replace an existing OUTPUT (never the INPUT).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report on stdout.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), metavar="PATH",
+              help="Also write the JSON report to PATH.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (repeat for debug logs).")
+@click.option("--debug", is_flag=True, help="Debug logs and tracebacks on errors.")
+@click.option("--temp-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), metavar="PATH",
+              help="Where scratch roots live (default: $TMPDIR or the system default).")
+@click.option("--keep-temp", is_flag=True, help="Keep the scratch root for debugging; its path is printed.")
+def mask(input_path, output_path, anonymize, mask_payloads, dedup, dedup_window, anonymize_macs,
+         key_file, force, as_json, report_path, quiet, verbose, debug, temp_dir, keep_temp):
+    """Sanitize the capture INPUT into OUTPUT (pcap or pcapng, format kept)."""
+    setup_logging(verbose, quiet, debug)
+    from pktmask.config import MaskConfig
+    from pktmask.core.pipeline.executor import PipelineExecutor
+    from pktmask.core.temp_file_manager import get_temp_file_manager
+    from pktmask.render import Renderer
+    from pktmask.report import FileResult, build_report
+
+    renderer = Renderer(quiet=quiet, verbose=verbose, as_json=as_json)
+    manager = get_temp_file_manager()
+    manager.configure(temp_dir, keep=keep_temp)
+    results: list[FileResult] = []
+    code = EXIT_OK
+    with manager:
+        try:
+            swept = manager.sweep_orphans()
+            if swept:
+                log.info("removed %d orphaned scratch root(s) of dead runs", len(swept))
+            config = MaskConfig(
+                anonymize=anonymize,
+                mask_payloads=mask_payloads,
+                dedup=dedup,
+                dedup_window=dedup_window,
+                anonymize_macs=anonymize_macs,
+                key=_load_key(key_file, anonymize or anonymize_macs),
+                force=force,
+            )
+            if input_path.is_dir():
+                raise UsageError("directory input is not supported yet", str(input_path))
+            manager.run_root  # noqa: B018 - every mask run owns a root from the start
+            executor = PipelineExecutor.from_config(config, manager)
+            try:
+                results.append(executor.run_file(input_path, output_path, force=force))
+            except PktmaskError as exc:
+                results.append(FileResult(input=str(input_path), output=None, error=str(exc)))
+                raise
+        except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+            code = fail(exc, debug)
+        kept_root = manager.run_root if keep_temp and manager.has_root else None
+    if kept_root is not None:
+        click.echo(f"pktmask: scratch kept in {kept_root}", err=True)
+    report = build_report(results)
+    if report_path is not None and results:
+        code = _write_report(report_path, report, debug) or code
+    renderer.summary(report)
+    sys.exit(code)
+
+
+def _load_key(key_file: Path | None, needed: bool) -> bytes | None:
+    from pktmask.anon.keys import load_key, random_key
+
+    if key_file is not None:
+        return load_key(str(key_file))
+    return random_key() if needed else None
+
+
+def _write_report(path: Path, report: dict, debug: bool) -> int:
+    from pktmask.render import write_report
+
+    try:
+        write_report(path, report)
+    except PktmaskError as exc:
+        return fail(exc, debug)
+    return EXIT_OK
+
+
+@main.group()
+def temp() -> None:
+    """Inspect and clean pktmask scratch roots of this user."""
+
+
+@temp.command("status")
+@click.option("--temp-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), metavar="PATH",
+              help="Where scratch roots live (default: $TMPDIR or the system default).")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def temp_status(temp_dir, as_json):
+    """List this user's scratch roots: live, orphaned (owner dead) or kept."""
+    from pktmask.core.run_root import list_roots
+    from pktmask.core.temp_file_manager import get_temp_file_manager
+    from pktmask.render import render_roots
+
+    manager = get_temp_file_manager()
+    manager.configure(temp_dir)
+    render_roots(manager.temp_dir, list_roots(manager.temp_dir), as_json)
+
+
+@temp.command("clean")
+@click.option("--temp-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), metavar="PATH",
+              help="Where scratch roots live (default: $TMPDIR or the system default).")
+def temp_clean(temp_dir):
+    """Remove orphaned and kept scratch roots (owner dead); never a live one."""
+    from pktmask.core.temp_file_manager import get_temp_file_manager
+
+    manager = get_temp_file_manager()
+    manager.configure(temp_dir)
+    removed = manager.sweep_orphans(include_kept=True)
+    for path in removed:
+        click.echo(f"removed {path}")
+    click.echo(f"{len(removed)} orphaned root(s) removed from {manager.temp_dir}", err=True)

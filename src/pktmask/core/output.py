@@ -1,0 +1,156 @@
+"""Atomic output: write a hidden sibling of OUTPUT, fsync it, then move it into place.
+
+Where the filesystem supports ``O_TMPFILE`` the sibling has no name at all
+until it is complete, so even a SIGKILL leaves nothing next to OUTPUT. Else a
+named ``.<name>.pktmask-<rnd>.part`` is used; it is registered with the
+TempFileManager (and so recorded in the run root) to be removed on failure,
+on signals and by the sweep after a kill.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+from pathlib import Path
+
+from pktmask.core.temp_file_manager import TempFileManager
+from pktmask.errors import OutputError, OutputExistsError, from_oserror
+
+WRITE_BUFFER = 1 << 20
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on directories; the data itself is synced
+    finally:
+        os.close(fd)
+
+
+def _link_fd(fd: int, target: Path) -> None:
+    """Give the unnamed O_TMPFILE file ``fd`` the name ``target`` (linkat, following /proc)."""
+    # A src_dir_fd makes os.link use linkat(AT_SYMLINK_FOLLOW); plain link() would
+    # try to link the /proc magic symlink itself and fail with EXDEV.
+    proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(str(fd), target, src_dir_fd=proc, follow_symlinks=True)
+    finally:
+        os.close(proc)
+
+
+class AtomicOutput:
+    """One OUTPUT being written; ``commit()`` publishes it, ``abort()`` discards it."""
+
+    def __init__(self, target: Path, manager: TempFileManager, force: bool):
+        self.target = Path(target)
+        self.manager = manager
+        self.force = force
+        self.partial: Path | None = None
+        self.file: io.BufferedWriter | None = None
+        self._fd = -1
+        self._anonymous = False
+
+    def open(self) -> io.BufferedWriter:
+        """Create the hidden file and return a buffered binary writer for it.
+
+        Raises OutputError (or DiskFullError) when the directory is unusable.
+        """
+        directory = self.target.parent
+        if not directory.is_dir():
+            raise OutputError("output directory does not exist", str(directory))
+        try:
+            if hasattr(os, "O_TMPFILE") and not os.environ.get("PKTMASK_TEST_NO_O_TMPFILE"):
+                try:
+                    self._fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666)
+                    self._anonymous = True
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+                        raise
+            if self._fd < 0:
+                self.partial = self.manager.new_partial_name(self.target)
+                # Registered first, so a kill right after creation is still cleaned.
+                self.manager.register_temp_file(self.partial)
+                self._fd = os.open(
+                    self.partial,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o666,
+                )
+        except OSError as exc:
+            raise from_oserror(exc, str(self.target)) from exc
+        self.file = open(self._fd, "wb", buffering=WRITE_BUFFER, closefd=True)
+        return self.file
+
+    def commit(self) -> None:
+        """Flush, fsync and move the file to OUTPUT (never clobbering without --force).
+
+        Raises OutputExistsError if OUTPUT appeared meanwhile and ``force`` is
+        off, DiskFullError/OutputError on I/O failure.
+        """
+        f = self.file
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+            if self._anonymous:
+                self._publish_anonymous(f.fileno())
+            else:
+                self._publish_named()
+        except FileExistsError as exc:
+            raise OutputExistsError("OUTPUT exists (use --force to replace it)", str(self.target)) from exc
+        except OSError as exc:
+            raise from_oserror(exc, str(self.target)) from exc
+        finally:
+            self._close()
+        _fsync_dir(self.target.parent)
+
+    def _publish_anonymous(self, fd: int) -> None:
+        if not self.force:
+            _link_fd(fd, self.target)  # EEXIST: never clobber
+            return
+        self.partial = self.manager.new_partial_name(self.target)
+        self.manager.register_temp_file(self.partial)
+        _link_fd(fd, self.partial)
+        os.replace(self.partial, self.target)
+        self.manager.unregister_temp_file(self.partial)
+        self.partial = None
+
+    def _publish_named(self) -> None:
+        if self.force:
+            os.replace(self.partial, self.target)
+        else:
+            try:
+                os.link(self.partial, self.target)  # EEXIST: never clobber
+                os.unlink(self.partial)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+                # No hard links here: last check, then rename.
+                if os.path.lexists(self.target):
+                    raise FileExistsError(errno.EEXIST, "exists", str(self.target)) from exc
+                os.replace(self.partial, self.target)
+        self.manager.unregister_temp_file(self.partial)
+        self.partial = None
+
+    def _close(self) -> None:
+        f, self.file = self.file, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass  # already failed; the caller reports the first error
+
+    def abort(self) -> None:
+        """Discard the partial file (idempotent; never raises)."""
+        self._close()
+        if self.partial is not None:
+            try:
+                os.unlink(self.partial)
+            except OSError:
+                pass
+            self.manager.unregister_temp_file(self.partial)
+            self.partial = None

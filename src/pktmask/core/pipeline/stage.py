@@ -1,0 +1,49 @@
+"""The small contract every pipeline stage follows."""
+
+from __future__ import annotations
+
+from pktmask.capture.packet import Packet
+
+
+class FileContext:
+    """What a stage may know about the capture being processed."""
+
+    __slots__ = ("name", "format", "manager")
+
+    def __init__(self, name: str, fmt: str, manager):
+        self.name = name
+        self.format = fmt
+        self.manager = manager  # the TempFileManager: the only source of scratch space
+
+
+class Stage:
+    """A per-packet transformation over one capture at a time.
+
+    The executor calls ``start`` once per file, then (only when
+    ``needs_prepass``) ``observe`` for every packet the stage will later see
+    and ``end_prepass``, then ``process`` for each packet in order, then
+    ``finish``. ``process`` returns the packet (possibly with new ``data`` of
+    the same length) or None to drop it. Stages raise PktmaskError subclasses
+    on failure; they never swallow errors. Scratch space comes only from
+    ``ctx.manager``; a stage deletes only what it created.
+    """
+
+    name = "stage"
+    needs_prepass = False
+
+    def start(self, ctx: FileContext) -> None:
+        """Reset per-file state."""
+
+    def observe(self, pkt: Packet) -> None:
+        """Look at a packet during the pre-pass (two-pass stages only)."""
+
+    def end_prepass(self) -> None:
+        """The pre-pass has seen every packet."""
+
+    def process(self, pkt: Packet) -> Packet | None:
+        """Return the packet to keep (possibly changed), or None to drop it."""
+        return pkt
+
+    def finish(self) -> dict[str, int]:
+        """Return this file's counters for the report, and drop per-file state."""
+        return {}

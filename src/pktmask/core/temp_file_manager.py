@@ -1,0 +1,265 @@
+"""The process-wide scratch space manager (CONTRACT §3).
+
+Every scratch file and directory of a run lives in one run root owned by this
+process (see ``run_root``). Cleanup runs on normal return, on exception, at
+exit and on SIGINT/SIGTERM/SIGHUP, after which the signal is re-raised with
+its default action so the parent sees the real cause of death. A forked child
+inherits nothing it may delete: it starts with an empty manager of its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from pktmask.core.run_root import OwnedRoot, random_token
+from pktmask.core.run_root import sweep as sweep_roots
+
+log = logging.getLogger(__name__)
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class TempFileManager:
+    """Hands out scratch paths inside this process's run root and removes them all.
+
+    Thread-safe. Use ``get_instance()``; the CLI enters it once per run
+    (``with manager:``), which installs the signal handlers.
+    """
+
+    _instance: TempFileManager | None = None
+    _instance_lock = threading.Lock()
+
+    def __init__(self, temp_dir: str | os.PathLike | None = None):
+        self._lock = threading.RLock()
+        self._temp_dir = Path(temp_dir) if temp_dir else None
+        self._root: OwnedRoot | None = None
+        self._files: set[Path] = set()
+        self._dirs: set[Path] = set()
+        self.keep = False
+        self._owner_pid = os.getpid()
+        self._saved_handlers: dict[int, object] = {}
+        self._atexit_registered = False
+
+    # ---- singleton -------------------------------------------------------
+    @classmethod
+    def get_instance(cls) -> TempFileManager:
+        """Return the process-wide manager, creating it on first use."""
+        with cls._instance_lock:
+            if cls._instance is None or cls._instance._owner_pid != os.getpid():
+                cls._instance = cls()
+            return cls._instance
+
+    # ---- configuration ---------------------------------------------------
+    def configure(self, temp_dir: str | os.PathLike | None = None, keep: bool = False) -> None:
+        """Choose where the run root goes and whether it survives cleanup.
+
+        Raises RuntimeError if the root already exists in another directory.
+        """
+        with self._lock:
+            if temp_dir is not None:
+                new = Path(temp_dir)
+                if self._root is not None and new != self.temp_dir:
+                    raise RuntimeError("run root already created; configure before first use")
+                self._temp_dir = new
+            self.keep = keep
+
+    @property
+    def temp_dir(self) -> Path:
+        """The directory holding run roots: configured, else $TMPDIR or the system default."""
+        return self._temp_dir or Path(tempfile.gettempdir())
+
+    @property
+    def run_root(self) -> Path:
+        """This process's run root, created (mode 0700, locked) on first use."""
+        with self._lock:
+            if self._root is None:
+                self._root = OwnedRoot(self.temp_dir)
+                if not self._atexit_registered:
+                    atexit.register(self.cleanup_all)
+                    self._atexit_registered = True
+                log.debug("run root %s", self._root.path)
+            return self._root.path
+
+    @property
+    def has_root(self) -> bool:
+        """True once this process has created its run root."""
+        return self._root is not None
+
+    # ---- scratch ---------------------------------------------------------
+    def create_temp_dir(self, prefix: str = "tmp-") -> Path:
+        """Create and register a scratch directory inside the run root; returns its path."""
+        with self._lock:
+            path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.run_root))
+            self._dirs.add(path)
+            return path
+
+    def create_temp_file(self, prefix: str = "tmp-", suffix: str = "") -> Path:
+        """Create (empty, mode 0600) and register a scratch file inside the run root; returns its path."""
+        with self._lock:
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=self.run_root)
+            os.close(fd)
+            path = Path(name)
+            self._files.add(path)
+            return path
+
+    def register_temp_file(self, path: str | os.PathLike) -> None:
+        """Have ``cleanup_all`` remove this file. Paths outside the root are
+        also recorded in the root so a sweep removes them after a SIGKILL."""
+        path = Path(path)
+        with self._lock:
+            self._files.add(path)
+            if not self._inside_root(path):
+                self._record_external(path)
+
+    def register_temp_dir(self, path: str | os.PathLike) -> None:
+        """Have ``cleanup_all`` remove this directory tree."""
+        with self._lock:
+            self._dirs.add(Path(path))
+
+    def unregister_temp_file(self, path: str | os.PathLike) -> None:
+        """Forget a file (e.g. a partial output renamed into place); it is not deleted."""
+        with self._lock:
+            self._files.discard(Path(path))
+
+    def unregister_temp_dir(self, path: str | os.PathLike) -> None:
+        """Forget a directory; it is not deleted."""
+        with self._lock:
+            self._dirs.discard(Path(path))
+
+    def new_partial_name(self, target: Path) -> Path:
+        """Name a hidden partial-output sibling of ``target``: ``.<name>.pktmask-<rnd>.part``."""
+        return target.with_name(f".{target.name}.pktmask-{random_token()}.part")
+
+    def _inside_root(self, path: Path) -> bool:
+        if self._root is None:
+            return False
+        try:
+            return os.path.commonpath([os.path.abspath(path), self._root.path]) == str(self._root.path)
+        except ValueError:
+            return False
+
+    def _record_external(self, path: Path) -> None:
+        self.run_root  # noqa: B018 - the record lives in the root
+        try:
+            self._root.add_external(path)
+        except OSError as exc:
+            log.warning("could not record scratch path %s: %s", path, exc)
+
+    # ---- cleanup ---------------------------------------------------------
+    def cleanup_all(self) -> None:
+        """Remove every registered path and the run root (unless kept). Idempotent; never raises."""
+        if self._owner_pid != os.getpid():
+            return  # a forked child must not touch its parent's scratch
+        with self._lock:
+            files, self._files = self._files, set()
+            dirs, self._dirs = self._dirs, set()
+            for path in files:
+                if self.keep and self._inside_root(path):
+                    continue
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    log.warning("could not remove scratch file %s: %s", path, exc)
+            root = self._root
+            if root is None:
+                return
+            if self.keep:
+                try:
+                    root.mark_kept()
+                except OSError as exc:
+                    log.warning("could not mark %s as kept: %s", root.path, exc)
+            else:
+                for path in dirs:
+                    shutil.rmtree(path, ignore_errors=True)
+                try:
+                    shutil.rmtree(root.path)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    log.warning("could not remove run root %s: %s", root.path, exc)
+            root.close()
+            self._root = None
+
+    def get_stats(self) -> dict:
+        """Return counts of registered scratch files/dirs and the run root's size in MB."""
+        with self._lock:
+            size = 0
+            if self._root is not None:
+                for dirpath, _d, names in os.walk(self._root.path):
+                    for n in names:
+                        try:
+                            size += os.lstat(os.path.join(dirpath, n)).st_size
+                        except OSError:
+                            pass
+            return {
+                "temp_files_count": len(self._files),
+                "temp_dirs_count": len(self._dirs),
+                "total_size_mb": round(size / (1 << 20), 3),
+            }
+
+    def sweep_orphans(self, include_kept: bool = False) -> list[Path]:
+        """Remove dead runs' roots in the temp dir (never a live one, never ours)."""
+        own = self._root.path if self._root is not None else None
+        return sweep_roots(self.temp_dir, include_kept=include_kept, exclude=own)
+
+    # ---- run scope and signals -------------------------------------------
+    def __enter__(self) -> TempFileManager:
+        if threading.current_thread() is threading.main_thread():
+            for sig in HANDLED_SIGNALS:
+                self._saved_handlers[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup_all()
+        for sig, handler in self._saved_handlers.items():
+            signal.signal(sig, handler)
+        self._saved_handlers.clear()
+
+    def _on_signal(self, signum, _frame) -> None:
+        # Hold further handled signals until cleanup is done, then die by this one.
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        try:
+            self.cleanup_all()
+            try:
+                sys.stderr.write(f"pktmask: interrupted by {signal.Signals(signum).name}; cleaned up\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+        finally:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
+        os._exit(128 + signum)  # only if the default action did not end us
+
+
+def get_temp_file_manager() -> TempFileManager:
+    """Return the process-wide TempFileManager."""
+    return TempFileManager.get_instance()
+
+
+def _after_fork_in_child() -> None:
+    inst = TempFileManager._instance
+    TempFileManager._instance_lock = threading.Lock()
+    if inst is not None:
+        # The child keeps the object (code may hold a reference) but owns nothing:
+        # cleanup_all() is a no-op there because _owner_pid is the parent's.
+        inst._lock = threading.RLock()
+        if inst._root is not None and inst._root.lock_fd >= 0:
+            try:
+                os.close(inst._root.lock_fd)  # the parent's flock stays held
+            except OSError:
+                pass
+            inst._root.lock_fd = -1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,80 @@
+"""The one exception tree of pktmask, with the exit code each error maps to.
+
+Core modules raise these; only the CLI turns them into messages and exit codes
+(CONTRACT §2). Every message is one line that names the file and the cause.
+"""
+
+from __future__ import annotations
+
+import errno
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class PktmaskError(Exception):
+    """Base of every error pktmask reports to the user; ``exit_code`` says how."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, path: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class UsageError(PktmaskError):
+    """The command line asks for something pktmask must refuse (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class OutputExistsError(UsageError):
+    """OUTPUT exists and ``--force`` was not given."""
+
+
+class SameFileError(UsageError):
+    """OUTPUT names the INPUT file (directly, by symlink or by hard link)."""
+
+
+class KeyFileError(UsageError):
+    """The ``--key-file`` is unreadable or not 32 raw bytes / 64 hex digits."""
+
+
+class InputError(PktmaskError):
+    """An input cannot be read as a capture (missing, empty, garbage, corrupt)."""
+
+
+class UnsupportedLinkTypeError(InputError):
+    """The capture uses a link type pktmask cannot sanitize (never passed through)."""
+
+
+class OutputError(PktmaskError):
+    """The output cannot be written (missing directory, permissions, I/O error)."""
+
+
+class DiskFullError(OutputError):
+    """A write failed with ENOSPC or EFBIG: the disk (or file size limit) is full."""
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def from_oserror(exc: OSError, path: str | None = None, what: str = "write") -> PktmaskError:
+    """Translate an OSError into the matching PktmaskError.
+
+    Returns a DiskFullError for ENOSPC/EFBIG/EDQUOT, otherwise an OutputError
+    (``what='write'``) or InputError (``what='read'``) carrying the OS reason.
+    """
+    where = path or exc.filename
+    if exc.errno in _DISK_FULL:
+        reason = "file size limit exceeded" if exc.errno == errno.EFBIG else "no space left"
+        return DiskFullError(f"disk full ({reason}) while writing", str(where) if where else None)
+    reason = exc.strerror or str(exc)
+    if what == "read":
+        return InputError(f"cannot read: {reason}", str(where) if where else None)
+    return OutputError(f"cannot write: {reason}", str(where) if where else None)

@@ -1,0 +1,514 @@
+"""Incremental HTTP/1.x head/body finder for one direction of a TCP stream.
+
+Kept: start lines (minus query strings and URL userinfo), header lines (minus
+the values of sensitive headers), the blank line ending each head, and the
+chunk-size digits and line ends of chunked framing. Everything else (bodies,
+chunk data, chunk extensions, trailers, folded continuation lines, tunnel or
+read-until-close data) is left out, so the caller zeroes it.
+
+Heads are processed one complete line at a time; a line split across chunks is
+buffered (at most MAX_LINE bytes) and stays undecided until its LF arrives.
+Bodies are skipped by length arithmetic and never scanned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from typing import NamedTuple
+
+MAX_LINE = 8192  # a longer head line means we are not looking at HTTP: lose sync
+MAX_HEAD = 65536  # likewise for a head (or a trailer section) bigger than this
+MAX_PENDING_METHODS = 256  # bound the request->response method queue
+
+SENSITIVE = frozenset(
+    (
+        b"cookie",
+        b"set-cookie",
+        b"authorization",
+        b"proxy-authorization",
+        b"x-forwarded-for",
+        b"forwarded",
+        b"referer",
+    )
+)
+METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"TRACE", b"CONNECT", b"PATCH")
+_RESYNC_REQUEST = tuple(m + b" " for m in METHODS)
+
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_REQUEST_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e\x80-\xff]+) HTTP/1\.[0-9]")
+_STATUS_RE = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3})(?:[ \t][^\r\n]*)?")
+_HEADER_RE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*")
+_CHUNK_RE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*|[ \t]*)")
+
+Ranges = list[tuple[int, int]]
+
+# Parser states.
+_START, _HEADERS, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _OPAQUE, _LOST = range(9)
+
+
+def content_len(line: bytes) -> int:
+    """Return the length of ``line`` without its line end (LF or CRLF)."""
+    c = len(line)
+    if c and line[c - 1] == 0x0A:
+        c -= 1
+        if c and line[c - 1] == 0x0D:
+            c -= 1
+    return c
+
+
+def request_line_keep(line: bytes) -> tuple[bytes, Ranges] | None:
+    """Parse a request line (with or without its line end).
+
+    Returns ``(method, keep ranges relative to the line)`` or None if it is not
+    ``METHOD SP target SP HTTP/1.x``. The query string after '?' and any
+    ``user:pass@`` of an absolute-form target are not kept.
+    """
+    c = content_len(line)
+    m = _REQUEST_RE.fullmatch(line, 0, c)
+    if m is None:
+        return None
+    ts, te = m.span(2)
+    cut: Ranges = []  # target pieces to zero
+    target = line[ts:te]
+    scheme = target.find(b"://")
+    if scheme > 0:
+        auth_start = scheme + 3
+        auth_end = len(target)
+        for ch in b"/?":
+            k = target.find(ch, auth_start)
+            if 0 <= k < auth_end:
+                auth_end = k
+        at = target.rfind(b"@", auth_start, auth_end)
+        if at >= 0:
+            cut.append((ts + auth_start, ts + at))
+    q = target.find(b"?")
+    if 0 <= q < len(target) - 1:
+        cut.append((ts + q + 1, te))
+    keep: Ranges = []
+    prev = 0
+    for a, b in cut:
+        if a > prev:
+            keep.append((prev, a))
+        prev = b
+    keep.append((prev, len(line)))
+    return m.group(1), keep
+
+
+def status_code(line: bytes) -> int | None:
+    """Return the status code of a status line ``HTTP/1.x SP 3DIGIT [SP reason]``, or None."""
+    m = _STATUS_RE.fullmatch(line, 0, content_len(line))
+    return int(m.group(1)) if m else None
+
+
+def header_line_keep(line: bytes) -> tuple[bytes, bytes, Ranges] | None:
+    """Parse a header field line (not a folded continuation).
+
+    Returns ``(lower-cased name, stripped value, keep ranges relative to the
+    line)`` or None if the line is not ``name: value``. The value of a
+    sensitive header is not kept; everything else is.
+    """
+    c = content_len(line)
+    m = _HEADER_RE.match(line, 0, c)
+    if m is None:
+        return None
+    name = m.group(1).lower()
+    vs = m.end()
+    value = line[vs:c].rstrip(b" \t")
+    if name in SENSITIVE and vs < c:
+        return name, value, [(0, vs), (c, len(line))]
+    return name, value, [(0, len(line))]
+
+
+def find_head_end(buf: bytes, start: int = 0) -> int | None:
+    """Return the offset just past the blank line that ends the head beginning at ``start``.
+
+    Accepts CRLF and bare LF line ends. Returns None if the head is incomplete.
+    """
+    i = start
+    while True:
+        j = buf.find(b"\n", i)
+        if j < 0:
+            return None
+        if content_len(buf[i : j + 1]) == 0 and i > start:
+            return j + 1
+        i = j + 1
+
+
+class Head(NamedTuple):
+    """A parsed head: its length, start line, header fields and keep ranges (relative)."""
+
+    end: int
+    start_line: bytes
+    headers: list[tuple[bytes, bytes]]
+    keep: Ranges
+
+
+def parse_head(buf: bytes, is_request: bool) -> Head | None:
+    """Parse the complete head at the start of ``buf`` the way HttpParser would keep it.
+
+    Returns None if the head is incomplete or invalid.
+    """
+    end = find_head_end(buf)
+    if end is None:
+        return None
+    parser = HttpParser(is_request=is_request, methods=deque())
+    parser.feed(buf[:end])
+    if not parser.synced or parser._state not in (_START, _BODY, _CHUNK_SIZE, _OPAQUE):
+        return None
+    headers: list[tuple[bytes, bytes]] = []
+    lines = buf[:end].split(b"\n")  # the last two items are the blank line and b""
+    for ln in lines[1:-2]:
+        parsed = header_line_keep(ln + b"\n")  # None for folded continuations
+        if parsed is not None:
+            headers.append(parsed[:2])
+    return Head(end, lines[0].rstrip(b"\r"), headers, parser.take_ranges())
+
+
+def looks_like_request(data: bytes | memoryview) -> bool:
+    """Tell whether ``data`` plausibly starts with a request line (known method, SP; full line if present)."""
+    # Test the prefix on a small copy first: most non-matching chunks stop here.
+    if not bytes(data[:8]).startswith(_RESYNC_REQUEST):
+        return False
+    head = bytes(data[:MAX_LINE])
+    j = head.find(b"\n")
+    return j < 0 or request_line_keep(head[: j + 1]) is not None
+
+
+def looks_like_response(data: bytes | memoryview) -> bool:
+    """Tell whether ``data`` plausibly starts with a status line (``HTTP/1.``; full line if present)."""
+    if bytes(data[:7]) != b"HTTP/1.":
+        return False
+    head = bytes(data[:MAX_LINE])
+    j = head.find(b"\n")
+    return j < 0 or status_code(head[: j + 1]) is not None
+
+
+class HttpParser:
+    """Find HTTP/1.x heads and bodies in one stream direction and report the byte ranges to keep.
+
+    The request-direction parser appends each request's method to ``methods``;
+    the response-direction parser pops one per final (non-1xx) response to
+    know whether it has a body. After CONNECT (request side), 101, a 2xx to
+    CONNECT, or a response without length framing, everything to the end of
+    the stream is zeroed and never resynced.
+
+    Attributes:
+        pos: absolute offset of the next byte expected by ``feed``.
+        decided: every byte below it has its final decision; it lags ``pos``
+            only while a head/chunk line is incomplete (at most MAX_LINE bytes).
+        synced: False after invalid input until a chunk starts like a head.
+        messages: start lines accepted.
+        messages_masked: messages of which something was zeroed (body,
+            sensitive value, query string, chunk extension, trailer, fold).
+    """
+
+    def __init__(
+        self,
+        pos: int = 0,
+        synced: bool = True,
+        is_request: bool = True,
+        methods: deque[bytes] | None = None,
+    ) -> None:
+        """Start at absolute offset ``pos``; ``synced=False`` when it is not known to be a head start."""
+        self.pos = pos
+        self.decided = pos
+        self.synced = synced
+        self.is_request = is_request
+        self.methods = methods
+        self.messages = 0
+        self.messages_masked = 0
+        self._state = _START if synced else _LOST
+        self._line = bytearray()  # an incomplete line carried over from earlier chunks
+        self._line_start = pos
+        self._ranges: list[list[int]] = []
+        self._reset_message()
+
+    def _reset_message(self) -> None:
+        self._head_len = 0
+        self._masked = False
+        self._method = b""
+        self._status = 0
+        self._clen: int | None = None
+        self._te: bytes | None = None  # last transfer-coding seen, lower-cased
+        self._last_name = b""
+        self._remaining = 0
+
+    def _keep(self, start: int, end: int) -> None:
+        if start >= end:
+            return
+        if self._ranges and self._ranges[-1][1] == start:
+            self._ranges[-1][1] = end
+        else:
+            self._ranges.append([start, end])
+
+    def _keep_rel(self, base: int, ranges: Ranges) -> None:
+        for a, b in ranges:
+            self._keep(base + a, base + b)
+
+    def _mark_masked(self) -> None:
+        if not self._masked:
+            self._masked = True
+            self.messages_masked += 1
+
+    def _lose_sync(self) -> None:
+        self._state = _LOST
+        self.synced = False
+        self._line.clear()
+        self._reset_message()
+
+    def _message_done(self) -> None:
+        self._state = _START
+        self._reset_message()
+
+    def feed(self, data: bytes | memoryview) -> None:
+        """Consume the next contiguous chunk, which starts at ``self.pos``.
+
+        Resynchronisation is only attempted at the start of a chunk. Returns
+        nothing; collect the results with ``take_ranges``.
+        """
+        n = len(data)
+        if n == 0:
+            return
+        start = self.pos
+        self.pos = end = start + n
+        st = self._state
+        # Fast paths: the whole chunk is zeroed, no copy and no scan.
+        if (st == _BODY or st == _CHUNK_DATA) and self._remaining > n:
+            self._remaining -= n
+            self.decided = end
+            return
+        if st == _OPAQUE or (st == _LOST and not self._can_resync(data)):
+            if st == _OPAQUE:
+                self._mark_masked()
+            self.decided = end
+            return
+        if st == _LOST:
+            self.synced = True
+            self._state = _START
+        buf = data if isinstance(data, bytes) else bytes(data)
+        i = 0
+        while i < n:
+            st = self._state
+            if st == _BODY or st == _CHUNK_DATA:
+                take = min(self._remaining, n - i)
+                i += take
+                self._remaining -= take
+                if not self._remaining:
+                    if st == _BODY:
+                        self._message_done()
+                    else:
+                        self._state = _CHUNK_END
+                continue
+            if st == _OPAQUE:
+                self._mark_masked()
+                break
+            if st == _LOST:
+                break
+            j = buf.find(b"\n", i)
+            if j < 0:
+                if not self._line:
+                    self._line_start = start + i
+                self._line += buf[i:]
+                if len(self._line) >= MAX_LINE:
+                    self._lose_sync()
+                break
+            if self._line:
+                self._line += buf[i : j + 1]
+                line = bytes(self._line)
+                self._line.clear()
+                line_start = self._line_start
+            else:
+                line = buf[i : j + 1]
+                line_start = start + i
+            i = j + 1
+            if len(line) > MAX_LINE:
+                self._lose_sync()
+                break
+            self._on_line(line, line_start)
+        self.decided = self._line_start if self._line else end
+
+    def _can_resync(self, data: bytes | memoryview) -> bool:
+        if self.is_request:
+            return looks_like_request(data)
+        return looks_like_response(data)
+
+    def _on_line(self, line: bytes, base: int) -> None:
+        """Decide one complete line (line end included) starting at absolute offset ``base``."""
+        st = self._state
+        c = content_len(line)
+        if st in (_START, _HEADERS, _TRAILERS):
+            self._head_len += len(line)
+            if self._head_len > MAX_HEAD:
+                self._lose_sync()
+                return
+        if st == _START:
+            if c == 0:
+                # Stray empty lines before a start line are tolerated (RFC 9112 s2.2).
+                self._keep(base, base + len(line))
+            elif self.is_request:
+                parsed = request_line_keep(line)
+                if parsed is None:
+                    self._lose_sync()
+                    return
+                self._method, keep = parsed
+                self._start_message(keep, base, len(line))
+                if self.methods is not None:
+                    self.methods.append(self._method)
+                    if len(self.methods) > MAX_PENDING_METHODS:
+                        self.methods.popleft()
+            else:
+                code = status_code(line)
+                if code is None:
+                    self._lose_sync()
+                    return
+                self._status = code
+                self._start_message([(0, len(line))], base, len(line))
+        elif st == _HEADERS:
+            if c == 0:
+                self._keep(base, base + len(line))
+                self._end_head()
+            elif line[0] in b" \t":
+                # Obsolete folding: the continuation's content is zeroed. If it
+                # continues a framing header we cannot trust our framing.
+                if self._last_name in (b"content-length", b"transfer-encoding"):
+                    self._lose_sync()
+                    return
+                self._keep(base + c, base + len(line))
+                self._mark_masked()
+            else:
+                parsed = header_line_keep(line)
+                if parsed is None or not self._on_header(parsed[0], parsed[1]):
+                    self._lose_sync()
+                    return
+                self._keep_rel(base, parsed[2])
+                if len(parsed[2]) > 1:
+                    self._mark_masked()
+        elif st == _CHUNK_SIZE:
+            m = _CHUNK_RE.fullmatch(line, 0, c)
+            if m is None:
+                self._lose_sync()
+                return
+            digits = m.end(1)
+            self._keep(base, base + digits)
+            self._keep(base + c, base + len(line))
+            if digits < c:
+                self._mark_masked()
+            size = int(m.group(1), 16)
+            if size:
+                self._remaining = size
+                self._state = _CHUNK_DATA
+                self._mark_masked()
+            else:
+                self._state = _TRAILERS
+                self._head_len = 0
+        elif st == _CHUNK_END:
+            if c:
+                self._lose_sync()
+                return
+            self._keep(base, base + len(line))
+            self._state = _CHUNK_SIZE
+        elif st == _TRAILERS:
+            if c == 0:
+                self._keep(base, base + len(line))
+                self._message_done()
+            else:
+                self._mark_masked()
+
+    def _start_message(self, keep: Ranges, base: int, length: int) -> None:
+        self._state = _HEADERS
+        self.messages += 1
+        self._keep_rel(base, keep)
+        if keep != [(0, length)]:
+            self._mark_masked()
+
+    def _on_header(self, name: bytes, value: bytes) -> bool:
+        """Record framing headers; return False if they make the framing unknowable."""
+        self._last_name = name
+        if name == b"content-length":
+            values = {v.strip(b" \t") for v in value.split(b",")}
+            if len(values) != 1:
+                return False
+            v = values.pop()
+            if not v.isdigit() or len(v) > 18:
+                return False
+            clen = int(v)
+            if self._clen is not None and self._clen != clen:
+                return False
+            self._clen = clen
+        elif name == b"transfer-encoding":
+            codings = [v.strip(b" \t").lower() for v in value.split(b",")]
+            self._te = codings[-1] or b"?"
+        return True
+
+    def _end_head(self) -> None:
+        """Choose what follows the head just completed (RFC 9112 s6.3)."""
+        if self.is_request:
+            if self._method == b"CONNECT":
+                self._state = _OPAQUE
+            elif self._te is not None:
+                if self._te == b"chunked":
+                    self._state = _CHUNK_SIZE
+                else:
+                    self._lose_sync()  # a server would answer 400; we cannot frame it
+            else:
+                self._body(self._clen or 0)
+            return
+        code = self._status
+        if code < 200:
+            if code == 101:
+                self._state = _OPAQUE
+            else:
+                self._message_done()  # interim response: the final one follows
+            return
+        method = self.methods.popleft() if self.methods else b""
+        if method == b"HEAD" or code in (204, 304):
+            self._message_done()
+        elif method == b"CONNECT" and code < 300:
+            self._state = _OPAQUE
+        elif self._te == b"chunked":
+            self._state = _CHUNK_SIZE
+        elif self._te is None and self._clen is not None:
+            self._body(self._clen)
+        else:
+            self._state = _OPAQUE  # delimited by connection close
+
+    def _body(self, length: int) -> None:
+        if length:
+            self._remaining = length
+            self._state = _BODY
+            self._mark_masked()
+        else:
+            self._message_done()
+
+    def gap(self, pos: int) -> None:
+        """Record that the bytes from ``self.pos`` up to ``pos`` were lost; the next feed starts at ``pos``.
+
+        A gap that falls inside a known-length body or chunk, or in data
+        zeroed to the end of the stream, keeps sync (the framing still says
+        what comes next); any other gap loses sync.
+        Raises ValueError if ``pos`` is behind ``self.pos``.
+        """
+        if pos < self.pos:
+            raise ValueError(f"gap to {pos} is behind stream position {self.pos}")
+        lost = pos - self.pos
+        if not lost:
+            return
+        st = self._state
+        if st in (_BODY, _CHUNK_DATA) and lost <= self._remaining:
+            self._remaining -= lost
+            if not self._remaining:
+                if st == _BODY:
+                    self._message_done()
+                else:
+                    self._state = _CHUNK_END
+        elif st != _OPAQUE:
+            self._lose_sync()
+        self.pos = pos
+        self.decided = pos
+
+    def take_ranges(self) -> list[tuple[int, int]]:
+        """Return the keep ranges ``[start, end)`` found since the last call, sorted and merged."""
+        out = [(s, e) for s, e in self._ranges]
+        self._ranges.clear()
+        return out

@@ -1,0 +1,239 @@
+"""Incremental TLS record walker for one direction of a TCP stream.
+
+The walker decides which stream bytes are kept: every 5-byte record header,
+and the bodies of handshake, alert and change_cipher_spec records. Bodies of
+application_data (which in TLS 1.3 also carries the encrypted handshake) and
+heartbeat records are left out, so the caller zeroes them. Bodies are skipped
+by length arithmetic and never scanned.
+
+Header validity rules (shared by the walker, resync and the sniffer):
+
+* type is 20..24 (change_cipher_spec, alert, handshake, application_data,
+  heartbeat);
+* version major is 3 and minor is 0..4 (SSL 3.0 up to the TLS 1.3 legacy value);
+* length is 1..MAX_RECORD_LEN. A zero length is accepted only for
+  application_data: RFC 8446 s5.1 and RFC 5246 s6.2.1 allow empty
+  application_data fragments (used as traffic-analysis padding) but forbid
+  empty handshake, alert and change_cipher_spec fragments; an empty heartbeat
+  is malformed.
+"""
+
+from __future__ import annotations
+
+CHANGE_CIPHER_SPEC = 20
+ALERT = 21
+HANDSHAKE = 22
+APPLICATION_DATA = 23
+HEARTBEAT = 24
+
+HEADER_LEN = 5
+# 2^14 plaintext plus the largest expansion any TLS version allows (RFC 5246
+# s6.2.3 allows +2048 for ciphertext); a small margin tolerates odd stacks.
+MAX_RECORD_LEN = 18432
+
+_KEEP_BODY = frozenset((CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE))
+
+
+def _prefix_ok(buf: bytes | memoryview, off: int, avail: int) -> bool:
+    """Tell whether the first ``avail`` (< 5) header bytes at ``off`` could still start a header.
+
+    Returns False as soon as one available byte rules a header out.
+    """
+    if avail >= 1 and not CHANGE_CIPHER_SPEC <= buf[off] <= HEARTBEAT:
+        return False
+    if avail >= 2 and buf[off + 1] != 3:
+        return False
+    if avail >= 3 and buf[off + 2] > 4:
+        return False
+    # The high length byte alone: anything above MAX_RECORD_LEN >> 8 is too long.
+    return not (avail >= 4 and buf[off + 3] > MAX_RECORD_LEN >> 8)
+
+
+def is_record_header(buf: bytes | memoryview, off: int = 0) -> bool:
+    """Tell whether a valid TLS record header starts at ``buf[off]``.
+
+    Returns False when fewer than 5 bytes are available at ``off``.
+    """
+    if off < 0 or len(buf) - off < HEADER_LEN:
+        return False
+    ctype = buf[off]
+    if not CHANGE_CIPHER_SPEC <= ctype <= HEARTBEAT or buf[off + 1] != 3 or buf[off + 2] > 4:
+        return False
+    length = (buf[off + 3] << 8) | buf[off + 4]
+    if length == 0:
+        return ctype == APPLICATION_DATA
+    return length <= MAX_RECORD_LEN
+
+
+def plausible_start(buf: bytes | memoryview) -> bool:
+    """Tell whether ``buf`` (e.g. a segment's payload) plausibly starts at a record boundary.
+
+    A valid header must start at offset 0. When the record it announces ends
+    inside ``buf``, the bytes that follow must also look like a header: a full
+    valid header if all 5 bytes are there, otherwise a valid header prefix
+    (stricter than checking complete headers only, which is the safe side).
+    Returns False for fewer than 5 bytes.
+    """
+    if not is_record_header(buf, 0):
+        return False
+    nxt = HEADER_LEN + ((buf[3] << 8) | buf[4])
+    avail = len(buf) - nxt
+    if avail >= HEADER_LEN:
+        return is_record_header(buf, nxt)
+    if avail > 0:
+        return _prefix_ok(buf, nxt, avail)
+    return True
+
+
+def walk_records(data: bytes | memoryview) -> list[tuple[int, int, int]]:
+    """List the complete records of a buffer that starts at a record boundary.
+
+    Returns ``(offset, type, length)`` triples, stopping silently at the first
+    invalid header or at the first record whose header or body is incomplete.
+    """
+    out: list[tuple[int, int, int]] = []
+    off = 0
+    n = len(data)
+    while is_record_header(data, off):
+        length = (data[off + 3] << 8) | data[off + 4]
+        if off + HEADER_LEN + length > n:
+            break
+        out.append((off, data[off], length))
+        off += HEADER_LEN + length
+    return out
+
+
+class TlsParser:
+    """Walk the TLS records of one stream direction and report the byte ranges to keep.
+
+    Attributes:
+        pos: absolute offset of the next byte expected by ``feed``.
+        decided: every byte below it has its final decision; it lags ``pos``
+            only while a record header is split across chunks (at most 4 bytes).
+        synced: True while the walker knows where the next record header is.
+        records: valid record headers seen.
+        records_masked: records with a non-empty body that was left to be zeroed
+            (application_data, heartbeat).
+        handshake_records: handshake records seen.
+    """
+
+    __slots__ = (
+        "pos",
+        "decided",
+        "synced",
+        "records",
+        "records_masked",
+        "handshake_records",
+        "_remaining",
+        "_keep_body",
+        "_hdr",
+        "_hdr_start",
+        "_ranges",
+    )
+
+    def __init__(self, pos: int = 0, synced: bool = True) -> None:
+        """Start at absolute offset ``pos``; ``synced=False`` when it is not known to be a record boundary."""
+        self.pos = pos
+        self.decided = pos
+        self.synced = synced
+        self.records = 0
+        self.records_masked = 0
+        self.handshake_records = 0
+        self._remaining = 0  # body bytes of the current record still to come
+        self._keep_body = False
+        self._hdr = b""  # bytes of a header split across chunks (< 5)
+        self._hdr_start = pos
+        self._ranges: list[list[int]] = []
+
+    def _keep(self, start: int, end: int) -> None:
+        # Ranges arrive in stream order, so merging with the last one suffices.
+        if self._ranges and self._ranges[-1][1] == start:
+            self._ranges[-1][1] = end
+        else:
+            self._ranges.append([start, end])
+
+    def _lose_sync(self) -> None:
+        self.synced = False
+        self._remaining = 0
+        self._hdr = b""
+
+    def feed(self, data: bytes | memoryview) -> None:
+        """Consume the next contiguous chunk, which starts at ``self.pos``.
+
+        Resynchronisation is only attempted at the start of a chunk. Returns
+        nothing; collect the results with ``take_ranges``.
+        """
+        n = len(data)
+        if n == 0:
+            return
+        start = self.pos
+        end = start + n
+        self.pos = end
+        if not self.synced:
+            if not plausible_start(data):
+                self.decided = end
+                return
+            self.synced = True
+        i = 0
+        while i < n:
+            if self._remaining:
+                take = min(self._remaining, n - i)
+                if self._keep_body:
+                    self._keep(start + i, start + i + take)
+                i += take
+                self._remaining -= take
+                continue
+            have = len(self._hdr)
+            need = HEADER_LEN - have
+            if n - i < need:
+                if not have:
+                    self._hdr_start = start + i
+                self._hdr += bytes(data[i:])
+                # Fail early so a garbage tail does not stay undecided.
+                if not _prefix_ok(self._hdr, 0, len(self._hdr)):
+                    self._lose_sync()
+                break
+            hdr_start = self._hdr_start if have else start + i
+            hdr = self._hdr + bytes(data[i : i + need]) if have else data[i : i + need]
+            self._hdr = b""
+            i += need
+            if not is_record_header(hdr, 0):
+                self._lose_sync()
+                break
+            ctype = hdr[0]
+            length = (hdr[3] << 8) | hdr[4]
+            self._keep(hdr_start, hdr_start + HEADER_LEN)
+            self.records += 1
+            if ctype == HANDSHAKE:
+                self.handshake_records += 1
+            self._keep_body = ctype in _KEEP_BODY
+            if not self._keep_body and length:
+                self.records_masked += 1
+            self._remaining = length
+        self.decided = self._hdr_start if self._hdr else end
+
+    def gap(self, pos: int) -> None:
+        """Record that the bytes from ``self.pos`` up to ``pos`` were lost; the next feed starts at ``pos``.
+
+        A gap that falls entirely inside the current record body keeps sync:
+        the record length still tells where the next header is, and that
+        header is validated when it arrives. Any other gap loses sync.
+        Raises ValueError if ``pos`` is behind ``self.pos``.
+        """
+        if pos < self.pos:
+            raise ValueError(f"gap to {pos} is behind stream position {self.pos}")
+        lost = pos - self.pos
+        if not lost:
+            return
+        if self.synced and not self._hdr and lost <= self._remaining:
+            self._remaining -= lost
+        else:
+            self._lose_sync()
+        self.pos = pos
+        self.decided = pos
+
+    def take_ranges(self) -> list[tuple[int, int]]:
+        """Return the keep ranges ``[start, end)`` found since the last call, sorted and merged."""
+        out = [(s, e) for s, e in self._ranges]
+        self._ranges.clear()
+        return out

@@ -1,0 +1,24 @@
+"""The pipeline stages, and the factory that builds the enabled ones in order."""
+
+from __future__ import annotations
+
+from pktmask.config import MaskConfig
+from pktmask.core.pipeline.stage import Stage
+
+
+def build_stages(config: MaskConfig) -> list[Stage]:
+    """Return the enabled stages in the order dedup → anonymize → mask."""
+    stages: list[Stage] = []
+    if config.dedup:
+        from pktmask.stages.dedup import DeduplicationStage
+
+        stages.append(DeduplicationStage(config.dedup_window))
+    if config.anonymize:
+        from pktmask.stages.anonymize import AnonymizationStage
+
+        stages.append(AnonymizationStage(config.key, anonymize_macs=config.anonymize_macs))
+    if config.mask_payloads:
+        from pktmask.stages.mask import MaskingStage
+
+        stages.append(MaskingStage())
+    return stages

@@ -1,0 +1,480 @@
+"""Tests for the incremental HTTP/1.x head/body finder (pktmask.proto.http)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pktmask.proto.http import (
+    MAX_HEAD,
+    MAX_LINE,
+    MAX_PENDING_METHODS,
+    HttpParser,
+    content_len,
+    find_head_end,
+    header_line_keep,
+    looks_like_request,
+    looks_like_response,
+    parse_head,
+    request_line_keep,
+    status_code,
+)
+
+
+def K(b: bytes) -> tuple[bytes, bool]:
+    """A piece of stream that must be kept."""
+    return b, True
+
+
+def Z(b: bytes) -> tuple[bytes, bool]:
+    """A piece of stream that must be zeroed."""
+    return b, False
+
+
+def build(*pieces) -> tuple[bytes, bytes]:
+    """Return (stream, stream as the caller should write it)."""
+    data = b"".join(b for b, _ in pieces)
+    want = b"".join(b if keep else bytes(len(b)) for b, keep in pieces)
+    return data, want
+
+
+def merge(ranges):
+    out: list[list[int]] = []
+    for s, e in sorted(ranges):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [tuple(r) for r in out]
+
+
+def run(parser: HttpParser, chunks):
+    """Feed chunks, check the interface invariants after each, return the merged keep ranges."""
+    got = []
+    prev_decided = parser.decided
+    for ch in chunks:
+        parser.feed(ch)
+        rs = parser.take_ranges()
+        assert rs == sorted(rs)
+        for (_, e1), (s2, _) in zip(rs, rs[1:], strict=False):
+            assert e1 < s2, "ranges of one take must be merged and disjoint"
+        for s, e in rs:
+            assert prev_decided <= s < e <= parser.pos
+        assert prev_decided <= parser.decided <= parser.pos
+        assert parser.pos - parser.decided <= MAX_LINE
+        prev_decided = parser.decided
+        got += rs
+    return merge(got)
+
+
+def apply(data: bytes, ranges, base: int = 0) -> bytes:
+    out = bytearray(len(data))
+    for s, e in ranges:
+        out[s - base : e - base] = data[s - base : e - base]
+    return bytes(out)
+
+
+def split(data: bytes, cuts) -> list[bytes]:
+    pts = [0, *sorted(set(cuts)), len(data)]
+    return [data[a:b] for a, b in zip(pts, pts[1:], strict=False) if b > a]
+
+
+def req(**kw) -> HttpParser:
+    return HttpParser(is_request=True, methods=kw.pop("methods", deque()), **kw)
+
+
+def resp(methods=(), **kw) -> HttpParser:
+    return HttpParser(is_request=False, methods=deque(methods), **kw)
+
+
+def state(p: HttpParser):
+    return (p.messages, p.messages_masked, p.synced, p.decided == p.pos)
+
+
+def check(make, pieces, cuts_list=None):
+    """Check the masked output unsplit, then split at every position (or the given cuts)."""
+    data, want = build(*pieces)
+    ref_p = make()
+    ref = run(ref_p, [data])
+    assert apply(data, ref) == want
+    if cuts_list is None:
+        cuts_list = [[k] for k in range(1, len(data))]
+    for cuts in cuts_list:
+        p = make()
+        assert run(p, split(data, cuts)) == ref, cuts
+        assert state(p) == state(ref_p), cuts
+    return ref_p
+
+
+# --- requests ------------------------------------------------------------
+
+
+def test_get_with_query_and_cookie():
+    methods: deque[bytes] = deque()
+    p = check(lambda: req(methods=methods), [
+        K(b"GET /search?"), Z(b"q=secret&id=42"), K(b" HTTP/1.1\r\n"),
+        K(b"Host: example.com\r\n"),
+        K(b"cookie: "), Z(b"session=abc; other=1"), K(b"\r\n"),
+        K(b"\r\n"),
+    ])
+    assert p.messages == 1 and p.messages_masked == 1
+    assert list(methods)[-1] == b"GET"
+
+
+def test_post_with_content_length_body_then_keepalive():
+    check(req, [
+        K(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n"),
+        Z(b"hello\r\nworl"),
+        K(b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n"),
+    ])
+
+
+def test_pipelined_requests_in_one_chunk():
+    data, want = build(
+        K(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"),
+        K(b"HEAD /b HTTP/1.1\r\nHost: h\r\n\r\n"),
+        K(b"GET /c?"), Z(b"x"), K(b" HTTP/1.1\r\nAuthorization: "), Z(b"Basic dTpw"), K(b"\r\n\r\n"),
+    )
+    methods: deque[bytes] = deque()
+    p = req(methods=methods)
+    assert apply(data, run(p, [data])) == want
+    assert list(methods) == [b"GET", b"HEAD", b"GET"]
+    assert (p.messages, p.messages_masked) == (3, 1)
+
+
+def test_sensitive_values_zeroed_names_kept():
+    p = check(req, [
+        K(b"GET / HTTP/1.1\r\n"),
+        K(b"AUTHORIZATION: "), Z(b"Bearer xyz"), K(b"\r\n"),
+        K(b"Proxy-Authorization:"), Z(b"Basic abc"), K(b"\r\n"),
+        K(b"Referer:   "), Z(b"https://a.example/?u=1 "), K(b"\r\n"),
+        K(b"X-Forwarded-For: "), Z(b"10.0.0.1, 192.0.2.7"), K(b"\r\n"),
+        K(b"Forwarded: "), Z(b"for=192.0.2.60"), K(b"\r\n"),
+        K(b"Cookie:\r\n"),  # empty value: nothing to zero
+        K(b"User-Agent: curl/8\r\n\r\n"),
+    ])
+    assert p.messages_masked == 1
+
+
+def test_absolute_form_userinfo_and_query_zeroed():
+    check(req, [
+        K(b"GET http://"), Z(b"user:pw"), K(b"@proxy.example/p?"), Z(b"k=v"),
+        K(b" HTTP/1.1\r\nHost: proxy.example\r\n\r\n"),
+    ])
+
+
+def test_chunked_request_body():
+    check(req, [
+        K(b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+        K(b"4\r\n"), Z(b"abcd"), K(b"\r\n0\r\n\r\n"),
+        K(b"GET /y HTTP/1.1\r\n\r\n"),
+    ])
+
+
+def test_bare_lf_line_ends():
+    check(req, [
+        K(b"GET /a?"), Z(b"b=c"), K(b" HTTP/1.0\nHost: h\nCookie: "), Z(b"k=v"),
+        K(b"\nContent-Length: 3\n\n"), Z(b"abc"),
+        K(b"GET / HTTP/1.0\r\n\n"),
+    ])
+
+
+def test_obsolete_line_folding_zeroed():
+    check(req, [
+        K(b"GET / HTTP/1.1\r\nX-Long: part one\r\n"),
+        Z(b"   part two"), K(b"\r\n"),
+        K(b"\r\n"),
+    ])
+
+
+def test_leading_empty_lines_before_request_are_tolerated():
+    check(req, [K(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n")])
+
+
+def test_connect_request_tunnel_zeroed():
+    p = check(req, [K(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
+                    Z(b"\x16\x03\x01\x00\x05hello GET / HTTP/1.1\r\n\r\n")])
+    assert p.synced
+
+
+# --- responses -------------------------------------------------------------
+
+
+def test_chunked_response_with_extensions_and_trailers():
+    p = check(resp, [
+        K(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nSet-Cookie: "), Z(b"id=1; HttpOnly"),
+        K(b"\r\n\r\n"),
+        K(b"1a"), Z(b";name=secret"), K(b"\r\n"), Z(b"abcdefghijklmnopqrstuvwxyz"), K(b"\r\n"),
+        K(b"5"), Z(b" "), K(b"\r\n"), Z(b"01234"), K(b"\r\n"),
+        K(b"0\r\n"), Z(b"Expires: never\r\nX-Checksum: abc\r\n"), K(b"\r\n"),
+        K(b"HTTP/1.1 204 No Content\r\n\r\n"),
+    ])
+    assert (p.messages, p.messages_masked) == (2, 1)
+
+
+def test_keepalive_three_responses():
+    check(lambda: resp([b"GET", b"GET", b"POST"]), [
+        K(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"), Z(b"hello"),
+        K(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n"), Z(b"abc"),
+        K(b"\r\n0\r\n\r\n"),
+        K(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n"), Z(b"ok"),
+    ])
+
+
+def test_head_response_has_no_body_via_methods_deque():
+    methods: deque[bytes] = deque()
+    request = req(methods=methods)
+    run(request, [b"HEAD /big HTTP/1.1\r\nHost: h\r\n\r\nGET /small HTTP/1.1\r\nHost: h\r\n\r\n"])
+    assert list(methods) == [b"HEAD", b"GET"]
+    data, want = build(
+        K(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"),
+        K(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"), Z(b"data"),
+    )
+    p = HttpParser(is_request=False, methods=methods)
+    assert apply(data, run(p, [data])) == want
+    assert not methods and p.messages == 2
+
+
+def test_304_and_204_have_no_body():
+    check(lambda: resp([b"GET", b"GET", b"GET"]), [
+        K(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 999\r\n\r\n"),
+        K(b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        K(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"), Z(b"x"),
+    ])
+
+
+def test_interim_100_continue_does_not_consume_a_method():
+    methods = deque([b"POST"])
+    check(lambda: resp(methods), [
+        K(b"HTTP/1.1 100 Continue\r\n\r\n"),
+        K(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"), Z(b"abc"),
+        K(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"), Z(b"d"),
+    ])
+    assert list(methods) == [b"POST"]  # the lambda copies it each time
+
+
+def test_read_until_close_response():
+    p = check(resp, [
+        K(b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\n"),
+        Z(b"<html>HTTP/1.1 200 OK\r\n\r\n...</html>"),
+    ])
+    assert p.messages == 1
+    run(p, [b"HTTP/1.1 200 OK\r\n\r\n"])  # even a chunk that looks like a head: zero
+    assert p.messages == 1
+
+
+def test_unknown_transfer_coding_response_reads_until_close():
+    check(resp, [K(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), Z(b"\x1f\x8b0\r\n\r\n")])
+
+
+def test_switching_protocols_and_connect_tunnels():
+    check(resp, [K(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"),
+                 Z(b"\x81\x05hello")])
+    check(lambda: resp([b"CONNECT"]), [K(b"HTTP/1.1 200 Connection established\r\n\r\n"),
+                                       Z(b"\x16\x03\x03\x00\x10" + b"x" * 16)])
+
+
+def test_status_line_without_reason():
+    check(lambda: resp([b"GET"]), [K(b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"),
+                                   K(b"HTTP/1.1 404 \r\n\r\n")])
+
+
+# --- failing closed and resync ----------------------------------------------
+
+
+@pytest.mark.parametrize("good, bad", [
+    (b"", b"Content-Length: abc\r\n"),
+    (b"", b"Content-Length: -1\r\n"),
+    (b"", b"Content-Length: 5, 6\r\n"),
+    (b"Content-Length: 5\r\n", b"Content-Length: 6\r\n"),
+    (b"", b"Bad Header Line\r\n"),
+    (b"Content-Length: 5\r\n", b"  5\r\n"),  # folded framing header
+])
+def test_bad_framing_loses_sync(good, bad):
+    head = b"HTTP/1.1 200 OK\r\n" + good
+    data = head + bad + b"\r\nhello"
+    p = resp()
+    assert run(p, [data]) == [(0, len(head))]
+    assert not p.synced and p.decided == p.pos
+
+
+def test_same_content_length_twice_is_fine():
+    check(resp, [K(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\n"),
+                 Z(b"ab")])
+
+
+@pytest.mark.parametrize("line", [
+    b"get / HTTP/1.1\r\n",  # accepted: any token is a method in sync
+    b"GET /  HTTP/1.1\r\n",
+    b"GET / HTTP/2.0\r\n",
+    b"GET /\r\n",
+    b"\x16\x03\x01\x00\x10\r\n",
+])
+def test_request_line_validation(line):
+    p = req()
+    run(p, [line + b"\r\n"])
+    assert p.synced is (line == b"get / HTTP/1.1\r\n")
+
+
+def test_transfer_encoding_without_chunked_request_loses_sync():
+    p = req()
+    run(p, [b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nxx"])
+    assert not p.synced
+
+
+def test_resync_only_at_chunk_start():
+    p = req(synced=False, pos=500)
+    assert run(p, [b"tail of body GET / HTTP/1.1\r\n\r\n"]) == [] and not p.synced
+    assert run(p, [b"GETX / HTTP/1.1\r\n\r\n"]) == [] and not p.synced
+    assert run(p, [b"GET / HT"]) != [] or p.synced  # prefix is enough when the LF is absent
+    assert p.synced
+    p.feed(b"TP/1.1\r\n\r\n")
+    assert p.take_ranges() and p.messages == 1
+
+
+def test_resync_response_needs_valid_status_line():
+    p = resp(synced=False)
+    assert run(p, [b"HTTP/1.1 2000 OK\r\n\r\n"]) == [] and not p.synced
+    assert run(p, [b"HTTP/1.1 204 No\r\n\r\n"]) == [(20, 39)] and p.synced
+
+
+def test_lost_sync_mid_chunk_then_resync():
+    p = req()
+    run(p, [b"GET / HTTP/1.1\r\n\r\nBOGUS\r\n\r\nGET / HTTP/1.1\r\n\r\n"])
+    assert not p.synced and p.messages == 1
+    run(p, [b"GET /again HTTP/1.1\r\n\r\n"])
+    assert p.synced and p.messages == 2
+
+
+def test_line_too_long_loses_sync():
+    p = req()
+    run(p, [b"GET / HTTP/1.1\r\nX: " + b"a" * 5000])
+    assert p.synced and p.decided == 16
+    run(p, [b"a" * 5000])
+    assert not p.synced and p.decided == p.pos
+    p2 = req()
+    run(p2, [b"GET / HTTP/1.1\r\nX: " + b"a" * MAX_LINE + b"\r\n\r\n"])
+    assert not p2.synced
+
+
+def test_head_too_big_loses_sync():
+    p = req()
+    line = b"X-Filler: " + b"a" * 1000 + b"\r\n"
+    run(p, [b"GET / HTTP/1.1\r\n"] + [line] * (MAX_HEAD // len(line) + 1))
+    assert not p.synced
+
+
+def test_decided_lags_on_partial_line():
+    p = req()
+    p.feed(b"GET / HTTP/1.1\r\nCook")
+    assert p.take_ranges() == [(0, 16)] and p.decided == 16 and p.pos == 20
+    p.feed(b"ie: a=b\r")
+    assert p.take_ranges() == [] and p.decided == 16
+    p.feed(b"\n\r\n")
+    assert p.take_ranges() == [(16, 24), (27, 31)] and p.decided == p.pos == 31
+
+
+def test_gap_in_body_keeps_sync_gap_in_head_loses_it():
+    p = resp([b"GET"])
+    run(p, [b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabc"])
+    p.gap(p.pos + 500)
+    assert p.synced
+    p.gap(p.pos + 497)  # exactly the rest of the body
+    assert run(p, [b"HTTP/1.1 204 No Content\r\n\r\n"]) and p.messages == 2
+    p.feed(b"HTTP/1.1 200 OK\r\nCont")
+    p.gap(p.pos + 10)
+    assert not p.synced and p.decided == p.pos
+    with pytest.raises(ValueError):
+        p.gap(p.pos - 1)
+
+
+def test_methods_queue_is_bounded():
+    methods: deque[bytes] = deque()
+    p = req(methods=methods)
+    run(p, [b"GET / HTTP/1.1\r\n\r\n" * (MAX_PENDING_METHODS + 50)])
+    assert len(methods) == MAX_PENDING_METHODS
+
+
+def test_large_body_memoryview_is_cheap():
+    body = bytes(50_000_000)
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    p = resp()
+    mv = memoryview(head + body)
+    for i in range(0, len(mv), 65536):
+        p.feed(mv[i : i + 65536])
+    assert p.take_ranges() == [(0, len(head))] and p.synced and p.decided == len(mv)
+
+
+# --- random splits -----------------------------------------------------------
+
+STREAMS = {
+    "req": (req, [
+        K(b"POST /a?"), Z(b"x=1"), K(b" HTTP/1.1\r\nCookie: "), Z(b"c"), K(b"\r\nContent-Length: 4\r\n\r\n"),
+        Z(b"body"), K(b"GET / HTTP/1.1\nReferer: "), Z(b"r"), K(b"\n\n"),
+    ]),
+    "resp": (lambda: resp([b"GET", b"HEAD", b"GET"]), [
+        K(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA"), Z(b";e"), K(b"\r\n"),
+        Z(b"0123456789"), K(b"\r\n0\r\n"), Z(b"T: x\r\n"), K(b"\r\n"),
+        K(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n"),
+        K(b"HTTP/1.1 200 OK\r\nset-cookie: "), Z(b"a=b"), K(b"\r\n\r\n"), Z(b"until close"),
+    ]),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.sampled_from(sorted(STREAMS)), data=st.data())
+def test_random_multi_splits(name, data):
+    make, pieces = STREAMS[name]
+    n = len(build(*pieces)[0])
+    cuts = data.draw(st.lists(st.integers(1, n - 1), max_size=20))
+    check(make, pieces, [cuts])
+
+
+def test_every_byte_its_own_chunk():
+    for make, pieces in STREAMS.values():
+        n = len(build(*pieces)[0])
+        check(make, pieces, [list(range(1, n))])
+
+
+# --- pure helpers ----------------------------------------------------------
+
+
+def test_content_len():
+    assert [content_len(x) for x in (b"ab\r\n", b"ab\n", b"ab", b"\r\n", b"\n", b"")] == [2, 2, 2, 0, 0, 0]
+
+
+def test_line_helpers():
+    assert request_line_keep(b"GET /p?q=1 HTTP/1.1\r\n") == (b"GET", [(0, 7), (10, 21)])
+    assert request_line_keep(b"GET /p? HTTP/1.1") == (b"GET", [(0, 16)])
+    assert request_line_keep(b"GET /p HTTP/1.1 x") is None
+    assert status_code(b"HTTP/1.1 404 Not Found\r\n") == 404
+    assert status_code(b"HTTP/1.1 40 x") is None
+    assert header_line_keep(b"Set-Cookie: a=b \r\n") == (b"set-cookie", b"a=b", [(0, 12), (16, 18)])
+    assert header_line_keep(b"Host:h\n") == (b"host", b"h", [(0, 7)])
+    assert header_line_keep(b"Host : h\n") is None
+    assert looks_like_request(b"PATCH /x")
+    assert not looks_like_request(b"FOO /x HTTP/1.1\r\n")
+    assert not looks_like_request(b"GET /x HTTP/9\r\n")
+    assert looks_like_response(memoryview(b"HTTP/1.1 200 OK\r\n"))
+    assert not looks_like_response(b"HTTP/2 200\r\n")
+
+
+def test_find_head_end_and_parse_head():
+    raw = b"GET /a?b HTTP/1.1\r\nHost: h\r\nCookie: x\r\n\r\nBODY"
+    assert find_head_end(raw) == len(raw) - 4
+    assert find_head_end(b"GET / HTTP/1.1\nA: b\n\nrest") == 21
+    assert find_head_end(raw[:-6]) is None
+    head = parse_head(raw, is_request=True)
+    assert head is not None
+    assert head.end == len(raw) - 4
+    assert head.start_line == b"GET /a?b HTTP/1.1"
+    assert head.headers == [(b"host", b"h"), (b"cookie", b"x")]
+    assert head.keep == [(0, 7), (8, 36), (37, 41)]
+    assert parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", is_request=False).headers == [
+        (b"content-length", b"3")
+    ]
+    assert parse_head(b"NOPE\r\n\r\n", is_request=True) is None
+    assert parse_head(raw[:-6], is_request=True) is None
