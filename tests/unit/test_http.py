@@ -329,8 +329,9 @@ def test_resync_only_at_chunk_start():
     p = req(synced=False, pos=500)
     assert run(p, [b"tail of body GET / HTTP/1.1\r\n\r\n"]) == [] and not p.synced
     assert run(p, [b"GETX / HTTP/1.1\r\n\r\n"]) == [] and not p.synced
-    assert run(p, [b"GET / HT"]) != [] or p.synced  # prefix is enough when the LF is absent
-    assert p.synced
+    start = p.pos
+    assert run(p, [b"GET / HT"]) == []  # prefix is enough when the LF is absent
+    assert p.synced and p.decided == start  # the split line stays undecided
     p.feed(b"TP/1.1\r\n\r\n")
     assert p.take_ranges() and p.messages == 1
 
@@ -431,6 +432,45 @@ def test_random_multi_splits(name, data):
     n = len(build(*pieces)[0])
     cuts = data.draw(st.lists(st.integers(1, n - 1), max_size=20))
     check(make, pieces, [cuts])
+
+
+REQUESTS = [
+    (b"GET", [K(b"GET /p?"), Z(b"a=1"), K(b" HTTP/1.1\r\nHost: h\r\nCookie: "), Z(b"s=1"), K(b"\r\n\r\n")]),
+    (b"HEAD", [K(b"HEAD / HTTP/1.1\nHost: h\n\n")]),
+    (b"POST", [K(b"POST /f HTTP/1.1\r\nContent-Length: 3\r\n\r\n"), Z(b"a=b")]),
+    (b"PUT", [K(b"PUT /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n"), Z(b"xy"),
+              K(b"\r\n0\r\n\r\n")]),
+]
+# (pieces for a GET answer, pieces for a HEAD answer)
+RESPONSES = [
+    ([K(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"), Z(b"body")],
+     [K(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")]),
+    ([K(b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n1"), Z(b";x"), K(b"\n"), Z(b"z"),
+      K(b"\n0\n"), Z(b"T: v\n"), K(b"\n")],
+     [K(b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n")]),
+    ([K(b"HTTP/1.1 304 Not Modified\r\nSet-Cookie: "), Z(b"a=b"), K(b"\r\n\r\n")],) * 2,
+    ([K(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")],) * 2,
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_random_keepalive_conversations(data):
+    reqs = data.draw(st.lists(st.sampled_from(REQUESTS), min_size=1, max_size=5))
+    methods: deque[bytes] = deque()
+    req_pieces = [p for _, pieces in reqs for p in pieces]
+    n = len(build(*req_pieces)[0])
+    cuts = data.draw(st.lists(st.integers(1, max(1, n - 1)), max_size=15))
+    check(lambda: req(methods=methods), req_pieces, [cuts])
+    assert list(methods)[-len(reqs):] == [m for m, _ in reqs]
+    resp_pieces = []
+    for m, _ in reqs:
+        get_answer, head_answer = data.draw(st.sampled_from(RESPONSES))
+        resp_pieces += head_answer if m == b"HEAD" else get_answer
+    n = len(build(*resp_pieces)[0])
+    cuts = data.draw(st.lists(st.integers(1, max(1, n - 1)), max_size=15))
+    p = check(lambda: resp([m for m, _ in reqs]), resp_pieces, [cuts])
+    assert p.synced and p.decided == p.pos
 
 
 def test_every_byte_its_own_chunk():

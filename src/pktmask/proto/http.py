@@ -21,27 +21,27 @@ MAX_LINE = 8192  # a longer head line means we are not looking at HTTP: lose syn
 MAX_HEAD = 65536  # likewise for a head (or a trailer section) bigger than this
 MAX_PENDING_METHODS = 256  # bound the request->response method queue
 
+# Header names whose values are zeroed (compared lower-cased).
 SENSITIVE = frozenset(
-    (
-        b"cookie",
-        b"set-cookie",
-        b"authorization",
-        b"proxy-authorization",
-        b"x-forwarded-for",
-        b"forwarded",
-        b"referer",
-    )
+    b"cookie set-cookie authorization proxy-authorization x-forwarded-for forwarded referer".split()
 )
-METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"TRACE", b"CONNECT", b"PATCH")
+# Methods accepted as a resync point (any token is accepted as a method while in sync).
+METHODS = tuple(b"GET HEAD POST PUT DELETE OPTIONS TRACE CONNECT PATCH".split())
 _RESYNC_REQUEST = tuple(m + b" " for m in METHODS)
 
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _REQUEST_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e\x80-\xff]+) HTTP/1\.[0-9]")
 _STATUS_RE = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3})(?:[ \t][^\r\n]*)?")
 _HEADER_RE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*")
+_USERINFO_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://([^/?#@]*)@")
 _CHUNK_RE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*|[ \t]*)")
 
 Ranges = list[tuple[int, int]]
+
+
+class _Desync(Exception):
+    """Raised by line handlers when the input stops looking like HTTP framing."""
+
 
 # Parser states.
 _START, _HEADERS, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _OPAQUE, _LOST = range(9)
@@ -69,22 +69,13 @@ def request_line_keep(line: bytes) -> tuple[bytes, Ranges] | None:
     if m is None:
         return None
     ts, te = m.span(2)
-    cut: Ranges = []  # target pieces to zero
-    target = line[ts:te]
-    scheme = target.find(b"://")
-    if scheme > 0:
-        auth_start = scheme + 3
-        auth_end = len(target)
-        for ch in b"/?":
-            k = target.find(ch, auth_start)
-            if 0 <= k < auth_end:
-                auth_end = k
-        at = target.rfind(b"@", auth_start, auth_end)
-        if at >= 0:
-            cut.append((ts + auth_start, ts + at))
-    q = target.find(b"?")
-    if 0 <= q < len(target) - 1:
-        cut.append((ts + q + 1, te))
+    cut: Ranges = []  # target pieces to zero, in order
+    u = _USERINFO_RE.match(line, ts, te)
+    if u is not None and u.end(1) > u.start(1):
+        cut.append(u.span(1))
+    q = line.find(b"?", ts, te)
+    if 0 <= q < te - 1:
+        cut.append((q + 1, te))
     keep: Ranges = []
     prev = 0
     for a, b in cut:
@@ -203,6 +194,11 @@ class HttpParser:
             sensitive value, query string, chunk extension, trailer, fold).
     """
 
+    __slots__ = tuple(
+        "pos decided synced is_request methods messages messages_masked _state _line _line_start"
+        " _ranges _head_len _masked _method _status _clen _te _last_name _remaining".split()
+    )
+
     def __init__(
         self,
         pos: int = 0,
@@ -274,8 +270,8 @@ class HttpParser:
         self.pos = end = start + n
         st = self._state
         # Fast paths: the whole chunk is zeroed, no copy and no scan.
-        if (st == _BODY or st == _CHUNK_DATA) and self._remaining > n:
-            self._remaining -= n
+        if (st == _BODY or st == _CHUNK_DATA) and self._remaining >= n:
+            self._skip(n)
             self.decided = end
             return
         if st == _OPAQUE or (st == _LOST and not self._can_resync(data)):
@@ -293,12 +289,7 @@ class HttpParser:
             if st == _BODY or st == _CHUNK_DATA:
                 take = min(self._remaining, n - i)
                 i += take
-                self._remaining -= take
-                if not self._remaining:
-                    if st == _BODY:
-                        self._message_done()
-                    else:
-                        self._state = _CHUNK_END
+                self._skip(take)
                 continue
             if st == _OPAQUE:
                 self._mark_masked()
@@ -322,11 +313,23 @@ class HttpParser:
                 line = buf[i : j + 1]
                 line_start = start + i
             i = j + 1
-            if len(line) > MAX_LINE:
+            try:
+                if len(line) > MAX_LINE:
+                    raise _Desync
+                self._on_line(line, line_start)
+            except _Desync:
                 self._lose_sync()
                 break
-            self._on_line(line, line_start)
         self.decided = self._line_start if self._line else end
+
+    def _skip(self, k: int) -> None:
+        """Pass over ``k`` zeroed body or chunk-data bytes (at most the remaining count)."""
+        self._remaining -= k
+        if not self._remaining:
+            if self._state == _BODY:
+                self._message_done()
+            else:
+                self._state = _CHUNK_END
 
     def _can_resync(self, data: bytes | memoryview) -> bool:
         if self.is_request:
@@ -334,14 +337,16 @@ class HttpParser:
         return looks_like_response(data)
 
     def _on_line(self, line: bytes, base: int) -> None:
-        """Decide one complete line (line end included) starting at absolute offset ``base``."""
+        """Decide one complete line (line end included) starting at absolute offset ``base``.
+
+        Raises _Desync if the line breaks the framing.
+        """
         st = self._state
         c = content_len(line)
         if st in (_START, _HEADERS, _TRAILERS):
             self._head_len += len(line)
             if self._head_len > MAX_HEAD:
-                self._lose_sync()
-                return
+                raise _Desync
         if st == _START:
             if c == 0:
                 # Stray empty lines before a start line are tolerated (RFC 9112 s2.2).
@@ -349,8 +354,7 @@ class HttpParser:
             elif self.is_request:
                 parsed = request_line_keep(line)
                 if parsed is None:
-                    self._lose_sync()
-                    return
+                    raise _Desync
                 self._method, keep = parsed
                 self._start_message(keep, base, len(line))
                 if self.methods is not None:
@@ -360,8 +364,7 @@ class HttpParser:
             else:
                 code = status_code(line)
                 if code is None:
-                    self._lose_sync()
-                    return
+                    raise _Desync
                 self._status = code
                 self._start_message([(0, len(line))], base, len(line))
         elif st == _HEADERS:
@@ -372,23 +375,21 @@ class HttpParser:
                 # Obsolete folding: the continuation's content is zeroed. If it
                 # continues a framing header we cannot trust our framing.
                 if self._last_name in (b"content-length", b"transfer-encoding"):
-                    self._lose_sync()
-                    return
+                    raise _Desync
                 self._keep(base + c, base + len(line))
                 self._mark_masked()
             else:
                 parsed = header_line_keep(line)
-                if parsed is None or not self._on_header(parsed[0], parsed[1]):
-                    self._lose_sync()
-                    return
+                if parsed is None:
+                    raise _Desync
+                self._on_header(parsed[0], parsed[1])
                 self._keep_rel(base, parsed[2])
                 if len(parsed[2]) > 1:
                     self._mark_masked()
         elif st == _CHUNK_SIZE:
             m = _CHUNK_RE.fullmatch(line, 0, c)
             if m is None:
-                self._lose_sync()
-                return
+                raise _Desync
             digits = m.end(1)
             self._keep(base, base + digits)
             self._keep(base + c, base + len(line))
@@ -404,8 +405,7 @@ class HttpParser:
                 self._head_len = 0
         elif st == _CHUNK_END:
             if c:
-                self._lose_sync()
-                return
+                raise _Desync
             self._keep(base, base + len(line))
             self._state = _CHUNK_SIZE
         elif st == _TRAILERS:
@@ -422,24 +422,21 @@ class HttpParser:
         if keep != [(0, length)]:
             self._mark_masked()
 
-    def _on_header(self, name: bytes, value: bytes) -> bool:
-        """Record framing headers; return False if they make the framing unknowable."""
+    def _on_header(self, name: bytes, value: bytes) -> None:
+        """Record framing headers; raise _Desync if they make the framing unknowable."""
         self._last_name = name
         if name == b"content-length":
+            # "n, n" and repeated equal headers are tolerated; anything else is not.
             values = {v.strip(b" \t") for v in value.split(b",")}
-            if len(values) != 1:
-                return False
             v = values.pop()
-            if not v.isdigit() or len(v) > 18:
-                return False
-            clen = int(v)
-            if self._clen is not None and self._clen != clen:
-                return False
-            self._clen = clen
+            if values or not v.isdigit() or len(v) > 18:
+                raise _Desync
+            if self._clen is not None and self._clen != int(v):
+                raise _Desync
+            self._clen = int(v)
         elif name == b"transfer-encoding":
-            codings = [v.strip(b" \t").lower() for v in value.split(b",")]
-            self._te = codings[-1] or b"?"
-        return True
+            # Only the final coding decides the framing (RFC 9112 s6.3).
+            self._te = value.rsplit(b",", 1)[-1].strip(b" \t").lower() or b"?"
 
     def _end_head(self) -> None:
         """Choose what follows the head just completed (RFC 9112 s6.3)."""
@@ -450,7 +447,7 @@ class HttpParser:
                 if self._te == b"chunked":
                     self._state = _CHUNK_SIZE
                 else:
-                    self._lose_sync()  # a server would answer 400; we cannot frame it
+                    raise _Desync  # a server would answer 400; we cannot frame it
             else:
                 self._body(self._clen or 0)
             return
@@ -492,16 +489,11 @@ class HttpParser:
         if pos < self.pos:
             raise ValueError(f"gap to {pos} is behind stream position {self.pos}")
         lost = pos - self.pos
+        st = self._state
         if not lost:
             return
-        st = self._state
         if st in (_BODY, _CHUNK_DATA) and lost <= self._remaining:
-            self._remaining -= lost
-            if not self._remaining:
-                if st == _BODY:
-                    self._message_done()
-                else:
-                    self._state = _CHUNK_END
+            self._skip(lost)
         elif st != _OPAQUE:
             self._lose_sync()
         self.pos = pos

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -33,9 +34,10 @@ from pktmask.report import FileResult
 
 log = logging.getLogger(__name__)
 
-# Test-only switch: pause this many seconds in the final pass, right after the
-# first packet reached the partial output, and say so on stderr. It lets the
-# E2E suite signal a run at a known point instead of guessing with sleeps.
+# Test-only switch: pause up to this many seconds in the final pass, right
+# after the first packet reached the partial output, and say so on stderr;
+# SIGUSR1 resumes. It lets the E2E suite signal a run at a known point, with
+# scratch and a partial output in existence, instead of guessing with sleeps.
 PAUSE_ENV = "PKTMASK_TEST_PAUSE"
 
 
@@ -231,6 +233,9 @@ class PipelineExecutor:
 
     def _test_pause(self, f, seconds: float) -> None:
         f.flush()
-        sys.stderr.write(f"pktmask: test pause for {seconds:g}s in the final pass; run root {self.manager.run_root}\n")
+        # Block SIGUSR1 first so a resume sent right after the message is not lost.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        sys.stderr.write(f"pktmask: test pause ({seconds:g}s, SIGUSR1 resumes); run root {self.manager.run_root}\n")
         sys.stderr.flush()
-        time.sleep(seconds)
+        signal.sigtimedwait({signal.SIGUSR1}, seconds)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})

@@ -1,0 +1,38 @@
+"""Internet checksum (RFC 1071) and its incremental update (RFC 1624), on Python ints.
+
+A one's complement sum is congruent to the big-endian integer value of the
+data modulo 0xFFFF (since 2**16 ≡ 1), so whole regions are summed by one C
+level ``int.from_bytes`` and a modulo instead of a loop over 16-bit words.
+"""
+
+from __future__ import annotations
+
+_from = int.from_bytes
+
+
+def ones_sum(data) -> int:
+    """Return the one's complement sum of ``data`` (odd length padded with a zero byte), mod 0xFFFF."""
+    n = _from(data, "big")
+    if len(data) & 1:
+        n <<= 8
+    return n % 0xFFFF
+
+
+def checksum(data) -> int:
+    """Return the Internet checksum of ``data``: the complement of its one's complement sum."""
+    return (-ones_sum(data)) % 0xFFFF or 0
+
+
+def word_sum(data) -> int:
+    """Sum of the 16-bit big-endian words of an even-length ``data`` as a plain int (for deltas)."""
+    return _from(data, "big") % 0xFFFF
+
+
+def adjust(csum: int, delta: int) -> int:
+    """Return checksum ``csum`` updated for data whose word sum changed by ``delta``.
+
+    RFC 1624 eqn. 3: HC' = ~(~HC + m' - m). The result is never 0x0000 (a
+    sum of zero is represented as 0xFFFF), so a UDP checksum stays "present".
+    """
+    x = ((~csum & 0xFFFF) + delta) % 0xFFFF
+    return ~x & 0xFFFF
