@@ -25,6 +25,9 @@ MAX_PENDING_METHODS = 256  # bound the request->response method queue
 SENSITIVE = frozenset(
     b"cookie set-cookie authorization proxy-authorization x-forwarded-for forwarded referer".split()
 )
+# Header names whose values are URLs: their query string and user:pass@ are zeroed
+# like the request target's (redirects carry OAuth codes and session tokens).
+URL_HEADERS = frozenset(b"location content-location".split())
 # Methods accepted as a resync point (any token is accepted as a method while in sync).
 METHODS = tuple(b"GET HEAD POST PUT DELETE OPTIONS TRACE CONNECT PATCH".split())
 _RESYNC_REQUEST = tuple(m + b" " for m in METHODS)
@@ -68,22 +71,31 @@ def request_line_keep(line: bytes) -> tuple[bytes, Ranges] | None:
     m = _REQUEST_RE.fullmatch(line, 0, c)
     if m is None:
         return None
-    ts, te = m.span(2)
-    cut: Ranges = []  # target pieces to zero, in order
+    return m.group(1), _keep_around(_url_cuts(line, *m.span(2)), len(line))
+
+
+def _url_cuts(line: bytes, ts: int, te: int) -> Ranges:
+    """Spans of a URL in ``line[ts:te]`` that are zeroed: ``user:pass`` and the query string."""
+    cut: Ranges = []
     u = _USERINFO_RE.match(line, ts, te)
     if u is not None and u.end(1) > u.start(1):
         cut.append(u.span(1))
     q = line.find(b"?", ts, te)
     if 0 <= q < te - 1:
         cut.append((q + 1, te))
+    return cut
+
+
+def _keep_around(cut: Ranges, n: int) -> Ranges:
+    """Keep ranges covering [0, n) except the sorted spans in ``cut``."""
     keep: Ranges = []
     prev = 0
     for a, b in cut:
         if a > prev:
             keep.append((prev, a))
         prev = b
-    keep.append((prev, len(line)))
-    return m.group(1), keep
+    keep.append((prev, n))
+    return keep
 
 
 def status_code(line: bytes) -> int | None:
@@ -108,6 +120,8 @@ def header_line_keep(line: bytes) -> tuple[bytes, bytes, Ranges] | None:
     value = line[vs:c].rstrip(b" \t")
     if name in SENSITIVE and vs < c:
         return name, value, [(0, vs), (c, len(line))]
+    if name in URL_HEADERS and vs < c:
+        return name, value, _keep_around(_url_cuts(line, vs, vs + len(value)), len(line))
     return name, value, [(0, len(line))]
 
 

@@ -1,0 +1,424 @@
+"""Rewrite every address in a frame, in place, keeping all checksums consistent.
+
+The walker follows the frame from the link layer through VLAN/QinQ, MPLS,
+PPPoE, GRE, IP-in-IP and VXLAN down to the innermost packet, and into ARP,
+ICMP/ICMPv6 errors (the quoted packet), redirects, NDP, MLDv2 and IGMPv3.
+
+Checksums are kept consistent by RFC 1624 incremental updates: every walker
+function returns the change ("delta") of the 16-bit word sum of the bytes it
+modified inside its region, so each enclosing checksum (TCP/UDP/ICMP/GRE) is
+adjusted by its pseudo-header delta plus what changed inside it. IPv4 header
+checksums are recomputed. A deliberately bad L4 checksum stays bad by the
+same amount. Deltas assume structures start at even offsets within their
+checksummed region, which holds for every header walked here.
+"""
+
+from __future__ import annotations
+
+from pktmask.anon.cryptopan import AddressMapper, is_special_v4, is_special_v6
+from pktmask.anon.macs import MacMapper
+from pktmask.proto import link
+from pktmask.proto.checksum import adjust, checksum, word_sum
+
+MAX_DEPTH = 8  # encapsulation levels followed; deeper nesting is left as is
+CACHE_LIMIT = 1 << 16
+
+_from = int.from_bytes
+
+
+def _pair_delta(old: bytes, new: bytes) -> int:
+    return word_sum(new) - word_sum(old)
+
+
+class Rewriter:
+    """Maps addresses in frames with one key; counts what it changed.
+
+    ``frame(buf, linktype)`` rewrites a bytearray in place and returns True if
+    any byte changed. ``distinct`` counts non-special addresses (IPs and
+    MACs) first seen since ``reset_counts()`` (exact up to CACHE_LIMIT).
+    """
+
+    def __init__(self, mapper: AddressMapper, macs: MacMapper | None):
+        self.mapper = mapper
+        self.macs = macs
+        self._c4: dict[bytes, tuple[bytes, int]] = {}
+        self._c6: dict[bytes, tuple[bytes, int]] = {}
+        self._cm: dict[bytes, tuple[bytes, int]] = {}
+        self.distinct = 0
+        self.changed = False
+
+    def reset_counts(self) -> None:
+        """Start counting distinct addresses afresh (per file)."""
+        self._c4.clear()
+        self._c6.clear()
+        self._cm.clear()
+        self.distinct = 0
+
+    # ---- address replacement: each returns the word-sum delta ------------
+    def _a4(self, buf, o: int) -> int:
+        old = bytes(buf[o : o + 4])
+        hit = self._c4.get(old)
+        if hit is None:
+            if len(self._c4) >= CACHE_LIMIT:
+                self._c4.clear()
+            new = self.mapper.map_v4(old)
+            if not is_special_v4(old):
+                self.distinct += 1
+            hit = self._c4[old] = (new, _pair_delta(old, new))
+        if hit[0] != old:
+            buf[o : o + 4] = hit[0]
+            self.changed = True
+        return hit[1]
+
+    def _a6(self, buf, o: int) -> int:
+        old = bytes(buf[o : o + 16])
+        hit = self._c6.get(old)
+        if hit is None:
+            if len(self._c6) >= CACHE_LIMIT:
+                self._c6.clear()
+            new = self.mapper.map_v6(old)
+            if not is_special_v6(old):
+                self.distinct += 1
+            hit = self._c6[old] = (new, _pair_delta(old, new))
+        if hit[0] != old:
+            buf[o : o + 16] = hit[0]
+            self.changed = True
+        return hit[1]
+
+    def _mac(self, buf, o: int) -> int:
+        if self.macs is None:
+            return 0
+        old = bytes(buf[o : o + 6])
+        hit = self._cm.get(old)
+        if hit is None:
+            if len(self._cm) >= CACHE_LIMIT:
+                self._cm.clear()
+            new = self.macs.map(old)
+            if new != old:
+                self.distinct += 1
+            hit = self._cm[old] = (new, _pair_delta(old, new))
+        if hit[0] != old:
+            buf[o : o + 6] = hit[0]
+            self.changed = True
+        return hit[1]
+
+    # ---- link layer --------------------------------------------------------
+    def frame(self, buf: bytearray, linktype: int) -> bool:
+        """Rewrite the addresses of one frame in place; returns True if it changed."""
+        self.changed = False
+        end = len(buf)
+        if linktype == link.LT_ETHERNET:
+            self.ether(buf, 0, end, 0)
+        elif linktype in (link.LT_RAW, link.LT_RAW_BSD, link.LT_RAW_OBSD):
+            self.l3(buf, 0, end, link.ip_version_ethertype(buf, 0), 0)
+        elif linktype == link.LT_IPV4:
+            self.ip4(buf, 0, end, 0)
+        elif linktype == link.LT_IPV6:
+            self.ip6(buf, 0, end, 0)
+        elif linktype == link.LT_SLL:
+            if end >= 16:
+                if _from(buf[2:4], "big") == 1 and _from(buf[4:6], "big") == 6:
+                    self._mac(buf, 6)
+                self.l3(buf, 16, end, _from(buf[14:16], "big"), 0)
+        elif linktype == link.LT_SLL2:
+            if end >= 20:
+                if _from(buf[8:10], "big") == 1 and buf[11] == 6:
+                    self._mac(buf, 12)
+                self.l3(buf, 20, end, _from(buf[0:2], "big"), 0)
+        elif linktype in (link.LT_NULL, link.LT_LOOP):
+            self.l3(buf, 4, end, link.null_ethertype(buf, linktype), 0)
+        return self.changed
+
+    def ether(self, buf, off: int, end: int, depth: int) -> int:
+        """An Ethernet frame at ``off``: MACs, then its payload. Returns the delta."""
+        if off + 14 > end:
+            return 0
+        delta = self._mac(buf, off) + self._mac(buf, off + 6)
+        return delta + self.l3(buf, off + 14, end, _from(buf[off + 12 : off + 14], "big"), depth)
+
+    def l3(self, buf, off: int, end: int, etype: int, depth: int) -> int:
+        """Dispatch on an EtherType at ``off`` (VLAN, MPLS and PPPoE are walked through)."""
+        if depth > MAX_DEPTH:
+            return 0
+        while etype in link.VLAN_TYPES and off + 4 <= end:
+            etype = _from(buf[off + 2 : off + 4], "big")
+            off += 4
+        if etype == link.ET_IPV4:
+            return self.ip4(buf, off, end, depth)
+        if etype == link.ET_IPV6:
+            return self.ip6(buf, off, end, depth)
+        if etype == link.ET_ARP:
+            return self.arp(buf, off, end)
+        if etype in (link.ET_MPLS, link.ET_MPLS_MC):
+            while off + 4 <= end:
+                bottom = buf[off + 2] & 1
+                off += 4
+                if bottom:
+                    break
+            if off >= end:
+                return 0
+            nib = buf[off] >> 4
+            if nib == 0:  # pseudowire control word, then an Ethernet frame
+                return self.ether(buf, off + 4, end, depth + 1)
+            return self.l3(buf, off, end, link.ip_version_ethertype(buf, off), depth + 1)
+        if etype == link.ET_PPPOE_SESSION and off + 8 <= end:
+            return self.ppp(buf, off + 6, end, depth)
+        if etype == link.ET_TEB:
+            return self.ether(buf, off, end, depth + 1)
+        if etype == link.ET_PPP:
+            return self.ppp(buf, off, end, depth)
+        return 0
+
+    def ppp(self, buf, off: int, end: int, depth: int) -> int:
+        """A PPP frame (optional FF 03 address/control, 1- or 2-byte protocol)."""
+        if off + 2 <= end and buf[off] == 0xFF and buf[off + 1] == 0x03:
+            off += 2
+        if off >= end:
+            return 0
+        if buf[off] & 1:  # compressed 1-byte protocol field
+            proto, off = buf[off], off + 1
+        elif off + 2 <= end:
+            proto, off = _from(buf[off : off + 2], "big"), off + 2
+        else:
+            return 0
+        if proto == link.PPP_IPV4:
+            return self.ip4(buf, off, end, depth + 1)
+        if proto == link.PPP_IPV6:
+            return self.ip6(buf, off, end, depth + 1)
+        return 0
+
+    def arp(self, buf, off: int, end: int) -> int:
+        """ARP/RARP: hardware (MAC) and protocol (IPv4) addresses of sender and target."""
+        if off + 8 > end:
+            return 0
+        hlen, plen = buf[off + 4], buf[off + 5]
+        ptype = _from(buf[off + 2 : off + 4], "big")
+        if off + 8 + 2 * (hlen + plen) > end:
+            return 0
+        delta = 0
+        s = off + 8
+        t = s + hlen + plen
+        if hlen == 6:
+            delta += self._mac(buf, s) + self._mac(buf, t)
+        if plen == 4 and ptype == link.ET_IPV4:
+            delta += self._a4(buf, s + hlen) + self._a4(buf, t + hlen)
+        return delta
+
+    # ---- network layer -----------------------------------------------------
+    def ip4(self, buf, off: int, end: int, depth: int) -> int:
+        """An IPv4 packet (outer, inner or quoted): addresses, header checksum, then L4."""
+        if off + 20 > end or buf[off] >> 4 != 4:
+            return 0
+        ihl = (buf[off] & 0x0F) * 4
+        if ihl < 20:
+            return 0
+        if off + ihl > end:
+            # Header cut short by the snap length: its addresses are still there to hide.
+            pseudo = self._a4(buf, off + 12) + self._a4(buf, off + 16)
+            return pseudo + self._fix(buf, off + 10, pseudo, 0)
+        total = _from(buf[off + 2 : off + 4], "big")
+        if total >= ihl:
+            end = min(end, off + total)
+        old_hsum = word_sum(buf[off : off + ihl])
+        pseudo = self._a4(buf, off + 12) + self._a4(buf, off + 16)
+        frag = _from(buf[off + 6 : off + 8], "big") & 0x1FFF
+        delta = 0
+        if frag == 0:
+            delta = self.l4(buf, buf[off + 9], off + ihl, end, pseudo, False, depth)
+        if pseudo:
+            buf[off + 10 : off + 12] = b"\0\0"
+            buf[off + 10 : off + 12] = checksum(buf[off : off + ihl]).to_bytes(2, "big")
+        return delta + word_sum(buf[off : off + ihl]) - old_hsum
+
+    def ip6(self, buf, off: int, end: int, depth: int) -> int:
+        """An IPv6 packet: addresses (also in routing headers), extension headers, then L4."""
+        if off + 24 > end or buf[off] >> 4 != 6:
+            return 0
+        if off + 40 > end:  # header cut short: hide what is there
+            return self._a6(buf, off + 8)
+        plen = _from(buf[off + 4 : off + 6], "big")
+        if plen:
+            end = min(end, off + 40 + plen)
+        pseudo = self._a6(buf, off + 8) + self._a6(buf, off + 24)
+        delta = pseudo
+        nh = buf[off + 6]
+        p = off + 40
+        while p + 8 <= end:
+            if nh in (0, 60, 135, 139, 140):  # hop-by-hop, dest opts, mobility, HIP, shim6
+                nxt, p = buf[p], p + 8 + buf[p + 1] * 8
+            elif nh == 43:  # routing: types 0 and 2 list addresses, 4 (SRH) segments
+                hlen = 8 + buf[p + 1] * 8
+                if buf[p + 2] in (0, 2, 4):
+                    a = p + 8
+                    while a + 16 <= min(p + hlen, end):
+                        delta += self._a6(buf, a)
+                        a += 16
+                nxt, p = buf[p], p + hlen
+            elif nh == 51:  # AH
+                nxt, p = buf[p], p + (buf[p + 1] + 2) * 4
+            elif nh == 44:  # fragment: only the first fragment carries the L4 header
+                if _from(buf[p + 2 : p + 4], "big") & 0xFFF8:
+                    return delta
+                nxt, p = buf[p], p + 8
+            else:
+                break
+            nh = nxt
+        return delta + self.l4(buf, nh, p, end, pseudo, True, depth)
+
+    def l4(self, buf, proto: int, p: int, end: int, pseudo: int, v6: bool, depth: int) -> int:
+        """Transport/encapsulation at ``p``; fixes its checksum; returns the delta inside [p, end)."""
+        if proto == 6:  # TCP
+            if p + 18 <= end and pseudo:
+                return self._fix(buf, p + 16, pseudo, 0)
+            return 0
+        if proto == 17 or proto == 136:  # UDP, UDP-Lite
+            if p + 8 > end:
+                return 0
+            inner = 0
+            if (p + 16 <= end and proto == 17
+                    and link.UDP_VXLAN in (_from(buf[p : p + 2], "big"), _from(buf[p + 2 : p + 4], "big"))
+                    and buf[p + 8] & 0x08):
+                inner = self.ether(buf, p + 16, end, depth + 1)
+            if not (pseudo or inner):
+                return 0
+            if not v6 and proto == 17 and buf[p + 6] == 0 and buf[p + 7] == 0:
+                return inner  # no checksum over IPv4: stays 0
+            return inner + self._fix(buf, p + 6, pseudo, inner)
+        if proto == 1:
+            return self.icmp4(buf, p, end, depth)
+        if proto == 58:
+            return self.icmp6(buf, p, end, pseudo, depth)
+        if proto == 4:
+            return self.ip4(buf, p, end, depth + 1)
+        if proto == 41:
+            return self.ip6(buf, p, end, depth + 1)
+        if proto == 47:
+            return self.gre(buf, p, end, depth)
+        if proto == 2:
+            return self.igmp(buf, p, end)
+        if proto == 33 and p + 8 <= end and pseudo:  # DCCP
+            return self._fix(buf, p + 6, pseudo, 0)
+        return 0
+
+    def _fix(self, buf, at: int, pseudo: int, inner: int) -> int:
+        """Adjust the checksum at ``at`` by pseudo + inner; returns the change of the field."""
+        if at + 2 > len(buf):
+            return 0
+        old = _from(buf[at : at + 2], "big")
+        new = adjust(old, pseudo + inner)
+        if new == old:
+            return 0
+        buf[at : at + 2] = new.to_bytes(2, "big")
+        return new - old
+
+    # ---- control messages --------------------------------------------------
+    def icmp4(self, buf, p: int, end: int, depth: int) -> int:
+        """ICMP: the packet quoted by errors, and a redirect's gateway address."""
+        if p + 8 > end:
+            return 0
+        t = buf[p]
+        inner = 0
+        if t in (3, 4, 5, 11, 12):
+            if t == 5:
+                inner += self._a4(buf, p + 4)
+            inner += self.ip4(buf, p + 8, end, depth + 1)
+        if not inner:
+            return 0
+        return inner + self._fix(buf, p + 2, 0, inner)
+
+    def icmp6(self, buf, p: int, end: int, pseudo: int, depth: int) -> int:
+        """ICMPv6: quoted packets, NDP targets and link-layer options, RA prefixes, MLDv2 sources."""
+        if p + 8 > end:
+            return 0
+        t = buf[p]
+        inner = 0
+        if 1 <= t <= 4:
+            inner = self.ip6(buf, p + 8, end, depth + 1)
+        elif t in (135, 136) and p + 24 <= end:
+            inner = self._a6(buf, p + 8) + self._nd_options(buf, p + 24, end, depth)
+        elif t == 137 and p + 40 <= end:
+            inner = self._a6(buf, p + 8) + self._a6(buf, p + 24) + self._nd_options(buf, p + 40, end, depth)
+        elif t == 133:
+            inner = self._nd_options(buf, p + 8, end, depth)
+        elif t == 134:
+            inner = self._nd_options(buf, p + 16, end, depth)
+        elif t == 143:
+            inner = self._mldv2(buf, p, end)
+        if not (pseudo or inner):
+            return 0
+        return inner + self._fix(buf, p + 2, pseudo, inner)
+
+    def _nd_options(self, buf, o: int, end: int, depth: int) -> int:
+        delta = 0
+        while o + 8 <= end:
+            kind, size = buf[o], buf[o + 1] * 8
+            if size == 0 or o + size > end:
+                break
+            if kind in (1, 2) and size == 8:  # source/target link-layer address
+                delta += self._mac(buf, o + 2)
+            elif kind == 3 and size == 32:  # prefix information
+                delta += self._a6(buf, o + 16)
+            elif kind == 4:  # redirected header: the quoted packet
+                delta += self.ip6(buf, o + 8, o + size, depth + 1)
+            o += size
+        return delta
+
+    def _mldv2(self, buf, p: int, end: int) -> int:
+        delta = 0
+        nrec = _from(buf[p + 6 : p + 8], "big")
+        o = p + 8
+        for _ in range(nrec):
+            if o + 20 > end:
+                break
+            aux, nsrc = buf[o + 1] * 4, _from(buf[o + 2 : o + 4], "big")
+            s = o + 20
+            for _ in range(nsrc):
+                if s + 16 > end:
+                    return delta
+                delta += self._a6(buf, s)
+                s += 16
+            o = s + aux
+        return delta
+
+    def igmp(self, buf, p: int, end: int) -> int:
+        """IGMPv3 membership reports: the unicast source lists of each group record."""
+        if p + 8 > end or buf[p] != 0x22:
+            return 0
+        inner = 0
+        nrec = _from(buf[p + 6 : p + 8], "big")
+        o = p + 8
+        for _ in range(nrec):
+            if o + 8 > end:
+                break
+            aux, nsrc = buf[o + 1] * 4, _from(buf[o + 2 : o + 4], "big")
+            s = o + 8
+            for _ in range(nsrc):
+                if s + 4 > end:
+                    break
+                inner += self._a4(buf, s)
+                s += 4
+            o = s + aux
+        if not inner:
+            return 0
+        return inner + self._fix(buf, p + 2, 0, inner)
+
+    def gre(self, buf, p: int, end: int, depth: int) -> int:
+        """GRE (RFC 2784/2890, and PPTP's enhanced GRE): the encapsulated packet, and the checksum."""
+        if p + 4 > end:
+            return 0
+        flags = _from(buf[p : p + 2], "big")
+        version = flags & 7
+        ptype = _from(buf[p + 2 : p + 4], "big")
+        o = p + 4
+        if version == 0:
+            o += 4 * ((flags >> 15 & 1) + (flags >> 13 & 1) + (flags >> 12 & 1))
+        elif version == 1:
+            o += 4 + 4 * ((flags >> 12 & 1) + (flags >> 7 & 1))
+        else:
+            return 0
+        if o > end:
+            return 0
+        inner = self.l3(buf, o, end, ptype, depth + 1)
+        if inner and version == 0 and flags & 0x8000:
+            return inner + self._fix(buf, p + 4, 0, inner)
+        return inner

@@ -1,0 +1,92 @@
+"""Link-layer and EtherType numbers, and where the network layer starts for each link type."""
+
+from __future__ import annotations
+
+from pktmask.errors import UnsupportedLinkTypeError
+
+# Link types (tcpdump.org/linktypes.html).
+LT_NULL = 0
+LT_ETHERNET = 1
+LT_RAW_BSD = 12  # DLT_RAW on most BSDs: raw IP
+LT_RAW_OBSD = 14  # DLT_RAW on OpenBSD
+LT_RAW = 101
+LT_LOOP = 108
+LT_SLL = 113
+LT_IPV4 = 228
+LT_IPV6 = 229
+LT_SLL2 = 276
+
+SUPPORTED_LINKTYPES = {
+    LT_NULL: "BSD NULL",
+    LT_ETHERNET: "Ethernet",
+    LT_RAW_BSD: "raw IP",
+    LT_RAW_OBSD: "raw IP",
+    LT_RAW: "raw IP",
+    LT_LOOP: "OpenBSD LOOP",
+    LT_SLL: "Linux cooked (SLL)",
+    LT_IPV4: "raw IPv4",
+    LT_IPV6: "raw IPv6",
+    LT_SLL2: "Linux cooked v2 (SLL2)",
+}
+
+# EtherTypes.
+ET_IPV4 = 0x0800
+ET_ARP = 0x0806
+ET_VLAN = 0x8100
+ET_QINQ = 0x88A8
+ET_QINQ_OLD = 0x9100
+ET_IPV6 = 0x86DD
+ET_MPLS = 0x8847
+ET_MPLS_MC = 0x8848
+ET_PPPOE_SESSION = 0x8864
+ET_TEB = 0x6558  # transparent Ethernet bridging (GRE)
+ET_PPP = 0x880B  # PPP in GRE (PPTP)
+VLAN_TYPES = frozenset({ET_VLAN, ET_QINQ, ET_QINQ_OLD})
+
+PPP_IPV4 = 0x0021
+PPP_IPV6 = 0x0057
+
+# BSD NULL/LOOP address families meaning IPv6 (they differ between BSDs).
+AF_INET = 2
+AF_INET6 = frozenset({10, 24, 28, 30})
+
+UDP_VXLAN = 4789
+
+
+def check_linktype(linktype: int, name: str) -> None:
+    """Raise UnsupportedLinkTypeError unless pktmask can sanitize ``linktype``."""
+    if linktype not in SUPPORTED_LINKTYPES:
+        raise UnsupportedLinkTypeError(
+            f"unsupported link type {linktype}: only Ethernet, Linux SLL/SLL2, raw IP and BSD NULL/LOOP "
+            "captures can be sanitized (nothing was written)",
+            name,
+        )
+
+
+def null_ethertype(buf, linktype: int) -> int:
+    """Translate the 4-byte BSD NULL/LOOP header into an EtherType (0 if unknown)."""
+    if len(buf) < 4:
+        return 0
+    if buf[0] in (0x0F, 0x8F) and buf[1] == 0:
+        # Cisco HDLC framing seen on BSD NULL captures: address, control, EtherType.
+        return int.from_bytes(buf[2:4], "big")
+    if linktype == LT_LOOP:
+        family = int.from_bytes(buf[0:4], "big")
+    else:
+        # NULL is in the capturing host's byte order: accept either.
+        family = int.from_bytes(buf[0:4], "little")
+        if family > 0xFFFF:
+            family = int.from_bytes(buf[0:4], "big")
+    if family == AF_INET:
+        return ET_IPV4
+    if family in AF_INET6:
+        return ET_IPV6
+    return 0
+
+
+def ip_version_ethertype(buf, off: int) -> int:
+    """EtherType for a raw IP packet at ``off``, from its version nibble (0 if neither)."""
+    if off >= len(buf):
+        return 0
+    v = buf[off] >> 4
+    return ET_IPV4 if v == 4 else ET_IPV6 if v == 6 else 0
