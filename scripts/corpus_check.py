@@ -38,6 +38,12 @@ def tshark(path: Path, fields: list[str], dfilter: str | None = None, prefs: lis
     return [v for line in res.stdout.splitlines() for v in line.split(",") if v]
 
 
+def _nonzero(value: str) -> bool:
+    """True if a tshark field value (hex bytes or text with \\x00 escapes) has a non-zero byte."""
+    rest = value.replace("\\x00", "").replace("\\0", "").replace("\x00", "").strip()
+    return bool(rest.replace("0", "").replace(":", ""))
+
+
 def _wire(name: str) -> bytes:
     return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".") if label)
 
@@ -61,7 +67,7 @@ def check(src: Path, mode: str, extra: list[str], work: Path) -> dict:
            "err": res.stderr.strip().splitlines()[-1] if res.returncode else ""}
     if res.returncode != 0:
         return row
-    row["pk_in"] = len(tshark(src, ["frame.number"], "!pcapng"))
+    row["pk_in"] = len(tshark(src, ["frame.number"], "!pcapng.block_type"))
     row["pk_out"] = len(tshark(out, ["frame.number"]))
     full = "frame.len == frame.cap_len"
     row["bad_in"] = len(tshark(src, ["frame.number"], f"({BAD_CSUM}) && {full}", CSUM_PREFS))
@@ -75,13 +81,13 @@ def check(src: Path, mode: str, extra: list[str], work: Path) -> dict:
         row["addrs"] = len(orig)
         row["leak_fields"] = len(orig & after)
         row["leak_bytes"] = sum(1 for a in orig if ipaddress.ip_address(a).packed in data)
-    if mode in ("mask", "default"):
+    if mode in ("mask", "default", "roundtrip"):  # roundtrip: the input's baseline, to show the checks bite
         app = tshark(out, ["tls.app_data"])
-        row["tls_app_nonzero"] = sum(1 for v in app if v.strip("0:"))
+        row["tls_app_nonzero"] = sum(1 for v in app if _nonzero(v))
         body = tshark(out, ["http.file_data"])
-        row["http_body_nonzero"] = sum(1 for v in body if v.replace("\\x00", "").strip("0:\x00"))
+        row["http_body_nonzero"] = sum(1 for v in body if _nonzero(v))
         cookies = tshark(out, ["http.cookie", "http.set_cookie", "http.authorization"])
-        row["cookies_readable"] = sum(1 for v in cookies if v.strip("\\x00\x00"))
+        row["cookies_readable"] = sum(1 for v in cookies if _nonzero(v))
         names = {n for n in tshark(src, ["dns.qry.name", "dns.resp.name"]) if len(n) > 3 and "." in n}
         # DNS carries names in wire format (length-prefixed labels); dotted text of the same
         # names is legitimately kept in HTTP Host headers and TLS SNI/certificates (policy).
