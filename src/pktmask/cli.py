@@ -21,10 +21,14 @@ LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNI
 
 MASK_EPILOG = """\b
 Examples:
-  pktmask mask in.pcap out.pcap                  anonymize + mask (the safe defaults)
-  pktmask mask in.pcapng out.pcapng --dedup      also drop duplicate frames
-  pktmask mask in.pcap out.pcap --key-file k.key same pseudonyms across runs
-  pktmask mask in.pcap out.pcap --no-anonymize --no-mask-payloads --dedup
+  pktmask mask in.pcap out.pcap                   anonymize + mask (the safe defaults)
+  pktmask mask in.pcapng out.pcapng --dedup       also drop duplicate frames
+  pktmask mask in.pcap out.pcap --key-file k.key  same pseudonyms across runs
+  pktmask mask captures/ safe/ -r --jobs 2        a directory tree, two workers
+  tcpdump -w - | pktmask mask - - > safe.pcap     stdin to stdout
+  pktmask mask in.pcap out.pcap --json | jq .ok   machine-readable report
+\b
+Exit status: 0 all done, 1 an input failed, 2 usage error, 128+N killed by signal N.
 """
 
 
@@ -83,10 +87,10 @@ def main() -> None:
 
 
 @main.command(epilog=MASK_EPILOG)
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT")
+@click.argument("output_path", metavar="OUTPUT")
 @click.option("--anonymize/--no-anonymize", "--anonymize-ips", default=True, show_default=True,
-              help="Keyed prefix-preserving IP anonymization.")
+              help="Keyed prefix-preserving IP anonymization (and MAC pseudonyms).")
 @click.option("--mask-payloads/--no-mask-payloads", default=True, show_default=True,
               help="Protocol-aware payload masking (zeroes what is not kept).")
 @click.option("--dedup/--no-dedup", "--remove-dupes", default=False, show_default=True,
@@ -94,13 +98,17 @@ def main() -> None:
 @click.option("--dedup-window", type=click.IntRange(min=0), default=1000, show_default=True, metavar="N",
               help="Frames remembered for dedup; 0 = whole file.")
 @click.option("--anonymize-macs/--keep-macs", default=True, show_default=True,
-              help="Keyed MAC pseudonyms (group bit and broadcast kept).")
+              help="With --anonymize: keyed MAC pseudonyms (group bit and broadcast kept).")
 @click.option("--key-file", type=click.Path(path_type=Path), metavar="PATH",
-              help="32-byte Crypto-PAn key (32 raw bytes or 64 hex chars). Default: random per run.")
+              help="32-byte Crypto-PAn key: 32 raw bytes, or 64 hex chars (+ newline). "
+                   "Same key => same pseudonyms across files and runs. Default: random per run.")
 @click.option("--force", is_flag=True, help="Replace an existing OUTPUT (never the INPUT).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON report on stdout.")
+@click.option("-r", "--recursive", is_flag=True, help="Directory INPUT: descend and mirror the tree.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Directory INPUT: files processed in parallel worker processes.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report on stdout (human text on stderr).")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), metavar="PATH",
-              help="Also write the JSON report to PATH.")
+              help="Also write the JSON report to PATH (atomically).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (repeat for debug logs).")
 @click.option("--debug", is_flag=True, help="Debug logs and tracebacks on errors.")
@@ -108,11 +116,16 @@ def main() -> None:
               help="Where scratch roots live (default: $TMPDIR or the system default).")
 @click.option("--keep-temp", is_flag=True, help="Keep the scratch root for debugging; its path is printed.")
 def mask(input_path, output_path, anonymize, mask_payloads, dedup, dedup_window, anonymize_macs,
-         key_file, force, as_json, report_path, quiet, verbose, debug, temp_dir, keep_temp):
-    """Sanitize the capture INPUT into OUTPUT (pcap or pcapng, format kept)."""
+         key_file, force, recursive, jobs, as_json, report_path, quiet, verbose, debug, temp_dir, keep_temp):
+    """Sanitize INPUT into OUTPUT: a capture file (pcap or pcapng, format kept), a directory of
+    captures into a directory (names mirrored), or - for stdin/stdout.
+
+    With OUTPUT -, the capture streams to stdout: if the run fails part-way, what was already
+    written stays written and the exit status is 1.
+    """
     setup_logging(verbose, quiet, debug)
     from pktmask.config import MaskConfig
-    from pktmask.core.pipeline.executor import PipelineExecutor
+    from pktmask.core.runner import MaskOutcome, MaskRequest, run_mask
     from pktmask.core.temp_file_manager import get_temp_file_manager
     from pktmask.render import Renderer
     from pktmask.report import FileResult, build_report
@@ -120,10 +133,15 @@ def mask(input_path, output_path, anonymize, mask_payloads, dedup, dedup_window,
     renderer = Renderer(quiet=quiet, verbose=verbose, as_json=as_json)
     manager = get_temp_file_manager()
     manager.configure(temp_dir, keep=keep_temp)
-    results: list[FileResult] = []
+    outcome = MaskOutcome()
     code = EXIT_OK
+    kept_root = None
     with manager:
         try:
+            if as_json and output_path == "-":
+                raise UsageError("--json prints the report on stdout: it cannot go with OUTPUT -")
+            if output_path == "-" and sys.stdout.isatty():
+                raise UsageError("refusing to write a capture to a terminal (redirect stdout)")
             swept = manager.sweep_orphans()
             if swept:
                 log.info("removed %d orphaned scratch root(s) of dead runs", len(swept))
@@ -133,25 +151,30 @@ def mask(input_path, output_path, anonymize, mask_payloads, dedup, dedup_window,
                 dedup=dedup,
                 dedup_window=dedup_window,
                 anonymize_macs=anonymize_macs,
-                key=_load_key(key_file, anonymize or anonymize_macs),
+                key=_load_key(key_file, anonymize),
                 force=force,
             )
-            if input_path.is_dir():
-                raise UsageError("directory input is not supported yet", str(input_path))
             manager.run_root  # noqa: B018 - every mask run owns a root from the start
-            executor = PipelineExecutor.from_config(config, manager)
+            request = MaskRequest(input_path, output_path, config, recursive, jobs, verbose)
             try:
-                results.append(executor.run_file(input_path, output_path, force=force))
+                with renderer.progress() as hooks:
+                    outcome = run_mask(request, manager, hooks)
             except PktmaskError as exc:
-                results.append(FileResult(input=str(input_path), output=None, error=str(exc)))
+                outcome.results.append(FileResult(input=input_path, output=None, error=str(exc)))
                 raise
+            failed = [r for r in outcome.results if not r.ok]
+            if failed:
+                for r in failed:
+                    click.echo(f"pktmask: error: {r.error}", err=True)
+                code = EXIT_FAILURE
         except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
             code = fail(exc, debug)
-        kept_root = manager.run_root if keep_temp and manager.has_root else None
+        if keep_temp and manager.has_root:
+            kept_root = manager.run_root
     if kept_root is not None:
         click.echo(f"pktmask: scratch kept in {kept_root}", err=True)
-    report = build_report(results)
-    if report_path is not None and results:
+    report = build_report(outcome.results, outcome.skipped)
+    if report_path is not None and (outcome.results or outcome.skipped):
         code = _write_report(report_path, report, debug) or code
     renderer.summary(report)
     sys.exit(code)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 
 from pktmask.errors import from_oserror
+
+log = logging.getLogger("pktmask")
+
+MAX_ROWS = 30  # beyond this many files only the totals are shown
+_COLUMNS = ("packets_in", "packets_out", "duplicates_removed", "addresses_anonymized",
+            "payload_bytes_zeroed", "tls_records_masked", "http_messages_masked")
 
 
 def _stderr_console():
@@ -25,6 +33,19 @@ class Renderer:
         self.verbose = verbose
         self.as_json = as_json
 
+    @contextlib.contextmanager
+    def progress(self):
+        """Yield run hooks: rich progress bars on stderr only when it is a terminal (and not -q)."""
+        if self.quiet or not sys.stderr.isatty():
+            yield _LogHooks(self.verbose)
+            return
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                        TimeRemainingColumn(), console=_stderr_console(), transient=True)
+        with bars:
+            yield _RichHooks(bars, self.verbose)
+
     def summary(self, report: dict) -> None:
         """Print the report: one JSON object on stdout, or warnings and a table on stderr."""
         if self.as_json:
@@ -33,7 +54,7 @@ class Renderer:
         for f in report["files"]:
             for w in f["warnings"]:
                 sys.stderr.write(f"pktmask: warning: {f['input']}: {w}\n")
-        if self.quiet or self.as_json or not report["files"] or not report["ok"]:
+        if self.quiet or self.as_json or not any(f["ok"] for f in report["files"]):
             return
         from rich.table import Table
 
@@ -41,21 +62,69 @@ class Renderer:
         table.add_column("file")
         for col in ("packets in", "out", "dupes", "addresses", "bytes zeroed", "TLS rec", "HTTP msg", "seconds"):
             table.add_column(col, justify="right")
-        for f in report["files"]:
-            table.add_row(
-                os.path.basename(f["input"]),
-                str(f["packets_in"]),
-                str(f["packets_out"]),
-                str(f["duplicates_removed"]),
-                str(f["addresses_anonymized"]),
-                str(f["payload_bytes_zeroed"]),
-                str(f["tls_records_masked"]),
-                str(f["http_messages_masked"]),
-                f"{f['seconds']:.2f}",
-            )
+        rows = report["files"] if len(report["files"]) <= MAX_ROWS else []
+        for f in rows:
+            if not f["ok"]:
+                table.add_row(os.path.basename(f["input"]), "failed", *[""] * 7)
+                continue
+            table.add_row(os.path.basename(f["input"]), *(str(f[k]) for k in _COLUMNS), f"{f['seconds']:.2f}")
+        if len(report["files"]) > 1:
+            t = report["totals"]
+            table.add_row(f"total: {t['files']} files, {t['files_failed']} failed",
+                          *(str(t[k]) for k in _COLUMNS), f"{t['seconds']:.2f}", style="bold")
+        if report.get("skipped"):
+            table.caption = f"{len(report['skipped'])} file(s) skipped: not captures"
         _stderr_console().print(table)
 
 
+class _LogHooks:
+    """No bars: with -v, one log line per finished file."""
+
+    def __init__(self, verbose: int):
+        self.verbose = verbose
+
+    def start(self, files: int) -> None:
+        pass
+
+    def file_progress(self, path):
+        return None
+
+    def file_done(self, result) -> None:
+        if self.verbose and result.ok:
+            log.info("%s: %d packets in, %d out, %d duplicates, %d addresses, %d bytes zeroed, "
+                     "%d TLS records, %d HTTP messages, %d metadata items dropped (%.2fs)",
+                     result.input, result.packets_in, result.packets_out, result.duplicates_removed,
+                     result.addresses_anonymized, result.payload_bytes_zeroed, result.tls_records_masked,
+                     result.http_messages_masked, result.metadata_dropped, result.seconds)
+
+
+class _RichHooks(_LogHooks):
+    """Bytes done of the current file, and files done overall."""
+
+    def __init__(self, bars, verbose: int):
+        super().__init__(verbose)
+        self.bars = bars
+        self.overall = None
+        self.current = None
+
+    def start(self, files: int) -> None:
+        if files > 1:
+            self.overall = self.bars.add_task("files", total=files)
+
+    def file_progress(self, path):
+        if self.current is not None:
+            self.bars.remove_task(self.current)
+        self.current = self.bars.add_task(os.path.basename(str(path)), total=None)
+
+        def update(done: int, total: int, task=self.current) -> None:
+            self.bars.update(task, completed=done, total=total)
+
+        return update
+
+    def file_done(self, result) -> None:
+        super().file_done(result)
+        if self.overall is not None:
+            self.bars.advance(self.overall)
 def write_report(path: Path, report: dict) -> None:
     """Write the JSON report to ``path`` atomically (temp sibling, fsync, rename).
 

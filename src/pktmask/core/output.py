@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import sys
 from pathlib import Path
 
 from pktmask.core.temp_file_manager import TempFileManager
@@ -154,3 +155,37 @@ class AtomicOutput:
                 pass
             self.manager.unregister_temp_file(self.partial)
             self.partial = None
+
+
+class StdoutOutput:
+    """OUTPUT ``-``: stream to standard output.
+
+    A stream cannot be taken back: when a run fails part-way, what was
+    written stays written and the exit status (1) is the only signal.
+    """
+
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stdout.buffer
+        self.target = Path("<stdout>")
+        self.file = None
+
+    def open(self):
+        """Return the binary stream to write to."""
+        self.file = self.stream
+        return self.file
+
+    def commit(self) -> None:
+        """Flush; a closed pipe or full disk becomes an OutputError."""
+        try:
+            self.stream.flush()
+        except BrokenPipeError as exc:
+            raise OutputError("standard output was closed by the reader", "<stdout>") from exc
+        except OSError as exc:
+            raise from_oserror(exc, "<stdout>") from exc
+
+    def abort(self) -> None:
+        """Flush what was written; nothing can be removed from a stream."""
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass

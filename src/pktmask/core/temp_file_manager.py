@@ -17,6 +17,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from pktmask.core.run_root import OwnedRoot, random_token
@@ -25,6 +26,7 @@ from pktmask.core.run_root import sweep as sweep_roots
 log = logging.getLogger(__name__)
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+CHILD_GRACE_SECONDS = 30  # how long workers get to clean up after a signal before SIGKILL
 
 
 class TempFileManager:
@@ -47,6 +49,7 @@ class TempFileManager:
         self._owner_pid = os.getpid()
         self._saved_handlers: dict[int, object] = {}
         self._atexit_registered = False
+        self._children: set[int] = set()
 
     # ---- singleton -------------------------------------------------------
     @classmethod
@@ -212,6 +215,41 @@ class TempFileManager:
         own = self._root.path if self._root is not None else None
         return sweep_roots(self.temp_dir, include_kept=include_kept, exclude=own)
 
+    # ---- worker processes ---------------------------------------------------
+    def register_child(self, pid: int) -> None:
+        """A worker process of this run: a signal to us is passed on to it and awaited before cleanup."""
+        with self._lock:
+            self._children.add(pid)
+
+    def unregister_child(self, pid: int) -> None:
+        """The worker has been waited for."""
+        with self._lock:
+            self._children.discard(pid)
+
+    def _stop_children(self, signum: int) -> None:
+        """Pass ``signum`` on to live workers and wait for them to clean up and die."""
+        children = list(self._children)
+        for pid in children:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + CHILD_GRACE_SECONDS
+        for pid in children:
+            while True:
+                try:
+                    done, _status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)  # its root is swept by the next run
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.02)
+        self._children.clear()
+
     # ---- run scope and signals -------------------------------------------
     def __enter__(self) -> TempFileManager:
         if threading.current_thread() is threading.main_thread():
@@ -229,6 +267,8 @@ class TempFileManager:
         # Hold further handled signals until cleanup is done, then die by this one.
         signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         try:
+            if self._children:
+                self._stop_children(signum)
             self.cleanup_all()
             try:
                 sys.stderr.write(f"pktmask: interrupted by {signal.Signals(signum).name}; cleaned up\n")
@@ -254,6 +294,7 @@ def _after_fork_in_child() -> None:
         # The child keeps the object (code may hold a reference) but owns nothing:
         # cleanup_all() is a no-op there because _owner_pid is the parent's.
         inst._lock = threading.RLock()
+        inst._children = set()
         if inst._root is not None and inst._root.lock_fd >= 0:
             try:
                 os.close(inst._root.lock_fd)  # the parent's flock stays held

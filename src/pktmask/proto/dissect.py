@@ -98,8 +98,24 @@ class _Walker:
                 self.l3(20, n, _from(buf[0:2], "big"), 0)
         elif lt in (link.LT_NULL, link.LT_LOOP):
             self.l3(4, n, link.null_ethertype(buf, lt), 0)
+        elif lt == link.LT_NETLINK:
+            self.netlink(n)
         else:
             self.zero(0, n)
+
+    def netlink(self, n: int) -> None:
+        """Linux netlink: keep the 16-byte cooked header and each message header, zero attributes."""
+        buf = self.buf
+        o = 16
+        while o + 16 <= n:
+            # nlmsg_len is in the capturing host's byte order: take the reading that fits.
+            le, be = _from(buf[o : o + 4], "little"), _from(buf[o : o + 4], "big")
+            size = le if 16 <= le <= n - o else be if 16 <= be <= n - o else 0
+            if not size:
+                break
+            self.zero(o + 16, o + size)
+            o += (size + 3) & ~3
+        self.zero(o, n)
 
     def ether(self, off: int, end: int, depth: int) -> None:
         if off + 14 > end:

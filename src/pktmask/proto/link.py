@@ -15,6 +15,7 @@ LT_SLL = 113
 LT_IPV4 = 228
 LT_IPV6 = 229
 LT_SLL2 = 276
+LT_NETLINK = 253  # Linux netlink: carries no IP headers, only attributes (masking zeroes them)
 
 SUPPORTED_LINKTYPES = {
     LT_NULL: "BSD NULL",
@@ -53,8 +54,20 @@ AF_INET6 = frozenset({10, 24, 28, 30})
 UDP_VXLAN = 4789
 
 
-def check_linktype(linktype: int, name: str) -> None:
-    """Raise UnsupportedLinkTypeError unless pktmask can sanitize ``linktype``."""
+def check_linktype(linktype: int, name: str, masking: bool = True) -> None:
+    """Raise UnsupportedLinkTypeError unless pktmask can sanitize ``linktype``.
+
+    Netlink frames are sanitized only by masking (their addresses live in
+    attributes that are zeroed), so they are refused when masking is off.
+    """
+    if linktype == LT_NETLINK:
+        if masking:
+            return
+        raise UnsupportedLinkTypeError(
+            "Linux netlink captures (link type 253) can only be sanitized with payload masking on "
+            "(their addresses live in attributes that masking zeroes); nothing was written",
+            name,
+        )
     if linktype not in SUPPORTED_LINKTYPES:
         raise UnsupportedLinkTypeError(
             f"unsupported link type {linktype}: only Ethernet, Linux SLL/SLL2, raw IP and BSD NULL/LOOP "

@@ -16,7 +16,8 @@ def build_stages(config: MaskConfig) -> list[Stage]:
     if config.anonymize:
         from pktmask.stages.anonymize import AnonymizationStage
 
-        stages.append(AnonymizationStage(config.key, anonymize_macs=config.anonymize_macs))
+        stages.append(AnonymizationStage(config.key, anonymize_macs=config.anonymize_macs,
+                                         masking=config.mask_payloads))
     if config.mask_payloads:
         from pktmask.stages.mask import MaskingStage
 

@@ -19,12 +19,13 @@ class AnonymizationStage(Stage):
 
     name = "anonymize"
 
-    def __init__(self, key: bytes, anonymize_macs: bool = True):
+    def __init__(self, key: bytes, anonymize_macs: bool = True, masking: bool = True):
         if key is None:
             raise ValueError("anonymization needs a key")
         self.rewriter = Rewriter(AddressMapper(key), MacMapper(key) if anonymize_macs else None)
         self._linktypes: set[int] = set()
         self._name = ""
+        self._masking = masking  # whether a masking stage follows (decides netlink support)
         self.frames_rewritten = 0
 
     def start(self, ctx: FileContext) -> None:
@@ -36,7 +37,7 @@ class AnonymizationStage(Stage):
     def process(self, pkt: Packet) -> Packet:
         lt = pkt.linktype
         if lt not in self._linktypes:
-            check_linktype(lt, self._name)
+            check_linktype(lt, self._name, self._masking)
             self._linktypes.add(lt)
         buf = bytearray(pkt.data)
         if self.rewriter.frame(buf, lt):

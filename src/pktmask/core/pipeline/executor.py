@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pktmask.capture.formats import Reader, make_writer, open_reader
 from pktmask.config import MaskConfig
-from pktmask.core.output import WRITE_BUFFER, AtomicOutput
+from pktmask.core.output import WRITE_BUFFER, AtomicOutput, StdoutOutput
 from pktmask.core.pipeline.stage import FileContext, Stage
 from pktmask.core.temp_file_manager import TempFileManager, get_temp_file_manager
 from pktmask.errors import (
@@ -96,19 +96,32 @@ class PipelineExecutor:
 
         return cls(build_stages(config), manager)
 
-    def run_file(self, input_path: str | Path, output_path: str | Path, force: bool = False) -> FileResult:
-        """Sanitize one capture into OUTPUT atomically; returns its counters.
+    def run_file(self, input_path: str | Path, output_path: str | Path, force: bool = False, *,
+                 display_name: str | None = None, progress=None) -> FileResult:
+        """Sanitize one capture into OUTPUT atomically (``-`` streams to stdout); returns its counters.
 
-        Raises PktmaskError subclasses; on any failure OUTPUT is untouched and
-        no partial file or scratch of this file remains.
+        ``display_name`` names the input in messages (e.g. ``<stdin>`` for a
+        spooled copy); ``progress(done, total)`` is called now and then with
+        byte counts. Raises PktmaskError subclasses; on any failure a file
+        OUTPUT is untouched and no partial file or scratch of this file remains.
         """
-        input_path, output_path = Path(input_path), Path(output_path)
+        input_path = Path(input_path)
+        name = display_name or str(input_path)
         started = time.monotonic()
-        result = FileResult(input=str(input_path), output=str(output_path))
-        check_paths(input_path, output_path, force)
-        if not output_path.parent.is_dir():
-            raise OutputError("output directory does not exist", str(output_path.parent))
-        out = AtomicOutput(output_path, self.manager, force)
+        to_stdout = str(output_path) == "-"
+        result = FileResult(input=name, output="-" if to_stdout else str(output_path))
+        if to_stdout:
+            if not input_path.exists():
+                raise InputError("no such file", name)
+            out = StdoutOutput()
+        else:
+            output_path = Path(output_path)
+            check_paths(input_path, output_path, force)
+            if not output_path.parent.is_dir():
+                raise OutputError("output directory does not exist", str(output_path.parent))
+            out = AtomicOutput(output_path, self.manager, force)
+        self._name = name
+        self._progress = progress
         scratch: list[Path] = []
         try:
             self._run(input_path, out, result, scratch)
@@ -135,6 +148,12 @@ class PipelineExecutor:
         source = input_path
         first = True
         ctx = None
+        try:
+            self._total = os.stat(input_path).st_size * len(passes)
+        except OSError:
+            self._total = 0
+        self._done = 0
+        self._passes = len(passes)
         for index, (procs, observer) in enumerate(passes):
             last = index == len(passes) - 1
             try:
@@ -142,9 +161,9 @@ class PipelineExecutor:
             except OSError as exc:
                 raise InputError(f"cannot open: {exc.strerror}", str(source)) from exc
             with f:
-                reader = open_reader(f, str(input_path) if first else str(source))
+                reader = open_reader(f, self._name if first else str(source))
                 if first:
-                    ctx = FileContext(str(input_path), reader.format, self.manager)
+                    ctx = FileContext(self._name, reader.format, self.manager)
                     for stage in self.stages:
                         stage.start(ctx)
                     result.format = reader.format
@@ -158,6 +177,7 @@ class PipelineExecutor:
                     written = self._pass(reader, procs, observer, out if last else None, dest_path)
                     if last:
                         result.packets_out = written
+                self._done += self._total // len(passes)
                 if first:
                     result.packets_in = reader.packets
                     result.metadata_dropped = reader.metadata_dropped
@@ -178,11 +198,23 @@ class PipelineExecutor:
         for stage in self.stages:
             result.add(stage.finish())
 
-    @staticmethod
-    def _observe_only(reader: Reader, observer: Stage) -> None:
+    def _report_progress(self, reader: Reader) -> None:
+        if self._progress is not None and self._total:
+            try:
+                size = os.fstat(reader.cb.f.fileno()).st_size or 1
+            except (OSError, AttributeError, ValueError):
+                return
+            share = self._total // max(1, self._passes)
+            self._progress(self._done + share * min(reader.cb.position(), size) // size, self._total)
+
+    def _observe_only(self, reader: Reader, observer: Stage) -> None:
         observe = observer.observe
+        count = 0
         for pkt in reader:
             observe(pkt)
+            count += 1
+            if not count & 0xFFF:
+                self._report_progress(reader)
 
     def _pass(self, reader: Reader, procs: list[Stage], observer: Stage | None,
               out: AtomicOutput | None, dest_path: Path | None) -> int:
@@ -203,7 +235,11 @@ class PipelineExecutor:
             write = writer.write
             observe = observer.observe if observer is not None else None
             funcs = [s.process for s in procs]
+            count = 0
             for pkt in reader:
+                count += 1
+                if not count & 0xFFF:
+                    self._report_progress(reader)
                 for func in funcs:
                     pkt = func(pkt)
                     if pkt is None:

@@ -1,0 +1,200 @@
+"""Directory runs: find the captures, mirror the tree, run them one by one or in worker processes.
+
+One failed file does not stop a batch; it is reported and the run exits 1.
+Workers (``--jobs N``) are pktmask processes of their own, each with its own
+run root; they die with their parent (PR_SET_PDEATHSIG) and a signal to the
+parent is passed on to them by the TempFileManager before it cleans up.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from pktmask.capture.formats import sniff_format
+from pktmask.core.run_root import PARTIAL_RE
+from pktmask.core.temp_file_manager import TempFileManager
+from pktmask.errors import OutputError, OutputExistsError, PktmaskError, SameFileError, UsageError
+from pktmask.report import FileResult
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class BatchPlan:
+    """The captures of a directory run (input, output) and the files skipped."""
+
+    jobs: list[tuple[Path, Path]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _is_capture(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return sniff_format(f.read(4)) is not None
+    except OSError:
+        return False
+
+
+def plan_directory(in_dir: Path, out_dir: Path, recursive: bool) -> BatchPlan:
+    """List the captures under ``in_dir`` (by magic bytes) and their mirrored outputs.
+
+    Raises UsageError if OUT_DIR is IN_DIR. Subdirectories are entered only
+    with ``recursive``; OUT_DIR is never entered, symlinked directories never.
+    """
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    in_real, out_real = in_dir.resolve(), out_dir.resolve()
+    if in_real == out_real:
+        raise UsageError("OUTPUT directory is the INPUT directory (outputs would replace inputs)",
+                         str(out_dir))
+    plan = BatchPlan()
+    for dirpath, dirnames, filenames in os.walk(in_dir):
+        here = Path(dirpath)
+        rel_dir = here.relative_to(in_dir)
+        dirnames[:] = sorted(d for d in dirnames if recursive and (here / d).resolve() != out_real)
+        for name in sorted(filenames):
+            src = here / name
+            rel = rel_dir / name
+            if PARTIAL_RE.match(name) or not src.is_file() or not _is_capture(src):
+                plan.skipped.append(str(rel))
+                continue
+            plan.jobs.append((src, out_dir / rel))
+        if not recursive:
+            break
+    return plan
+
+
+def prepare_outputs(plan: BatchPlan, force: bool) -> None:
+    """Refuse the run before writing anything if an output exists (without --force) or is an input.
+
+    Creates the output directories (mirroring the input tree). Raises
+    OutputExistsError/SameFileError (usage) or OutputError.
+    """
+    inputs = {(st.st_dev, st.st_ino) for st in (os.stat(s) for s, _ in plan.jobs)}
+    existing = []
+    for _src, dst in plan.jobs:
+        try:
+            st = os.stat(dst)
+        except FileNotFoundError:
+            continue
+        if (st.st_dev, st.st_ino) in inputs:
+            raise SameFileError("OUTPUT is one of the INPUT files (never overwritten)", str(dst))
+        existing.append(dst)
+    if existing and not force:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise OutputExistsError(f"exists{more} (use --force to replace)", str(existing[0]))
+    for _src, dst in plan.jobs:
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output directory: {exc.strerror}", str(dst.parent)) from exc
+
+
+def run_sequential(executor, plan: BatchPlan, force: bool,
+                   on_file: Callable[[FileResult], None] | None = None,
+                   progress: Callable[[Path], Callable[[int, int], None] | None] | None = None,
+                   ) -> list[FileResult]:
+    """Run every job in this process, in order; a failure is recorded, not raised."""
+    results = []
+    for src, dst in plan.jobs:
+        started = time.monotonic()
+        try:
+            result = executor.run_file(src, dst, force=force, progress=progress(src) if progress else None)
+        except PktmaskError as exc:
+            result = FileResult(input=str(src), output=None, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - one broken file must not stop the batch
+            log.debug("internal error on %s", src, exc_info=True)
+            result = FileResult(input=str(src), output=None, error=f"internal error: {type(exc).__name__}: {exc}")
+        result.seconds = result.seconds or time.monotonic() - started
+        results.append(result)
+        if on_file:
+            on_file(result)
+    return results
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def setup() -> None:
+        # Runs in the child between fork and exec: no locks, no allocation-heavy work.
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return setup
+
+
+_RESULT_FIELDS = {f.name for f in fields(FileResult)}
+
+
+def _worker_result(src: Path, code: int, out_path: Path, err_path: Path) -> FileResult:
+    try:
+        report = json.loads(out_path.read_text() or "null")
+        entry = report["files"][0]
+        return FileResult(**{k: v for k, v in entry.items() if k in _RESULT_FIELDS})
+    except (OSError, ValueError, TypeError, KeyError, IndexError):
+        pass
+    try:
+        lines = err_path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    if code < 0:
+        why = f"worker ended by {signal.Signals(-code).name}"
+    else:
+        why = lines[-1].removeprefix("pktmask: error: ") if lines else f"worker exited with {code}"
+    return FileResult(input=str(src), output=None, error=why)
+
+
+def run_parallel(plan: BatchPlan, jobs: int, worker_argv: list[str], manager: TempFileManager,
+                 on_file: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+    """Run the jobs in up to ``jobs`` worker processes; results come back in input order.
+
+    ``worker_argv`` is the pktmask command line of a worker without INPUT and
+    OUTPUT (it must ask for ``--json``).
+    """
+    pending = list(enumerate(plan.jobs))
+    pending.reverse()
+    running: dict[int, tuple] = {}
+    results: dict[int, FileResult] = {}
+    setup = _die_with_parent(os.getpid())
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                index, (src, dst) = pending.pop()
+                out_path = manager.create_temp_file(prefix="worker-", suffix=".json")
+                err_path = manager.create_temp_file(prefix="worker-", suffix=".err")
+                with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
+                    proc = subprocess.Popen([*worker_argv, str(src), str(dst)], stdin=subprocess.DEVNULL,
+                                            stdout=out_f, stderr=err_f, preexec_fn=setup)
+                manager.register_child(proc.pid)
+                running[proc.pid] = (index, src, proc, out_path, err_path)
+            pid, status = os.waitpid(-1, 0)
+            if pid not in running:
+                continue
+            index, src, proc, out_path, err_path = running.pop(pid)
+            manager.unregister_child(pid)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            result = _worker_result(src, proc.returncode, out_path, err_path)
+            for p in (out_path, err_path):
+                p.unlink(missing_ok=True)
+                manager.unregister_temp_file(p)
+            results[index] = result
+            if on_file:
+                on_file(result)
+    finally:
+        for _index, _src, proc, _o, _e in running.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            manager.unregister_child(proc.pid)
+    return [results[i] for i in range(len(plan.jobs))]

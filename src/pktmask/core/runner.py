@@ -1,0 +1,153 @@
+"""One `pktmask mask` run: a file, a directory or stdin, into a file, a directory or stdout.
+
+The CLI builds a MaskRequest and calls ``run_mask`` inside the entered
+TempFileManager; this module decides the shape of the run and returns every
+file's result. Usage problems raise before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pktmask.config import MaskConfig
+from pktmask.core.batch import BatchPlan, plan_directory, prepare_outputs, run_parallel, run_sequential
+from pktmask.core.pipeline.executor import PipelineExecutor
+from pktmask.core.temp_file_manager import TempFileManager
+from pktmask.errors import InputError, OutputError, UsageError, from_oserror
+from pktmask.report import FileResult
+
+STDIO = "-"
+SPOOL_CHUNK = 1 << 20
+
+
+@dataclass
+class MaskRequest:
+    """What the user asked ``pktmask mask`` to do."""
+
+    input: str
+    output: str
+    config: MaskConfig
+    recursive: bool = False
+    jobs: int = 1
+    verbose: int = 0
+
+
+@dataclass
+class MaskOutcome:
+    """Every processed file's result, and the files of a directory that were not captures."""
+
+    results: list[FileResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+class Hooks:
+    """Callbacks the CLI uses to show progress (all optional no-ops here)."""
+
+    def start(self, files: int) -> None:
+        """A run over ``files`` files begins."""
+
+    def file_progress(self, path: Path):
+        """Return a ``progress(done, total)`` callable for one file, or None."""
+        return None
+
+    def file_done(self, result: FileResult) -> None:
+        """One file finished (successfully or not)."""
+
+
+def run_mask(req: MaskRequest, manager: TempFileManager, hooks: Hooks | None = None) -> MaskOutcome:
+    """Run one mask request; raises PktmaskError for usage errors and single-file failures."""
+    hooks = hooks or Hooks()
+    if req.input != STDIO and Path(req.input).is_dir():
+        return _run_directory(req, manager, hooks)
+    if req.output != STDIO and Path(req.output).is_dir() and req.input == STDIO:
+        raise UsageError("OUTPUT is a directory (give a file name)", req.output)
+    executor = PipelineExecutor.from_config(req.config, manager)
+    hooks.start(1)
+    outcome = MaskOutcome()
+    if req.input == STDIO:
+        spool = _spool_stdin(manager)
+        try:
+            result = executor.run_file(spool, req.output, req.config.force, display_name="<stdin>",
+                                       progress=hooks.file_progress(Path("<stdin>")))
+        finally:
+            spool.unlink(missing_ok=True)
+            manager.unregister_temp_file(spool)
+    else:
+        result = executor.run_file(req.input, req.output, req.config.force,
+                                   progress=hooks.file_progress(Path(req.input)))
+    outcome.results.append(result)
+    hooks.file_done(result)
+    return outcome
+
+
+def _spool_stdin(manager: TempFileManager) -> Path:
+    """Copy standard input into scratch (the masking stage reads its input twice)."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("INPUT is - but standard input is a terminal; pipe a capture in")
+    path = manager.create_temp_file(prefix="stdin-", suffix=".cap")
+    src = sys.stdin.buffer
+    try:
+        with open(path, "wb") as f:
+            while True:
+                try:
+                    chunk = src.read(SPOOL_CHUNK)
+                except OSError as exc:
+                    raise InputError(f"cannot read: {exc.strerror}", "<stdin>") from exc
+                if not chunk:
+                    break
+                f.write(chunk)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        manager.unregister_temp_file(path)
+        raise from_oserror(exc, str(path)) from exc
+    return path
+
+
+def _run_directory(req: MaskRequest, manager: TempFileManager, hooks: Hooks) -> MaskOutcome:
+    if req.output == STDIO:
+        raise UsageError("a directory INPUT needs a directory OUTPUT, not -")
+    out_dir = Path(req.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError("INPUT is a directory but OUTPUT is not", req.output)
+    if not out_dir.parent.is_dir():
+        raise OutputError("parent of the output directory does not exist", str(out_dir.parent))
+    plan = plan_directory(Path(req.input), out_dir, req.recursive)
+    prepare_outputs(plan, req.config.force)
+    hooks.start(len(plan.jobs))
+    outcome = MaskOutcome(skipped=plan.skipped)
+    if req.jobs > 1 and len(plan.jobs) > 1:
+        outcome.results = run_parallel(plan, req.jobs, _worker_argv(req, manager), manager, hooks.file_done)
+    else:
+        executor = PipelineExecutor.from_config(req.config, manager)
+        outcome.results = run_sequential(executor, plan, req.config.force, hooks.file_done,
+                                         hooks.file_progress)
+    return outcome
+
+
+def _worker_argv(req: MaskRequest, manager: TempFileManager) -> list[str]:
+    """The command line of a worker: a pktmask process with the run's key and options."""
+    cfg = req.config
+    argv = [sys.executable, "-m", "pktmask", "mask", "-q", "--json", "--temp-dir", str(manager.temp_dir),
+            "--anonymize" if cfg.anonymize else "--no-anonymize",
+            "--mask-payloads" if cfg.mask_payloads else "--no-mask-payloads",
+            "--dedup" if cfg.dedup else "--no-dedup",
+            "--dedup-window", str(cfg.dedup_window),
+            "--anonymize-macs" if cfg.anonymize_macs else "--keep-macs"]
+    if cfg.key is not None:
+        # One key for the whole run, handed over in a 0600 file inside our 0700 root.
+        key_path = manager.create_temp_file(prefix="key-")
+        fd = os.open(key_path, os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, cfg.key)
+        finally:
+            os.close(fd)
+        argv += ["--key-file", str(key_path)]
+    if cfg.force:
+        argv.append("--force")
+    return argv
+
+
+__all__ = ["BatchPlan", "Hooks", "MaskOutcome", "MaskRequest", "run_mask"]
