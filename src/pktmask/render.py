@@ -39,7 +39,13 @@ class Renderer:
         if self.quiet or not sys.stderr.isatty():
             yield _LogHooks(self.verbose)
             return
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                         TimeRemainingColumn(), console=_stderr_console(), transient=True)
@@ -168,3 +174,26 @@ def render_roots(temp_dir: Path, roots: list, as_json: bool) -> None:
     sys.stdout.write(
         f"{len(roots)} root(s): {counts['live']} live, {counts['orphaned']} orphaned, {counts['kept']} kept\n"
     )
+
+
+def render_verify(report: dict, as_json: bool, quiet: bool) -> None:
+    """Show a verify report: JSON on stdout, or a per-category table and a verdict."""
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    verdict = "clean: no leaks found" if report["clean"] else "LEAKS FOUND"
+    if quiet:
+        sys.stdout.write(f"{report['sanitized']}: {verdict}\n")
+        return
+    out = sys.stdout
+    out.write(f"original:  {report['original']}\nsanitized: {report['sanitized']}\n\n")
+    out.write(f"{'category':10s} {'gathered':>9s} {'leaks':>7s} {'kept by policy':>15s}\n")
+    for name, cat in report["categories"].items():
+        out.write(f"{name:10s} {cat['gathered']:9d} {cat['leaks']:7d} {cat['kept_by_policy']:15d}\n")
+    for name, cat in report["categories"].items():
+        for ex in cat["examples"]:
+            out.write(f"  leak   {name:8s} {ex['value'][:60]!s:60s} packet {ex['packet']} ({ex['where']})\n")
+    for name, cat in report["categories"].items():
+        for ex in cat["policy_examples"][:2]:
+            out.write(f"  policy {name:8s} {ex['value'][:60]!s:60s} packet {ex['packet']} ({ex['where']})\n")
+    out.write(f"\n{verdict}\n")

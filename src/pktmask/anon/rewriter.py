@@ -20,7 +20,7 @@ from pktmask.anon.macs import MacMapper
 from pktmask.proto import link
 from pktmask.proto.checksum import adjust, checksum, word_sum
 
-MAX_DEPTH = 8  # encapsulation levels followed; deeper nesting is left as is
+MAX_DEPTH = 16  # encapsulation levels followed; anything nested deeper is zeroed
 CACHE_LIMIT = 1 << 16
 
 _from = int.from_bytes
@@ -28,6 +28,19 @@ _from = int.from_bytes
 
 def _pair_delta(old: bytes, new: bytes) -> int:
     return word_sum(new) - word_sum(old)
+
+
+def _span_sum(buf, a: int, b: int) -> int:
+    """Word-sum contribution of ``buf[a:b]`` to a checksum aligned at even offsets."""
+    v = _from(buf[a:b], "big")
+    if ((a & 1) + b - a) & 1:
+        v <<= 8
+    return v
+
+
+def _swap(delta: int) -> int:
+    """A delta computed for even alignment, seen from a structure starting at an odd offset."""
+    return (delta % 0xFFFF) * 256 % 0xFFFF
 
 
 class Rewriter:
@@ -44,6 +57,9 @@ class Rewriter:
         self._c4: dict[bytes, tuple[bytes, int]] = {}
         self._c6: dict[bytes, tuple[bytes, int]] = {}
         self._cm: dict[bytes, tuple[bytes, int]] = {}
+        # Fast-path caches: a whole address pair (src+dst) or MAC pair -> (new bytes, delta).
+        self._pairs: dict[bytes, tuple[bytes, int]] = {}
+        self._mpairs: dict[bytes, bytes] = {}
         self.distinct = 0
         self.changed = False
 
@@ -52,7 +68,64 @@ class Rewriter:
         self._c4.clear()
         self._c6.clear()
         self._cm.clear()
+        self._pairs.clear()
+        self._mpairs.clear()
         self.distinct = 0
+
+    # ---- fast path -----------------------------------------------------------
+    def fast(self, data, layout):
+        """Rewrite a frame of the common shape (see ``dissect.fast_layout``) quickly.
+
+        Returns the new data, or None if nothing changed — exactly the bytes
+        the general walker would produce.
+        """
+        l3, l4, proto, end, v6, _full = layout
+        at = l4 + 16 if proto == 6 else l4 + 6
+        if v6:
+            a, alen = l3 + 8, 32
+        else:
+            a, alen = l3 + 12, 8
+        key = data[a : a + alen]
+        hit = self._pairs.get(key)
+        if hit is None:
+            tmp = bytearray(key)
+            if v6:
+                d = self._a6(tmp, 0) + self._a6(tmp, 16)
+            else:
+                d = self._a4(tmp, 0) + self._a4(tmp, 4)
+            if len(self._pairs) >= CACHE_LIMIT:
+                self._pairs.clear()
+            hit = self._pairs[key] = (bytes(tmp), d)
+        new_addrs, pseudo = hit
+        mk = data[:12]
+        if self.macs is not None:
+            new_macs = self._mpairs.get(mk)
+            if new_macs is None:
+                tmp = bytearray(mk)
+                self._mac(tmp, 0)
+                self._mac(tmp, 6)
+                if len(self._mpairs) >= CACHE_LIMIT:
+                    self._mpairs.clear()
+                new_macs = self._mpairs[mk] = bytes(tmp)
+        else:
+            new_macs = mk
+        if new_addrs == key and new_macs == mk:
+            return None
+        buf = bytearray(data)
+        buf[:12] = new_macs
+        buf[a : a + alen] = new_addrs
+        if pseudo:
+            if not v6:
+                old = (buf[l3 + 10] << 8) | buf[l3 + 11]
+                c = (old - word_sum(buf[l3 : l3 + 20])) % 0xFFFF
+                buf[l3 + 10] = c >> 8
+                buf[l3 + 11] = c & 0xFF
+            if at + 2 <= end and (proto == 6 or v6 or buf[at] or buf[at + 1]):
+                old = (buf[at] << 8) | buf[at + 1]
+                c = adjust(old, pseudo)
+                buf[at] = c >> 8
+                buf[at + 1] = c & 0xFF
+        return buf
 
     # ---- address replacement: each returns the word-sum delta ------------
     def _a4(self, buf, o: int) -> int:
@@ -139,7 +212,7 @@ class Rewriter:
     def l3(self, buf, off: int, end: int, etype: int, depth: int) -> int:
         """Dispatch on an EtherType at ``off`` (VLAN, MPLS and PPPoE are walked through)."""
         if depth > MAX_DEPTH:
-            return 0
+            return self._too_deep(buf, off, end)
         while etype in link.VLAN_TYPES and off + 4 <= end:
             etype = _from(buf[off + 2 : off + 4], "big")
             off += 4
@@ -182,10 +255,23 @@ class Rewriter:
         else:
             return 0
         if proto == link.PPP_IPV4:
-            return self.ip4(buf, off, end, depth + 1)
-        if proto == link.PPP_IPV6:
-            return self.ip6(buf, off, end, depth + 1)
-        return 0
+            delta = self.ip4(buf, off, end, depth + 1)
+        elif proto == link.PPP_IPV6:
+            delta = self.ip6(buf, off, end, depth + 1)
+        else:
+            return 0
+        # A 1-byte protocol field leaves the packet at an odd offset: its word-aligned
+        # delta is byte-swapped as seen by an enclosing checksum.
+        return _swap(delta) if off & 1 else delta
+
+    def _too_deep(self, buf, off: int, end: int) -> int:
+        """Nesting beyond MAX_DEPTH cannot be walked: zero it rather than leave addresses."""
+        if off >= end:
+            return 0
+        delta = -_span_sum(buf, off, end)
+        buf[off:end] = bytes(end - off)
+        self.changed = True
+        return delta
 
     def arp(self, buf, off: int, end: int) -> int:
         """ARP/RARP: hardware (MAC) and protocol (IPv4) addresses of sender and target."""
@@ -206,32 +292,77 @@ class Rewriter:
 
     # ---- network layer -----------------------------------------------------
     def ip4(self, buf, off: int, end: int, depth: int) -> int:
-        """An IPv4 packet (outer, inner or quoted): addresses, header checksum, then L4."""
-        if off + 20 > end or buf[off] >> 4 != 4:
+        """An IPv4 packet (outer, inner or quoted): addresses, options, header checksum, then L4."""
+        if depth > MAX_DEPTH:
+            return self._too_deep(buf, off, end)
+        if off + 16 > end or buf[off] >> 4 != 4:
             return 0
         ihl = (buf[off] & 0x0F) * 4
         if ihl < 20:
             return 0
         if off + ihl > end:
             # Header cut short by the snap length: its addresses are still there to hide.
-            pseudo = self._a4(buf, off + 12) + self._a4(buf, off + 16)
+            pseudo = self._a4(buf, off + 12)
+            if off + 20 <= end:
+                pseudo += self._a4(buf, off + 16)
             return pseudo + self._fix(buf, off + 10, pseudo, 0)
         total = _from(buf[off + 2 : off + 4], "big")
         if total >= ihl:
             end = min(end, off + total)
-        old_hsum = word_sum(buf[off : off + ihl])
-        pseudo = self._a4(buf, off + 12) + self._a4(buf, off + 16)
+        old_header = bytes(buf[off : off + ihl])
+        d_src = self._a4(buf, off + 12)
+        d_dst = self._a4(buf, off + 16)
+        if ihl > 20:
+            final = self._ip4_options(buf, off + 20, off + ihl)
+            if final is not None:  # a source route: the transport checksum uses its last hop
+                d_dst = final
+        pseudo = d_src + d_dst
         frag = _from(buf[off + 6 : off + 8], "big") & 0x1FFF
         delta = 0
         if frag == 0:
             delta = self.l4(buf, buf[off + 9], off + ihl, end, pseudo, False, depth)
-        if pseudo:
+        if buf[off : off + ihl] != old_header:
             buf[off + 10 : off + 12] = b"\0\0"
             buf[off + 10 : off + 12] = checksum(buf[off : off + ihl]).to_bytes(2, "big")
-        return delta + word_sum(buf[off : off + ihl]) - old_hsum
+        return delta + word_sum(buf[off : off + ihl]) - word_sum(old_header)
+
+    def _ip4_options(self, buf, o: int, end: int) -> int | None:
+        """Addresses in record/source route and timestamp options.
+
+        Returns the delta of the final destination of an unfinished source
+        route (what TCP/UDP checksums are computed over), else None.
+        """
+        final = None
+        while o < end:
+            t = buf[o]
+            if t == 0:
+                break
+            if t == 1:
+                o += 1
+                continue
+            size = buf[o + 1] if o + 1 < end else 0
+            if size < 2 or o + size > end:
+                break
+            if t in (7, 131, 137) and size >= 3:  # record route, loose/strict source route
+                a = o + 3
+                last = None
+                while a + 4 <= o + size:
+                    last = self._a4(buf, a)
+                    a += 4
+                if t != 7 and last is not None and buf[o + 2] <= size:
+                    final = last
+            elif t == 68 and size >= 4 and buf[o + 3] & 0x0F in (1, 3):  # timestamps with addresses
+                a = o + 4
+                while a + 8 <= o + size:
+                    self._a4(buf, a)
+                    a += 8
+            o += size
+        return final
 
     def ip6(self, buf, off: int, end: int, depth: int) -> int:
-        """An IPv6 packet: addresses (also in routing headers), extension headers, then L4."""
+        """An IPv6 packet: addresses (also in routing headers and options), extension headers, then L4."""
+        if depth > MAX_DEPTH:
+            return self._too_deep(buf, off, end)
         if off + 24 > end or buf[off] >> 4 != 6:
             return 0
         if off + 40 > end:  # header cut short: hide what is there
@@ -239,20 +370,34 @@ class Rewriter:
         plen = _from(buf[off + 4 : off + 6], "big")
         if plen:
             end = min(end, off + 40 + plen)
-        pseudo = self._a6(buf, off + 8) + self._a6(buf, off + 24)
-        delta = pseudo
+        d_src = self._a6(buf, off + 8)
+        d_dst = self._a6(buf, off + 24)
+        delta = d_src + d_dst
         nh = buf[off + 6]
         p = off + 40
         while p + 8 <= end:
             if nh in (0, 60, 135, 139, 140):  # hop-by-hop, dest opts, mobility, HIP, shim6
-                nxt, p = buf[p], p + 8 + buf[p + 1] * 8
+                hlen = 8 + buf[p + 1] * 8
+                if nh == 60:
+                    home = self._home_address(buf, p + 2, min(p + hlen, end))
+                    if home is not None:  # the transport checksum uses the home address
+                        delta += home
+                        d_src = home
+                nxt, p = buf[p], p + hlen
             elif nh == 43:  # routing: types 0 and 2 list addresses, 4 (SRH) segments
                 hlen = 8 + buf[p + 1] * 8
-                if buf[p + 2] in (0, 2, 4):
+                rtype, left = buf[p + 2], buf[p + 3]
+                if rtype in (0, 2, 4):
                     a = p + 8
+                    mapped = []
                     while a + 16 <= min(p + hlen, end):
-                        delta += self._a6(buf, a)
+                        mapped.append(self._a6(buf, a))
                         a += 16
+                    delta += sum(mapped)
+                    if left and mapped:
+                        # In flight: the transport checksum uses the final destination,
+                        # the last address of a type 0/2 header, the first segment of an SRH.
+                        d_dst = mapped[0] if rtype == 4 else mapped[-1]
                 nxt, p = buf[p], p + hlen
             elif nh == 51:  # AH
                 nxt, p = buf[p], p + (buf[p + 1] + 2) * 4
@@ -263,7 +408,22 @@ class Rewriter:
             else:
                 break
             nh = nxt
-        return delta + self.l4(buf, nh, p, end, pseudo, True, depth)
+        return delta + self.l4(buf, nh, p, end, d_src + d_dst, True, depth)
+
+    def _home_address(self, buf, o: int, end: int) -> int | None:
+        """Mobile IPv6 Home Address destination option: map it; returns its delta (or None)."""
+        found = None
+        while o < end:
+            t = buf[o]
+            if t == 0:
+                o += 1
+                continue
+            if o + 2 > end or o + 2 + buf[o + 1] > end:
+                break
+            if t == 201 and buf[o + 1] == 16:
+                found = self._a6(buf, o + 2)
+            o += 2 + buf[o + 1]
+        return found
 
     def l4(self, buf, proto: int, p: int, end: int, pseudo: int, v6: bool, depth: int) -> int:
         """Transport/encapsulation at ``p``; fixes its checksum; returns the delta inside [p, end)."""
@@ -344,6 +504,8 @@ class Rewriter:
             inner = self._nd_options(buf, p + 16, end, depth)
         elif t == 143:
             inner = self._mldv2(buf, p, end)
+        elif t == 130 and p + 28 <= end:  # MLDv2 query: its source list
+            inner = self._sources(buf, p + 28, _from(buf[p + 26 : p + 28], "big"), 16, end)
         if not (pseudo or inner):
             return 0
         return inner + self._fix(buf, p + 2, pseudo, inner)
@@ -358,6 +520,8 @@ class Rewriter:
                 delta += self._mac(buf, o + 2)
             elif kind == 3 and size == 32:  # prefix information
                 delta += self._a6(buf, o + 16)
+            elif kind == 25:  # recursive DNS servers
+                delta += self._sources(buf, o + 8, (size - 8) // 16, 16, o + size)
             elif kind == 4:  # redirected header: the quoted packet
                 delta += self.ip6(buf, o + 8, o + size, depth + 1)
             o += size
@@ -380,9 +544,24 @@ class Rewriter:
             o = s + aux
         return delta
 
+    def _sources(self, buf, o: int, count: int, size: int, end: int) -> int:
+        """Map ``count`` addresses of ``size`` bytes listed from ``o``."""
+        delta = 0
+        for _ in range(count):
+            if o + size > end:
+                break
+            delta += self._a4(buf, o) if size == 4 else self._a6(buf, o)
+            o += size
+        return delta
+
     def igmp(self, buf, p: int, end: int) -> int:
-        """IGMPv3 membership reports: the unicast source lists of each group record."""
-        if p + 8 > end or buf[p] != 0x22:
+        """IGMPv3: the source lists of queries and of each group record of reports."""
+        if p + 8 > end:
+            return 0
+        if buf[p] == 0x11 and p + 12 <= end:  # v3 query (a v1/v2 query is 8 bytes)
+            inner = self._sources(buf, p + 12, _from(buf[p + 10 : p + 12], "big"), 4, end)
+            return inner + self._fix(buf, p + 2, 0, inner) if inner else 0
+        if buf[p] != 0x22:
             return 0
         inner = 0
         nrec = _from(buf[p + 6 : p + 8], "big")

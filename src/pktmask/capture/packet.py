@@ -14,12 +14,13 @@ class Packet:
     """One captured frame with what the writer needs to reproduce its record.
 
     ``data`` is the captured bytes (``bytes`` or ``bytearray``; stages may
-    replace it but never change its length). ``ts_hi``/``ts_lo`` are the raw
+    replace it but never change its length). Readers reuse one Packet object:
+    it is valid until the next packet is read. ``ts_hi``/``ts_lo`` are the raw
     timestamp words of the record (pcap: seconds and fraction; pcapng: the
     high and low 32 bits), copied through untouched so precision survives.
     """
 
-    __slots__ = ("data", "linktype", "ts_hi", "ts_lo", "orig_len", "iface", "opts")
+    __slots__ = ("data", "linktype", "ts_hi", "ts_lo", "orig_len", "iface", "opts", "layout")
 
     def __init__(self, data, linktype, ts_hi, ts_lo, orig_len, iface=None, opts=b""):
         self.data = data
@@ -29,6 +30,9 @@ class Packet:
         self.orig_len = orig_len
         self.iface = iface  # pcapng Interface, None for classic pcap
         self.opts = opts  # pcapng EPB options kept by the allowlist (raw, section byte order)
+        # Offsets of the common Ethernet/IP/TCP-UDP layout, found by the first stage that
+        # parsed the frame and reused by the next (stages never move headers).
+        self.layout = None
 
 
 class ChunkBuffer:

@@ -63,39 +63,49 @@ class PcapReader:
         self._rec = struct.Struct(self.endian + "IIII")
 
     def __iter__(self) -> Iterator[Packet]:
+        """Yield the packets; one Packet object is reused, valid until the next one."""
         cb = self.cb
         unpack = self._rec.unpack_from
-        linktype = self.linktype
         limit = max(MAX_RECORD, self.snaplen)
+        pkt = Packet(b"", self.linktype, 0, 0, 0)
         count = 0
+        buf, off = cb.buf, cb.off
+        size = len(buf)
         try:
             while True:
-                buf = cb.buf
-                off = cb.off
-                if len(buf) - off < 16 and not cb.fill(16):
-                    if cb.remaining():
-                        self.truncated = True
-                    return
-                buf = cb.buf
-                off = cb.off
+                if size - off < 16:
+                    cb.off = off
+                    if not cb.fill(16):
+                        if cb.remaining():
+                            self.truncated = True
+                        return
+                    buf, off = cb.buf, cb.off
+                    size = len(buf)
                 ts_hi, ts_lo, incl, orig = unpack(buf, off)
                 if incl > limit:
+                    cb.off = off
                     raise InputError(
                         f"corrupt record {count + 1} at offset {cb.position()}: "
                         f"claims {incl} captured bytes (limit {limit})",
                         self.name,
                     )
                 end = off + 16 + incl
-                if end > len(buf):
+                if end > size:
+                    cb.off = off
                     if not cb.fill(16 + incl):
                         self.truncated = True
                         return
-                    buf = cb.buf
-                    off = cb.off
+                    buf, off = cb.buf, cb.off
+                    size = len(buf)
                     end = off + 16 + incl
-                cb.off = end
+                pkt.data = buf[off + 16 : end]
+                pkt.ts_hi = ts_hi
+                pkt.ts_lo = ts_lo
+                pkt.orig_len = orig
+                pkt.layout = None
+                cb.off = off = end
                 count += 1
-                yield Packet(buf[off + 16 : end], linktype, ts_hi, ts_lo, orig)
+                yield pkt
         finally:
             self.packets = count
 
@@ -105,14 +115,15 @@ class PcapWriter:
 
     def __init__(self, f: BinaryIO, reader: PcapReader):
         self.f = f
-        self._rec = struct.Struct(reader.endian + "IIII")
+        self._pack = struct.Struct(reader.endian + "IIII").pack
         f.write(reader.header)
 
     def write(self, pkt: Packet) -> None:
         """Append one record; the captured length is that of ``pkt.data``."""
         data = pkt.data
-        self.f.write(self._rec.pack(pkt.ts_hi, pkt.ts_lo, len(data), pkt.orig_len))
-        self.f.write(data)
+        write = self.f.write
+        write(self._pack(pkt.ts_hi, pkt.ts_lo, len(data), pkt.orig_len))
+        write(data)
 
     def close(self) -> None:
         """Nothing is pending in classic pcap; kept for a uniform writer API."""

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pktmask.config import MaskConfig
-from pktmask.core.batch import BatchPlan, plan_directory, prepare_outputs, run_parallel, run_sequential
+from pktmask.core.batch import (
+    BatchPlan,
+    plan_directory,
+    prepare_outputs,
+    run_parallel,
+    run_sequential,
+)
 from pktmask.core.pipeline.executor import PipelineExecutor
 from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.errors import InputError, OutputError, UsageError, from_oserror
@@ -68,13 +74,20 @@ def run_mask(req: MaskRequest, manager: TempFileManager, hooks: Hooks | None = N
     hooks.start(1)
     outcome = MaskOutcome()
     if req.input == STDIO:
-        spool = _spool_stdin(manager)
-        try:
-            result = executor.run_file(spool, req.output, req.config.force, display_name="<stdin>",
-                                       progress=hooks.file_progress(Path("<stdin>")))
-        finally:
-            spool.unlink(missing_ok=True)
-            manager.unregister_temp_file(spool)
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("INPUT is - but standard input is a terminal; pipe a capture in")
+        if not executor.reads_twice:
+            # One pass: stream straight through, no copy of the input in scratch.
+            result = executor.run_file(Path("<stdin>"), req.output, req.config.force,
+                                       display_name="<stdin>", stream=sys.stdin.buffer)
+        else:
+            spool = _spool_stdin(manager)
+            try:
+                result = executor.run_file(spool, req.output, req.config.force, display_name="<stdin>",
+                                           progress=hooks.file_progress(Path("<stdin>")))
+            finally:
+                spool.unlink(missing_ok=True)
+                manager.unregister_temp_file(spool)
     else:
         result = executor.run_file(req.input, req.output, req.config.force,
                                    progress=hooks.file_progress(Path(req.input)))
@@ -85,8 +98,6 @@ def run_mask(req: MaskRequest, manager: TempFileManager, hooks: Hooks | None = N
 
 def _spool_stdin(manager: TempFileManager) -> Path:
     """Copy standard input into scratch (the masking stage reads its input twice)."""
-    if sys.stdin is None or sys.stdin.isatty():
-        raise UsageError("INPUT is - but standard input is a terminal; pipe a capture in")
     path = manager.create_temp_file(prefix="stdin-", suffix=".cap")
     src = sys.stdin.buffer
     try:

@@ -18,7 +18,7 @@ undecided. Fail closed throughout: bytes nobody decided to keep are zeroed.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import OrderedDict, deque
+from collections import deque
 
 from pktmask.proto.http import HttpParser
 from pktmask.proto.sniff import HTTP_REQUEST, HTTP_RESPONSE, TLS, sniff
@@ -26,6 +26,8 @@ from pktmask.proto.tls import TlsParser
 
 FIN, SYN, RST = 0x01, 0x02, 0x04
 MAX_FLOWS = 65536
+SNIFF_BYTES = 16  # a stream's first bytes held back (undecided) until this many arrived
+MAX_DATAGRAMS = 1 << 16  # fragmented datagrams waiting for their last fragment
 MAX_PENDING = 100_000
 OOO_LIMIT = 1 << 20  # out-of-order bytes buffered per direction before declaring a gap
 OOO_TOTAL = 64 << 20  # ... and over all flows
@@ -39,13 +41,15 @@ EVICTED = "evicted"  # state dropped: nothing more is kept
 _HS_TYPES = frozenset({0, 1, 2, 4, 8, 11, 12, 13, 14, 15, 16, 20, 21, 22, 24})
 
 
-def tls_upgrade_plausible(chunk) -> bool:
+def tls_upgrade_plausible(chunk, upgrade: bool = False) -> bool:
     """Extra evidence before trusting a TLS record found where the protocol was unknown.
 
     Bodies of handshake, alert and change_cipher_spec records are kept, so a
     false match inside another protocol would keep its bytes: require the
-    body to look like what such a record holds. Application data is zeroed
-    anyway and needs no more evidence.
+    body to look like what such a record holds. An upgrade from another
+    protocol (STARTTLS) always begins with a handshake record. Application
+    data must be at least as long as the shortest real encrypted record
+    (a 16-byte AEAD tag plus a content type byte).
     """
     if len(chunk) < 6:
         return False
@@ -54,18 +58,20 @@ def tls_upgrade_plausible(chunk) -> bool:
         if length < 4 or len(chunk) < 9 or chunk[5] not in _HS_TYPES:
             return False
         return ((chunk[6] << 16) | (chunk[7] << 8) | chunk[8]) <= (1 << 18)
+    if upgrade:
+        return False
     if ctype == 20:
         return length == 1 and chunk[5] == 1
     if ctype == 21:
         return length == 2 and chunk[5] in (1, 2)
-    return ctype == 23
+    return ctype == 23 and length >= 17
 
 
 class Direction:
     """One direction of a TCP flow, in absolute stream offsets."""
 
     __slots__ = ("flow", "isn", "next", "syn", "kind", "parser", "ooo", "ooo_bytes",
-                 "hs", "he", "waiting")
+                 "hs", "he", "waiting", "head")
 
     def __init__(self, flow: Flow):
         self.flow = flow
@@ -79,11 +85,12 @@ class Direction:
         self.hs: list[int] = []  # keep history: starts
         self.he: list[int] = []  # ... and ends
         self.waiting: list[Pending] = []  # unresolved segments of this direction
+        self.head = b""  # a stream's first bytes, held until there are enough to sniff
 
     @property
     def decided(self) -> int:
         """Every offset below this has its final keep/zero decision."""
-        return self.parser.decided if self.parser is not None else self.next
+        return self.parser.decided if self.parser is not None else self.next - len(self.head)
 
     def offset(self, seq: int) -> int:
         """Unwrap a 32-bit sequence number to the absolute offset nearest the expected one."""
@@ -111,11 +118,13 @@ class Direction:
 class Flow:
     """Both directions of a TCP connection, and the HTTP methods awaiting responses."""
 
-    __slots__ = ("dirs", "methods")
+    __slots__ = ("dirs", "methods", "keys", "last")
 
-    def __init__(self):
+    def __init__(self, key: bytes, rkey: bytes, tick: int):
         self.dirs = (Direction(self), Direction(self))
         self.methods: deque[bytes] = deque()
+        self.keys = (key, rkey)  # direction keys, as registered in the tracker
+        self.last = tick  # when a segment of this flow was last seen (for eviction)
 
 
 class Pending:
@@ -131,39 +140,44 @@ class Pending:
 
 
 class StreamTracker:
-    """Decides the kept bytes of every TCP segment; ``emit(ranges)`` is called in segment order."""
+    """Decides the kept bytes of every TCP segment, in capture order.
+
+    ``emit(ranges)`` is called once per segment with payload (keep ranges
+    relative to the payload start) and once per ``datagram`` call (``[(length,
+    0)]``, or ``[]`` when unknown), in the order of the calls.
+    """
 
     def __init__(self, emit):
         self.emit = emit
-        self.flows: OrderedDict[bytes, Flow] = OrderedDict()
+        self.dirs: dict[bytes, Direction] = {}
+        self.flows = 0
         self.queue: deque[Pending] = deque()
         self.ooo_total = 0
+        self.tick = 0
         self.tls_records_masked = 0
         self.http_messages_masked = 0
+        self._frag_wait: dict[bytes, list[Pending]] = {}
+        self._frag_len: dict[bytes, int] = {}
 
-    # ---- entry point -----------------------------------------------------------
+    # ---- entry points ----------------------------------------------------------
     def segment(self, key: bytes, seq: int, flags: int, payload) -> None:
-        """Account one TCP segment (``payload`` may be empty) seen in capture order."""
-        half = (len(key) - 4) // 2
-        rkey = key[half : 2 * half] + key[:half] + key[-2:] + key[-4:-2]
-        if key <= rkey:
-            fkey, side = key, 0
-        else:
-            fkey, side = rkey, 1
-        flow = self.flows.get(fkey)
-        if flow is None:
-            flow = self.flows[fkey] = Flow()
-            if len(self.flows) > MAX_FLOWS:
-                self._evict(self.flows.popitem(last=False)[1])
-        else:
-            self.flows.move_to_end(fkey)
-        d = flow.dirs[side]
+        """Account one TCP segment (``payload`` may be empty) seen in capture order.
+
+        ``key`` is source address + destination address + source port +
+        destination port, as raw bytes.
+        """
+        self.tick += 1
+        d = self.dirs.get(key)
+        if d is None:
+            d = self._new_direction(key)
+        flow = d.flow
+        flow.last = self.tick
         if flags & SYN:
             if d.isn is not None and ((seq + 1) & 0xFFFFFFFF) != d.isn and d.next:
                 # The 4-tuple is reused by a new connection: start afresh.
-                self._evict(flow)
-                flow = self.flows[fkey] = Flow()
-                d = flow.dirs[side]
+                self._drop(flow)
+                d = self._new_direction(key)
+                flow = d.flow
             if d.isn is None:
                 d.isn = (seq + 1) & 0xFFFFFFFF
                 d.syn = True
@@ -172,22 +186,102 @@ class StreamTracker:
         if d.isn is None:
             d.isn = seq
         if n:
-            a = d.offset(seq)
-            p = Pending(d, a, a + n)
-            self.queue.append(p)
-            self._data(d, p, payload)
+            delta = (seq - d.isn - d.next) & 0xFFFFFFFF
+            if delta >= 0x80000000:
+                delta -= 1 << 32
+            a = d.next + delta
+            b = a + n
+            if not delta and not self.queue and not d.ooo:
+                # In order, nothing waiting: the common case needs no bookkeeping.
+                self._feed(d, payload)
+                if b <= d.decided:
+                    if d.waiting:
+                        self._resolve(d)
+                    self.emit(d.ranges(a, b) if d.hs else [])
+                else:
+                    p = Pending(d, a, b)
+                    self.queue.append(p)
+                    d.waiting.append(p)
+            else:
+                p = Pending(d, a, b)
+                self.queue.append(p)
+                self._data(d, p, payload)
         if flags & (FIN | RST):
             self._flush(d)
             if flags & RST:
-                self._flush(flow.dirs[1 - side])
+                self._flush(flow.dirs[1 - flow.dirs.index(d)])
+        if self.queue:
+            self._drain()
+
+    def datagram(self, key: bytes) -> None:
+        """A first fragment: its datagram's transport length is emitted when known."""
+        p = Pending(None, 0, 0)
+        length = self._frag_len.pop(key, None)
+        if length is not None:
+            p.ranges = [(length, 0)]
+        else:
+            if len(self._frag_wait) >= MAX_DATAGRAMS:
+                for waiting in self._frag_wait.pop(next(iter(self._frag_wait))):
+                    waiting.ranges = []
+            self._frag_wait.setdefault(key, []).append(p)
+        self.queue.append(p)
+        self._drain()
+
+    def last_fragment(self, key: bytes, length: int) -> None:
+        """The last fragment of a datagram tells the datagram's transport length."""
+        waiting = self._frag_wait.pop(key, None)
+        if waiting is None:
+            if len(self._frag_len) >= MAX_DATAGRAMS:
+                self._frag_len.clear()
+            self._frag_len[key] = length  # the first fragment comes later
+            return
+        for p in waiting:
+            p.ranges = [(length, 0)]
         self._drain()
 
     def finish(self) -> None:
         """End of capture: decide everything still open and emit it."""
-        for flow in self.flows.values():
-            self._evict(flow)
-        self.flows.clear()
+        seen = set()
+        for d in list(self.dirs.values()):
+            if id(d.flow) not in seen:
+                seen.add(id(d.flow))
+                self._evict(d.flow)
+        self.dirs.clear()
+        for waiting in self._frag_wait.values():
+            for p in waiting:
+                p.ranges = []
+        self._frag_wait.clear()
         self._drain(force=True)
+
+    def _new_direction(self, key: bytes) -> Direction:
+        half = (len(key) - 4) // 2
+        rkey = key[half : 2 * half] + key[:half] + key[-2:] + key[-4:-2]
+        other = self.dirs.get(rkey)
+        if other is not None:
+            flow = other.flow
+            d = flow.dirs[1] if flow.keys[0] == rkey else flow.dirs[0]
+            self.dirs[key] = d
+            return d
+        if self.flows >= MAX_FLOWS:
+            self._evict_oldest()
+        flow = Flow(key, rkey, self.tick)
+        self.flows += 1
+        self.dirs[key] = flow.dirs[0]
+        return flow.dirs[0]
+
+    def _evict_oldest(self) -> None:
+        """Drop the least recently seen eighth of the flows (amortised LRU)."""
+        flows = {id(d.flow): d.flow for d in self.dirs.values()}
+        for flow in sorted(flows.values(), key=lambda f: f.last)[: max(1, len(flows) // 8)]:
+            self._drop(flow)
+
+    def _drop(self, flow: Flow) -> None:
+        """Decide what is open in a flow and forget it."""
+        self._evict(flow)
+        for k in flow.keys:
+            if self.dirs.get(k) is not None and self.dirs[k].flow is flow:
+                del self.dirs[k]
+        self.flows -= 1
 
     # ---- reassembly ------------------------------------------------------------
     def _data(self, d: Direction, p: Pending, payload) -> None:
@@ -217,8 +311,17 @@ class StreamTracker:
     def _feed(self, d: Direction, chunk) -> None:
         """Feed the next in-order bytes (starting at d.next) to the direction's parser."""
         if d.parser is None and d.kind is not EVICTED:
+            if d.head or (d.syn and d.kind is None and len(chunk) < SNIFF_BYTES):
+                # A stream's first segment may be tiny (a split record header, "GE"):
+                # hold the first bytes, undecided, until there are enough to sniff.
+                d.next += len(chunk)
+                d.head += bytes(chunk)
+                if len(d.head) < SNIFF_BYTES:
+                    return
+                chunk, d.head = d.head, b""
+                d.next -= len(chunk)
             found = sniff(chunk)
-            if found == TLS and tls_upgrade_plausible(chunk):
+            if found == TLS and tls_upgrade_plausible(chunk, d.kind is OTHER):
                 d.kind, d.parser = TLS, TlsParser(d.next, synced=False)
             elif found == HTTP_REQUEST and d.kind is None:
                 d.kind, d.parser = found, HttpParser(d.next, False, True, d.flow.methods)
@@ -260,6 +363,11 @@ class StreamTracker:
 
     def _flush(self, d: Direction) -> None:
         """No more data will fill the holes: skip them (zeroed) and feed what is buffered."""
+        if d.head:
+            # The stream ended (or lost bytes) before it could be recognised: zeroed.
+            d.head = b""
+            if d.parser is None:
+                d.kind = OTHER
         while d.ooo:
             start = min(d.ooo)
             if start > d.next:
@@ -309,9 +417,9 @@ class StreamTracker:
             if p.ranges is None:
                 if not force and len(q) <= MAX_PENDING:
                     return
-                d = p.dir
-                self._flush(d)
-                if p.ranges is None:  # pragma: no cover - flush resolves every waiting segment
+                if p.dir is not None:
+                    self._flush(p.dir)
+                if p.ranges is None:  # a datagram whose last fragment never came: unknown
                     p.ranges = []
             q.popleft()
             emit(p.ranges)

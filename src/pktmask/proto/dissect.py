@@ -18,16 +18,20 @@ from __future__ import annotations
 from pktmask.proto import link
 from pktmask.proto.checksum import word_sum
 
-MAX_DEPTH = 8
+MAX_DEPTH = 16  # as the address rewriter: anything nested deeper is zeroed
 _from = int.from_bytes
 
 # Checksum job kinds.
 IP4_HEADER = 0
 L4_PSEUDO = 1  # TCP/UDP/ICMPv6/DCCP: pseudo header + region
 L4_PLAIN = 2  # ICMP, IGMP, GRE: region only
+L4_QUOTED = 3  # a transport header quoted in an ICMP error: updated incrementally
 
-# IPv4 options that carry no addresses or data and may stay: EOL, NOP, router alert.
-_SAFE_IP_OPTIONS = frozenset({0, 1, 148})
+# IPv4 options kept: EOL, NOP, router alert, and the ones whose addresses the rewriter
+# maps (record route, timestamps, loose/strict source route); others' data is zeroed.
+_SAFE_IP_OPTIONS = frozenset({0, 1, 7, 68, 131, 137, 148})
+# IPv6 hop-by-hop/destination options kept: Pad1, PadN, router alert, home address (mapped).
+_SAFE_IP6_OPTIONS = frozenset({0, 1, 5, 201})
 
 
 class TcpSegment:
@@ -58,6 +62,55 @@ class Dissection:
         # it was cut short. With a fragment key (first fragment of a datagram) the region
         # is this fragment only: later fragments are all zeroed, so their sum is zero.
         self.jobs: list[tuple] = []
+
+
+def fast_layout(data, linktype: int):
+    """Classify the common frame shape in a few operations, or return None.
+
+    The shape: Ethernet with at most one 802.1Q tag; IPv4 without options,
+    not fragmented, or IPv6 without extension headers; TCP with a complete
+    header, or UDP (not VXLAN). Returns (ip offset, l4 offset, protocol,
+    end, v6, full): ``end`` is where the IP packet ends within the capture,
+    ``full`` whether all of it was captured. Everything else goes through
+    the general walkers.
+    """
+    n = len(data)
+    if linktype != 1 or n < 54:
+        return None
+    l3 = 14
+    et = (data[12] << 8) | data[13]
+    if et == 0x8100:
+        et = (data[16] << 8) | data[17]
+        l3 = 18
+    if et == 0x0800:
+        if data[l3] != 0x45 or data[l3 + 6] & 0x3F or data[l3 + 7]:
+            return None
+        proto = data[l3 + 9]
+        l4 = l3 + 20
+        total = (data[l3 + 2] << 8) | data[l3 + 3]
+        full = total < 20 or l3 + total <= n
+        end = n if total < 20 or not full else l3 + total
+        v6 = False
+    elif et == 0x86DD:
+        if data[l3] >> 4 != 6 or n < l3 + 40:
+            return None
+        proto = data[l3 + 6]
+        l4 = l3 + 40
+        plen = (data[l3 + 4] << 8) | data[l3 + 5]
+        full = not plen or l3 + 40 + plen <= n
+        end = n if not plen or not full else l3 + 40 + plen
+        v6 = True
+    else:
+        return None
+    if proto == 6:
+        if l4 + 20 > end or l4 + max(20, (data[l4 + 12] >> 4) * 4) > end:
+            return None
+    elif proto == 17:
+        if l4 + 8 > end or (data[l4] << 8 | data[l4 + 1]) == 4789 or (data[l4 + 2] << 8 | data[l4 + 3]) == 4789:
+            return None
+    else:
+        return None
+    return (l3, l4, proto, end, v6, full)
 
 
 def dissect(buf, linktype: int, want_jobs: bool = True) -> Dissection:
@@ -183,6 +236,9 @@ class _Walker:
     # ---- IP ------------------------------------------------------------------
     def ip4(self, off: int, end: int, depth: int, quoted: bool = False) -> None:
         buf = self.buf
+        if depth > MAX_DEPTH:
+            self.zero(off, end)
+            return
         if off + 20 > end or buf[off] >> 4 != 4:
             self.zero(off, end)
             return
@@ -195,13 +251,16 @@ class _Walker:
             if off + total < end:
                 self.zero(off + total, end)  # link-layer padding / trailer
             end = off + total  # may lie beyond the capture: the packet was cut short
+        addrs = bytes(buf[off + 12 : off + 20])
+        paddrs = addrs
         if ihl > 20:
-            self._ip_options(off + 20, off + ihl)
+            final = self._ip_options(off + 20, off + ihl)
+            if final is not None:  # transport checksums use a source route's last hop
+                paddrs = addrs[:4] + final
         if self.jobs and not quoted:
             self.d.jobs.append((IP4_HEADER, off, off + ihl, off + 10, 0, False, None))
         fl = _from(buf[off + 6 : off + 8], "big")
         p = off + ihl
-        addrs = bytes(buf[off + 12 : off + 20])
         frag = None
         if fl & 0x3FFF:
             frag = addrs + bytes(buf[off + 9 : off + 10]) + bytes(buf[off + 4 : off + 6])
@@ -210,28 +269,37 @@ class _Walker:
                     self.d.last_fragment = (frag, (fl & 0x1FFF) * 8 + end - p)
                 self.zero(p, end)
                 return
-        self.l4(buf[off + 9], p, end, addrs, frag, depth, quoted, False)
+        self.l4(buf[off + 9], p, end, addrs, frag, depth, quoted, False, paddrs)
 
-    def _ip_options(self, o: int, end: int) -> None:
+    def _ip_options(self, o: int, end: int) -> bytes | None:
+        """Zero the data of options not kept; returns an unfinished source route's last hop."""
         buf = self.buf
+        final = None
         while o < end:
             t = buf[o]
             if t == 0:
                 self.zero(o + 1, end)
-                return
+                return final
             if t == 1:
                 o += 1
                 continue
             size = buf[o + 1] if o + 1 < end else 0
             if size < 2 or o + size > end:
                 self.zero(o, end)
-                return
+                return final
             if t not in _SAFE_IP_OPTIONS:
-                self.zero(o + 2, o + size)  # record route, timestamps, source routes...
+                self.zero(o + 2, o + size)
+            elif t in (131, 137) and size >= 7 and buf[o + 2] <= size:
+                last = o + 3 + ((size - 3) // 4 - 1) * 4
+                final = bytes(buf[last : last + 4])
             o += size
+        return final
 
     def ip6(self, off: int, end: int, depth: int, quoted: bool = False) -> None:
         buf = self.buf
+        if depth > MAX_DEPTH:
+            self.zero(off, end)
+            return
         if off + 40 > end or buf[off] >> 4 != 6:
             self.zero(off + 24 if off + 24 <= end else off, end)
             return
@@ -244,14 +312,23 @@ class _Walker:
         p = off + 40
         frag = None
         cend = min(end, len(buf))
+        psrc, pdst = bytes(buf[off + 8 : off + 24]), bytes(buf[off + 24 : off + 40])
         while True:
             if nh in (0, 60, 43, 135, 139, 140):
                 if p + 8 > cend:
                     self.zero(p, cend)
                     return
+                hend = p + 8 + buf[p + 1] * 8
                 if nh in (0, 60):
-                    self._ip6_options(p + 2, p + 8 + buf[p + 1] * 8)
-                nh, p = buf[p], p + 8 + buf[p + 1] * 8
+                    home = self._ip6_options(p + 2, hend)
+                    if home is not None and nh == 60:
+                        psrc = home  # transport checksums use the home address
+                elif nh == 43 and buf[p + 2] in (0, 2, 4) and buf[p + 3] and p + 24 <= min(hend, cend):
+                    # In flight: transport checksums use the final destination.
+                    last = p + 8 if buf[p + 2] == 4 else p + 8 + ((hend - p - 8) // 16 - 1) * 16
+                    if last + 16 <= cend:
+                        pdst = bytes(buf[last : last + 16])
+                nh, p = buf[p], hend
             elif nh == 51:
                 if p + 8 > cend:
                     self.zero(p, cend)
@@ -275,12 +352,13 @@ class _Walker:
                 break
         if p > cend:
             return
-        self.l4(nh, p, end, bytes(buf[off + 8 : off + 40]), frag, depth, quoted, True)
+        self.l4(nh, p, end, bytes(buf[off + 8 : off + 40]), frag, depth, quoted, True, psrc + pdst)
 
-    def _ip6_options(self, o: int, end: int) -> None:
-        # Hop-by-hop/destination options: Pad1/PadN and router alert are harmless; zero others' data.
+    def _ip6_options(self, o: int, end: int) -> bytes | None:
+        """Hop-by-hop/destination options: zero the data of those not kept; returns a home address."""
         buf = self.buf
         end = min(end, len(buf))
+        home = None
         while o < end:
             t = buf[o]
             if t == 0:
@@ -288,15 +366,18 @@ class _Walker:
                 continue
             if o + 2 > end or o + 2 + buf[o + 1] > end:
                 self.zero(o, end)
-                return
+                return home
             size = 2 + buf[o + 1]
-            if t not in (1, 5):
+            if t not in _SAFE_IP6_OPTIONS:
                 self.zero(o + 2, o + size)
+            elif t == 201 and size == 18:
+                home = bytes(buf[o + 2 : o + 18])
             o += size
+        return home
 
     # ---- transport ---------------------------------------------------------------
     def l4(self, proto: int, p: int, end: int, addrs: bytes, frag: bytes | None, depth: int,
-           quoted: bool, v6: bool) -> None:
+           quoted: bool, v6: bool, paddrs: bytes) -> None:
         buf = self.buf
         jobs = self.jobs and not quoted
         cap = len(buf)
@@ -307,7 +388,7 @@ class _Walker:
         fragmented = frag is not None
         if fragmented:
             end = cap_end  # the region summed is this first fragment only
-        pseudo = word_sum(addrs) + proto if jobs else 0
+        pseudo = word_sum(paddrs) + proto if jobs else 0
         if proto == 6:
             if p + 20 > cap_end:
                 return
@@ -315,6 +396,8 @@ class _Walker:
             hend = p + max(doff, 20)
             if hend > cap_end:
                 return
+            if quoted:
+                self.d.jobs.append((L4_QUOTED, p, end, p + 16, 0, False, None))
             if quoted or fragmented:
                 self.zero(hend, cap_end)
             else:
@@ -329,17 +412,22 @@ class _Walker:
             vx = (p + 16 <= cap_end and proto == 17 and not quoted and not fragmented
                   and link.UDP_VXLAN in (_from(buf[p : p + 2], "big"), _from(buf[p + 2 : p + 4], "big"))
                   and buf[p + 8] & 0x08)
+            zero_ok = not v6 and proto == 17  # a zero UDP checksum over IPv4 means "none"
             if jobs:
-                zero_ok = not v6 and proto == 17  # a zero UDP checksum over IPv4 means "none"
                 self.d.jobs.append((L4_PSEUDO, p, end, p + 6, pseudo, zero_ok, frag))
+            elif quoted:
+                self.d.jobs.append((L4_QUOTED, p, end, p + 6, 0, zero_ok, None))
             if vx:
                 self.ether(p + 16, cap_end, depth + 1)
             else:
                 self.zero(p + 8, cap_end)
-        elif proto == 1:
-            self.icmp4(p, end, cap_end, depth, jobs, frag)
-        elif proto == 58:
-            self.icmp6(p, end, cap_end, depth, jobs, pseudo, frag)
+        elif proto == 1 or proto == 58:
+            if quoted and p + 4 <= cap_end:
+                self.d.jobs.append((L4_QUOTED, p, end, p + 2, 0, False, None))
+            if proto == 1:
+                self.icmp4(p, end, cap_end, depth, jobs, frag)
+            else:
+                self.icmp6(p, end, cap_end, depth, jobs, pseudo, frag)
         elif proto == 4 and not quoted:
             self.ip4(p, cap_end, depth + 1)
         elif proto == 41 and not quoted:

@@ -33,7 +33,8 @@ METHODS = tuple(b"GET HEAD POST PUT DELETE OPTIONS TRACE CONNECT PATCH".split())
 _RESYNC_REQUEST = tuple(m + b" " for m in METHODS)
 
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_REQUEST_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e\x80-\xff]+) HTTP/1\.[0-9]")
+# NUL is accepted in the target so that an already masked capture (query zeroed) parses again.
+_REQUEST_RE = re.compile(rb"(" + _TOKEN + rb") ([\x00\x21-\x7e\x80-\xff]+) HTTP/1\.[0-9]")
 _STATUS_RE = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3})(?:[ \t][^\r\n]*)?")
 _HEADER_RE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*")
 _USERINFO_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://([^/?#@]*)@")

@@ -7,6 +7,7 @@ from pktmask.anon.macs import MacMapper
 from pktmask.anon.rewriter import Rewriter
 from pktmask.capture.packet import Packet
 from pktmask.core.pipeline.stage import FileContext, Stage
+from pktmask.proto.dissect import fast_layout
 from pktmask.proto.link import check_linktype
 
 
@@ -18,6 +19,9 @@ class AnonymizationStage(Stage):
     """
 
     name = "anonymize"
+    # Addresses are rewritten one-to-one and no packet is dropped: masking decides
+    # the same keep ranges on original or rewritten packets, so its pre-pass skips us.
+    prepass_transparent = True
 
     def __init__(self, key: bytes, anonymize_macs: bool = True, masking: bool = True):
         if key is None:
@@ -39,6 +43,14 @@ class AnonymizationStage(Stage):
         if lt not in self._linktypes:
             check_linktype(lt, self._name, self._masking)
             self._linktypes.add(lt)
+        layout = pkt.layout or fast_layout(pkt.data, lt)
+        if layout is not None:
+            pkt.layout = layout
+            buf = self.rewriter.fast(pkt.data, layout)
+            if buf is not None:
+                pkt.data = buf
+                self.frames_rewritten += 1
+            return pkt
         buf = bytearray(pkt.data)
         if self.rewriter.frame(buf, lt):
             pkt.data = buf

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from hashlib import blake2b
+from zlib import crc32
 
 from pktmask.capture.packet import Packet
 from pktmask.core.pipeline.stage import FileContext, Stage
@@ -12,9 +12,10 @@ from pktmask.core.pipeline.stage import FileContext, Stage
 class DeduplicationStage(Stage):
     """Drops a frame equal (captured bytes) to one of the last ``window`` frames.
 
-    ``window`` 0 remembers the whole file. Frames are remembered by a 128-bit
-    BLAKE2b digest, so memory is bounded by the window (about 100 bytes per
-    remembered frame), not by frame sizes.
+    With a window, the remembered frames themselves are the keys, so equality
+    is exact and memory is bounded by the window. ``window`` 0 remembers the
+    whole file by a 96-bit fingerprint per distinct frame (Python's hash and a
+    CRC-32) instead, about 100 bytes each.
     """
 
     name = "dedup"
@@ -26,28 +27,37 @@ class DeduplicationStage(Stage):
         self.start(None)
 
     def start(self, ctx: FileContext | None) -> None:
-        self._seen: dict[bytes, int] = {}  # digest -> how many frames in the window carry it
-        self._order: deque[bytes] = deque()
+        self._seen: dict = {}  # key -> how many frames in the window carry it
+        self._order: deque = deque()
         self.removed = 0
 
+    def rewind(self) -> None:
+        self.start(None)
+
     def process(self, pkt: Packet) -> Packet | None:
-        digest = blake2b(pkt.data, digest_size=16).digest()
+        data = pkt.data
+        if type(data) is not bytes:
+            data = bytes(data)
         seen = self._seen
-        duplicate = digest in seen
-        if self.window:
-            # Every frame read counts toward the window, dropped or kept (as editcap -D).
-            order = self._order
-            order.append(digest)
-            seen[digest] = seen.get(digest, 0) + 1
-            if len(order) > self.window:
-                old = order.popleft()
-                left = seen[old] - 1
-                if left:
-                    seen[old] = left
-                else:
-                    del seen[old]
-        elif not duplicate:
-            seen[digest] = 1
+        if not self.window:
+            key = (hash(data), crc32(data))
+            if key in seen:
+                self.removed += 1
+                return None
+            seen[key] = 1
+            return pkt
+        duplicate = data in seen
+        # Every frame read counts toward the window, dropped or kept (as editcap -D).
+        order = self._order
+        order.append(data)
+        seen[data] = seen.get(data, 0) + 1
+        if len(order) > self.window:
+            old = order.popleft()
+            left = seen[old] - 1
+            if left:
+                seen[old] = left
+            else:
+                del seen[old]
         if duplicate:
             self.removed += 1
             return None

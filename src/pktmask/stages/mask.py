@@ -2,11 +2,13 @@
 
 Two passes. The pre-pass (``observe``) runs the stream tracker over every TCP
 segment and spills, in capture order, the keep ranges of each segment with
-payload to a scratch file from the TempFileManager. The masking pass
-(``process``) dissects each frame again, zeroes everything the dissector and
-the spilled decisions do not keep, and recomputes the checksums of every
-fully captured IPv4 header and TCP/UDP/ICMP/ICMPv6/IGMP/GRE message (a cut
-short one is updated incrementally instead).
+payload (and the transport length of each fragmented datagram) to a scratch
+file from the TempFileManager. The masking pass (``process``) dissects each
+frame again, zeroes everything the dissector and the spilled decisions do not
+keep, and recomputes the checksums of every fully captured IPv4 header and
+TCP/UDP/ICMP/ICMPv6/IGMP/GRE message (a cut short one is updated
+incrementally instead). Zeroed bytes add nothing to a checksum, so only kept
+bytes are summed.
 """
 
 from __future__ import annotations
@@ -17,13 +19,26 @@ from pktmask.capture.packet import Packet
 from pktmask.core.pipeline.stage import FileContext, Stage
 from pktmask.errors import from_oserror
 from pktmask.mask.tracker import StreamTracker
-from pktmask.proto.checksum import adjust, ones_sum
-from pktmask.proto.dissect import IP4_HEADER, dissect
+from pktmask.proto.checksum import adjust, ones_sum, word_sum
+from pktmask.proto.dissect import IP4_HEADER, L4_QUOTED, dissect, fast_layout
 from pktmask.proto.link import check_linktype
 
-_COUNT = struct.Struct("<H")
-SPILL_BUFFER = 1 << 20
-MAX_DATAGRAMS = 1 << 16  # fragmented datagrams whose length is remembered
+SPILL_CHUNK = 1 << 20
+_U16 = struct.Struct("<H")
+_PAIRS: dict[int, struct.Struct] = {}
+_ZEROS = bytes(1 << 16)
+_from = int.from_bytes
+
+
+def _pairs(n: int) -> struct.Struct:
+    s = _PAIRS.get(n)
+    if s is None:
+        s = _PAIRS[n] = struct.Struct(f"<{2 * n}I")
+    return s
+
+
+def _zeros(n: int) -> bytes:
+    return _ZEROS[:n] if n <= len(_ZEROS) else bytes(n)
 
 
 class MaskingStage(Stage):
@@ -40,8 +55,10 @@ class MaskingStage(Stage):
 
     def _reset(self) -> None:
         self._tracker: StreamTracker | None = None
-        self._datagrams: dict[bytes, int] = {}  # fragmented datagram -> its transport length
         self._linktypes: set[int] = set()
+        self._out = bytearray()
+        self._in = b""
+        self._pos = 0
         self.bytes_zeroed = 0
         self.tls_records_masked = 0
         self.http_messages_masked = 0
@@ -52,7 +69,7 @@ class MaskingStage(Stage):
         self._ctx = ctx
         self._spill_path = ctx.manager.create_temp_file(prefix="mask-", suffix=".ranges")
         try:
-            self._spill = open(self._spill_path, "wb", buffering=SPILL_BUFFER)
+            self._spill = open(self._spill_path, "wb")
         except OSError as exc:
             raise from_oserror(exc, str(self._spill_path)) from exc
         self._tracker = StreamTracker(self._emit)
@@ -64,26 +81,48 @@ class MaskingStage(Stage):
 
     # ---- pre-pass ----------------------------------------------------------------
     def _emit(self, ranges: list[tuple[int, int]]) -> None:
+        out = self._out
         n = len(ranges)
-        rec = _COUNT.pack(n)
-        if n:
-            rec += struct.pack(f"<{2 * n}I", *[x for r in ranges for x in r])
+        if not n:
+            out += b"\0\0"
+        else:
+            out += _U16.pack(n)
+            out += _pairs(n).pack(*[x for r in ranges for x in r])
+        if len(out) >= SPILL_CHUNK:
+            self._flush_out()
+
+    def _flush_out(self) -> None:
         try:
-            self._spill.write(rec)
+            self._spill.write(self._out)
         except OSError as exc:
             raise from_oserror(exc, str(self._spill_path)) from exc
+        self._out = bytearray()
 
     def observe(self, pkt: Packet) -> None:
-        self._check(pkt.linktype)
-        d = dissect(pkt.data, pkt.linktype, want_jobs=False)
+        lt = pkt.linktype
+        if lt not in self._linktypes:
+            self._check(lt)
+        data = pkt.data
+        layout = fast_layout(data, lt)
+        if layout is not None:
+            l3, l4, proto, end, v6, full = layout
+            if proto == 6:
+                ps = l4 + max(20, (data[l4 + 12] >> 4) * 4)
+                a = l3 + 8 if v6 else l3 + 12
+                key = data[a : a + (32 if v6 else 8)] + data[l4 : l4 + 4]
+                self._tracker.segment(key, _from(data[l4 + 4 : l4 + 8], "big"), data[l4 + 13],
+                                      memoryview(data)[ps:end])
+            return
+        d = dissect(data, lt)
+        tracker = self._tracker
+        for job in d.jobs:
+            if job[6] is not None:
+                tracker.datagram(job[6])
         if d.last_fragment is not None:
-            if len(self._datagrams) >= MAX_DATAGRAMS:
-                self._datagrams.clear()
-            key, length = d.last_fragment
-            self._datagrams[key] = length
+            tracker.last_fragment(*d.last_fragment)
         seg = d.tcp
         if seg is not None:
-            self._tracker.segment(seg.key, seg.seq, seg.flags, memoryview(pkt.data)[seg.start : seg.end])
+            tracker.segment(seg.key, seg.seq, seg.flags, memoryview(data)[seg.start : seg.end])
 
     def end_prepass(self) -> None:
         tracker = self._tracker
@@ -91,49 +130,135 @@ class MaskingStage(Stage):
         self.tls_records_masked = tracker.tls_records_masked
         self.http_messages_masked = tracker.http_messages_masked
         self._tracker = None
+        self._flush_out()
         try:
             self._spill.close()
-            self._spill = open(self._spill_path, "rb", buffering=SPILL_BUFFER)
+            self._spill = open(self._spill_path, "rb")
         except OSError as exc:
             raise from_oserror(exc, str(self._spill_path)) from exc
 
     # ---- masking pass ------------------------------------------------------------
-    def _next_ranges(self) -> list[tuple[int, int]]:
-        head = self._spill.read(2)
-        if len(head) != 2:
-            raise RuntimeError("masking decisions out of step with the capture")
-        (n,) = _COUNT.unpack(head)
+    def _record(self) -> list[tuple[int, int]]:
+        """The next spilled record (keep ranges, or a datagram length)."""
+        buf, pos = self._in, self._pos
+        if len(buf) - pos < 2:
+            buf, pos = self._refill(2)
+        (n,) = _U16.unpack_from(buf, pos)
+        pos += 2
         if not n:
+            self._pos = pos
             return []
-        vals = struct.unpack(f"<{2 * n}I", self._spill.read(8 * n))
+        size = 8 * n
+        if len(buf) - pos < size:
+            self._pos = pos
+            buf, pos = self._refill(size)
+        vals = _pairs(n).unpack_from(buf, pos)
+        self._pos = pos + size
         return [(vals[i], vals[i + 1]) for i in range(0, 2 * n, 2)]
 
+    def _refill(self, need: int):
+        try:
+            chunk = self._spill.read(max(SPILL_CHUNK, need))
+        except OSError as exc:
+            raise from_oserror(exc, str(self._spill_path), "read") from exc
+        buf = self._in[self._pos :] + chunk
+        if len(buf) < need:
+            raise RuntimeError("masking decisions out of step with the capture")
+        self._in, self._pos = buf, 0
+        return buf, 0
+
     def process(self, pkt: Packet) -> Packet:
-        self._check(pkt.linktype)
+        lt = pkt.linktype
+        if lt not in self._linktypes:
+            self._check(lt)
         data = pkt.data
-        d = dissect(data, pkt.linktype)
+        layout = pkt.layout or fast_layout(data, lt)
+        if layout is not None and layout[5]:
+            pkt.data = self._fast(data, layout)
+        else:
+            pkt.data = self._general(data, lt)
+        return pkt
+
+    def _fast(self, data, layout):
+        """Mask a fully captured frame of the common shape; same bytes as ``_general``."""
+        l3, l4, proto, end, v6, _full = layout
+        n = len(data)
+        if proto == 6:
+            ps = l4 + max(20, (data[l4 + 12] >> 4) * 4)
+            at = l4 + 16
+            ranges = self._record() if ps < end else None
+        else:
+            ps = l4 + 8
+            at = l4 + 6
+            ranges = None
+        if ranges:
+            buf = bytearray(data)
+            pos = ps
+            kept = 0
+            s = 0
+            for a, b in ranges:
+                a += ps
+                b += ps
+                if a > pos:
+                    buf[pos:a] = _zeros(a - pos)
+                v = _from(buf[a:b], "big")
+                if (a - l4 + b - a) & 1:  # the range ends mid-word: pad with the (zero) next byte
+                    v <<= 8
+                s += v
+                kept += b - a
+                pos = b
+            if pos < n:
+                buf[pos:n] = _zeros(n - pos)
+            self.bytes_zeroed += n - ps - kept
+        else:
+            buf = bytearray(data[:ps])
+            buf += _zeros(n - ps)
+            self.bytes_zeroed += n - ps
+            s = 0
+        if not v6:
+            buf[l3 + 10] = buf[l3 + 11] = 0
+            c = (-word_sum(buf[l3 : l3 + 20])) % 0xFFFF
+            buf[l3 + 10] = c >> 8
+            buf[l3 + 11] = c & 0xFF
+        if proto == 17 and not v6 and not buf[at] and not buf[at + 1]:
+            return buf  # a zero UDP checksum over IPv4 means "none": it stays
+        buf[at] = buf[at + 1] = 0
+        a = l3 + 8 if v6 else l3 + 12
+        s += _from(buf[l4:ps], "big") + _from(buf[a : a + (32 if v6 else 8)], "big") + proto + end - l4
+        c = 0xFFFF - s % 0xFFFF
+        buf[at] = c >> 8
+        buf[at + 1] = c & 0xFF
+        return buf
+
+    def _general(self, data, lt: int):
+        """Mask any frame the dissector understands (and zero what it does not)."""
+        d = dissect(data, lt)
         buf = bytearray(data)
         size = len(buf)
         zero = d.zero
+        jobs = d.jobs
+        lengths = [self._record() for job in jobs if job[6] is not None]
         seg = d.tcp
         if seg is not None and seg.start < seg.end:
             pos = seg.start
-            for a, b in self._next_ranges():
+            for a, b in self._record():
                 zero.append((pos, seg.start + a))
                 pos = seg.start + b
             zero.append((pos, seg.end))
-        jobs = d.jobs
-        before = [ones_sum(buf[j[1] : size]) if j[2] > size else 0 for j in jobs]
+        before = [ones_sum(buf[j[1] : min(j[2], size)]) if j[2] > size or j[0] == L4_QUOTED else 0
+                  for j in jobs]
         zeroed = 0
         for a, b in zero:
             if b > size:
                 b = size
             if a < b:
-                buf[a:b] = bytes(b - a)
+                buf[a:b] = _zeros(b - a)
                 zeroed += b - a
         self.bytes_zeroed += zeroed
         for i in range(len(jobs) - 1, -1, -1):
             kind, start, end, at, pseudo, zero_ok, frag = jobs[i]
+            if frag is not None:
+                length = lengths.pop()
             if at + 2 > size:
                 continue
             if kind == IP4_HEADER:
@@ -143,10 +268,22 @@ class MaskingStage(Stage):
             old = (buf[at] << 8) | buf[at + 1]
             if zero_ok and old == 0:
                 continue
-            if frag is not None:
-                new = self._fragment_checksum(buf, start, end, at, pseudo, frag)
-                if new is None:
-                    continue
+            if kind == L4_QUOTED:
+                # A quoted header: keep its checksum consistent with what was zeroed after it.
+                new = adjust(old, ones_sum(buf[start : min(end, size)]) - before[i])
+            elif frag is not None:
+                # Later fragments are all zeros: the first one's bytes make the whole sum.
+                if pseudo:
+                    if at == start + 6:  # UDP states the datagram's length itself
+                        total = (buf[start + 4] << 8) | buf[start + 5]
+                    elif length:
+                        total = length[0][0]
+                    else:
+                        continue  # last fragment never seen: length unknown, leave as is
+                else:
+                    total = 0
+                buf[at : at + 2] = b"\0\0"
+                new = 0xFFFF - (ones_sum(buf[start:end]) + pseudo + total) % 0xFFFF
             elif end <= size:
                 buf[at : at + 2] = b"\0\0"
                 s = ones_sum(buf[start:end])
@@ -156,27 +293,7 @@ class MaskingStage(Stage):
             else:  # cut short: update for what changed in the captured part
                 new = adjust(old, ones_sum(buf[start:size]) - before[i])
             buf[at : at + 2] = new.to_bytes(2, "big")
-        if buf != data:
-            pkt.data = buf
-        return pkt
-
-    def _fragment_checksum(self, buf, start, end, at, pseudo, frag) -> int | None:
-        """Checksum of a fragmented datagram from its first fragment (the rest is all zeros).
-
-        Returns None when the datagram's transport length is unknown (its last
-        fragment was not captured): the checksum is then left as it was.
-        """
-        length = 0
-        if pseudo:
-            if at == start + 6:  # UDP: its header states the datagram's length
-                length = (buf[start + 4] << 8) | buf[start + 5]
-            else:
-                length = self._datagrams.get(frag)
-                if length is None:
-                    return None
-        buf[at : at + 2] = b"\0\0"
-        s = ones_sum(buf[start:end]) + pseudo + length
-        return 0xFFFF - s % 0xFFFF
+        return buf
 
     def finish(self) -> dict[str, int]:
         self._close_spill()

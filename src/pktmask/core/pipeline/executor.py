@@ -1,11 +1,13 @@
 """PipelineExecutor: runs the enabled stages over one capture, streaming, into an atomic OUTPUT.
 
-Stages that only need one look at each packet are fused into one pass over
-the capture. A stage that needs a pre-pass (masking builds its keep-ranges
-first) splits the chain: the stages before it run in a pass that writes an
-intermediate capture into scratch while the two-pass stage observes the
-result; the next pass reads that intermediate back. So each pass reads once
-and writes once, and memory stays constant in file size.
+All stages run fused in one final pass over the input that writes OUTPUT.
+A stage that needs a pre-pass (masking builds its keep ranges first) gets
+one more read of the input before that: the stages ahead of it that change
+which packets exist (dedup) run there too, so it observes exactly the packet
+sequence it will later process; stages whose changes cannot matter to it
+(``prepass_transparent``: anonymization rewrites addresses bijectively) are
+skipped. No intermediate capture is ever written — nothing unmasked reaches
+scratch — and memory stays constant in file size.
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ from pathlib import Path
 
 from pktmask.capture.formats import Reader, make_writer, open_reader
 from pktmask.config import MaskConfig
-from pktmask.core.output import WRITE_BUFFER, AtomicOutput, StdoutOutput
+from pktmask.core.output import AtomicOutput, StdoutOutput
 from pktmask.core.pipeline.stage import FileContext, Stage
 from pktmask.core.temp_file_manager import TempFileManager, get_temp_file_manager
 from pktmask.errors import (
     InputError,
     OutputError,
     OutputExistsError,
-    PktmaskError,
     SameFileError,
     from_oserror,
 )
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 # Test-only switch: pause up to this many seconds in the final pass, right
 # after the first packet reached the partial output, and say so on stderr;
 # SIGUSR1 resumes. It lets the E2E suite signal a run at a known point, with
-# scratch and a partial output in existence, instead of guessing with sleeps.
+# a partial output in existence, instead of guessing with sleeps.
 PAUSE_ENV = "PKTMASK_TEST_PAUSE"
 
 
@@ -69,16 +70,16 @@ def check_paths(input_path: Path, output_path: Path, force: bool) -> None:
 
 
 def plan_passes(stages: list[Stage]) -> list[tuple[list[Stage], Stage | None]]:
-    """Group stages into passes: (stages processing in this pass, stage observing its output)."""
+    """Plan the reads of the input: (stages that process, stage that observes) per pass.
+
+    Every pass but the last is a pre-pass for one two-pass stage; the last
+    runs every stage and writes the output.
+    """
     passes: list[tuple[list[Stage], Stage | None]] = []
-    current: list[Stage] = []
-    for stage in stages:
+    for i, stage in enumerate(stages):
         if stage.needs_prepass:
-            passes.append((current, stage))
-            current = [stage]
-        else:
-            current.append(stage)
-    passes.append((current, None))
+            passes.append(([s for s in stages[:i] if not s.prepass_transparent], stage))
+    passes.append((list(stages), None))
     return passes
 
 
@@ -96,89 +97,90 @@ class PipelineExecutor:
 
         return cls(build_stages(config), manager)
 
+    @property
+    def reads_twice(self) -> bool:
+        """True when the input is read more than once (a stream must then be spooled first)."""
+        return len(plan_passes(self.stages)) > 1
+
     def run_file(self, input_path: str | Path, output_path: str | Path, force: bool = False, *,
-                 display_name: str | None = None, progress=None) -> FileResult:
+                 display_name: str | None = None, progress=None, stream=None) -> FileResult:
         """Sanitize one capture into OUTPUT atomically (``-`` streams to stdout); returns its counters.
 
-        ``display_name`` names the input in messages (e.g. ``<stdin>`` for a
-        spooled copy); ``progress(done, total)`` is called now and then with
-        byte counts. Raises PktmaskError subclasses; on any failure a file
-        OUTPUT is untouched and no partial file or scratch of this file remains.
+        ``display_name`` names the input in messages (e.g. ``<stdin>``);
+        ``stream`` is a binary stream read instead of ``input_path`` (only when
+        not ``reads_twice``); ``progress(done, total)`` is called now and then
+        with byte counts. Raises PktmaskError subclasses; on any failure a
+        file OUTPUT is untouched and no partial file or scratch of this file
+        remains.
         """
         input_path = Path(input_path)
         name = display_name or str(input_path)
         started = time.monotonic()
         to_stdout = str(output_path) == "-"
         result = FileResult(input=name, output="-" if to_stdout else str(output_path))
+        if stream is not None and self.reads_twice:
+            raise ValueError("a stream input needs spooling when the input is read twice")
+        if stream is None and not input_path.exists():
+            raise InputError("no such file", name)
         if to_stdout:
-            if not input_path.exists():
-                raise InputError("no such file", name)
             out = StdoutOutput()
         else:
             output_path = Path(output_path)
-            check_paths(input_path, output_path, force)
+            if stream is None:
+                check_paths(input_path, output_path, force)
+            elif output_path.exists() and not force:
+                raise OutputExistsError("OUTPUT exists (use --force to replace it)", str(output_path))
             if not output_path.parent.is_dir():
                 raise OutputError("output directory does not exist", str(output_path.parent))
             out = AtomicOutput(output_path, self.manager, force)
         self._name = name
         self._progress = progress
-        scratch: list[Path] = []
         try:
-            self._run(input_path, out, result, scratch)
+            self._run(input_path, out, result, stream)
             out.commit()
         except BaseException:
             out.abort()
             raise
-        finally:
-            for path in scratch:
-                self._drop_scratch(path)
         result.ok = True
         result.seconds = time.monotonic() - started
         return result
 
-    def _drop_scratch(self, path: Path) -> None:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-        self.manager.unregister_temp_file(path)
-
-    def _run(self, input_path: Path, out: AtomicOutput, result: FileResult, scratch: list[Path]) -> None:
+    def _run(self, input_path: Path, out, result: FileResult, stream=None) -> None:
         passes = plan_passes(self.stages)
-        source = input_path
-        first = True
-        ctx = None
         try:
-            self._total = os.stat(input_path).st_size * len(passes)
+            self._total = 0 if stream is not None else os.stat(input_path).st_size * len(passes)
         except OSError:
             self._total = 0
         self._done = 0
         self._passes = len(passes)
+        ran: set[int] = set()
         for index, (procs, observer) in enumerate(passes):
             last = index == len(passes) - 1
+            if stream is not None:
+                f = stream
+            else:
+                try:
+                    f = open(input_path, "rb", buffering=0)
+                except OSError as exc:
+                    raise InputError(f"cannot open: {exc.strerror}", self._name) from exc
             try:
-                f = open(source, "rb", buffering=0)
-            except OSError as exc:
-                raise InputError(f"cannot open: {exc.strerror}", str(source)) from exc
-            with f:
-                reader = open_reader(f, self._name if first else str(source))
-                if first:
+                reader = open_reader(f, self._name)
+                if index == 0:
                     ctx = FileContext(self._name, reader.format, self.manager)
                     for stage in self.stages:
                         stage.start(ctx)
                     result.format = reader.format
-                if not procs and observer is not None and not last:
-                    self._observe_only(reader, observer)
-                    dest_path = None
+                for stage in procs:
+                    if id(stage) in ran:
+                        stage.rewind()  # it saw these packets in an earlier pass
+                    ran.add(id(stage))
+                if last:
+                    result.packets_out = self._pass(reader, procs, out)
                 else:
-                    dest_path = None if last else self.manager.create_temp_file(prefix="pass-", suffix=".cap")
-                    if dest_path is not None:
-                        scratch.append(dest_path)
-                    written = self._pass(reader, procs, observer, out if last else None, dest_path)
-                    if last:
-                        result.packets_out = written
+                    self._prepass(reader, procs, observer)
+                    observer.end_prepass()
                 self._done += self._total // len(passes)
-                if first:
+                if last:
                     result.packets_in = reader.packets
                     result.metadata_dropped = reader.metadata_dropped
                     if reader.truncated:
@@ -186,15 +188,9 @@ class PipelineExecutor:
                         result.warnings.append(
                             "capture ends in a truncated record; all complete records were processed"
                         )
-                    first = False
-            if observer is not None:
-                observer.end_prepass()
-            if dest_path is not None:
-                # The previous intermediate is no longer needed once the next exists.
-                if source != input_path:
-                    scratch.remove(source)
-                    self._drop_scratch(source)
-                source = dest_path
+            finally:
+                if stream is None:
+                    f.close()
         for stage in self.stages:
             result.add(stage.finish())
 
@@ -207,33 +203,30 @@ class PipelineExecutor:
             share = self._total // max(1, self._passes)
             self._progress(self._done + share * min(reader.cb.position(), size) // size, self._total)
 
-    def _observe_only(self, reader: Reader, observer: Stage) -> None:
+    def _prepass(self, reader: Reader, procs: list[Stage], observer: Stage) -> None:
+        """Read the input once more so ``observer`` sees the packets it will later process."""
         observe = observer.observe
+        funcs = [s.process for s in procs]
         count = 0
         for pkt in reader:
-            observe(pkt)
             count += 1
             if not count & 0xFFF:
                 self._report_progress(reader)
+            for func in funcs:
+                pkt = func(pkt)
+                if pkt is None:
+                    break
+            else:
+                observe(pkt)
 
-    def _pass(self, reader: Reader, procs: list[Stage], observer: Stage | None,
-              out: AtomicOutput | None, dest_path: Path | None) -> int:
-        """Run one pass; returns the number of packets written."""
-        if out is not None:
-            f = out.open()
-            dest_name = str(out.target)
-        else:
-            try:
-                f = open(dest_path, "wb", buffering=WRITE_BUFFER)
-            except OSError as exc:
-                raise from_oserror(exc, str(dest_path)) from exc
-            dest_name = str(dest_path)
-        pause = float(os.environ.get(PAUSE_ENV) or 0) if out is not None else 0.0
+    def _pass(self, reader: Reader, procs: list[Stage], out) -> int:
+        """Run the final pass into OUTPUT; returns the number of packets written."""
+        f = out.open()
+        pause = float(os.environ.get(PAUSE_ENV) or 0)
         written = 0
         try:
             writer = make_writer(f, reader)
             write = writer.write
-            observe = observer.observe if observer is not None else None
             funcs = [s.process for s in procs]
             count = 0
             for pkt in reader:
@@ -246,25 +239,12 @@ class PipelineExecutor:
                         break
                 else:
                     write(pkt)
-                    if observe is not None:
-                        observe(pkt)
                     written += 1
                     if pause and written == 1:
                         self._test_pause(f, pause)
             writer.close()
-            if out is None:
-                f.close()
         except OSError as exc:
-            if out is None:
-                try:
-                    f.close()
-                except OSError:
-                    pass
-            raise from_oserror(exc, dest_name) from exc
-        except PktmaskError:
-            if out is None:
-                f.close()
-            raise
+            raise from_oserror(exc, str(out.target)) from exc
         return written
 
     def _test_pause(self, f, seconds: float) -> None:

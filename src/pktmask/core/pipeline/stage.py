@@ -22,7 +22,8 @@ class Stage:
     The executor calls ``start`` once per file, then (only when
     ``needs_prepass``) ``observe`` for every packet the stage will later see
     and ``end_prepass``, then ``process`` for each packet in order, then
-    ``finish``. ``process`` returns the packet (possibly with new ``data`` of
+    ``finish``. A stage that processes packets in a pre-pass of another stage
+    gets ``rewind`` before the final pass. ``process`` returns the packet (possibly with new ``data`` of
     the same length) or None to drop it. Stages raise PktmaskError subclasses
     on failure; they never swallow errors. Scratch space comes only from
     ``ctx.manager``; a stage deletes only what it created.
@@ -30,9 +31,16 @@ class Stage:
 
     name = "stage"
     needs_prepass = False
+    # True if this stage's changes cannot affect what a later two-pass stage
+    # decides in its pre-pass, so the pre-pass may skip it (read the docs of
+    # plan_passes); stages that drop packets must never claim this.
+    prepass_transparent = False
 
     def start(self, ctx: FileContext) -> None:
         """Reset per-file state."""
+
+    def rewind(self) -> None:
+        """The same packets come again in a later pass: forget what the earlier pass saw."""
 
     def observe(self, pkt: Packet) -> None:
         """Look at a packet during the pre-pass (two-pass stages only)."""
