@@ -158,6 +158,24 @@ class Rewriter:
             self.changed = True
         return hit[1]
 
+    def _prefix(self, buf, o: int, n: int, size: int) -> int:
+        """Map the first ``n`` bytes of an address cut short by the snap length.
+
+        Crypto-PAn output bit i depends only on input bits 0..i, so the first
+        n bytes of the pseudonym of any completion are the same: pad with
+        zeros, map, keep n bytes. Returns the delta (alignment as usual).
+        """
+        if n == size:
+            return self._a4(buf, o) if size == 4 else self._a6(buf, o)
+        old = bytes(buf[o : o + n])
+        full = bytearray(old + bytes(size - n))
+        self._a4(full, 0) if size == 4 else self._a6(full, 0)
+        new = bytes(full[:n])
+        if new != old:
+            buf[o : o + n] = new
+            self.changed = True
+        return _span_sum(buf, o, o + n) - _from(old, "big") * (256 if ((o & 1) + n) & 1 else 1)
+
     def _mac(self, buf, o: int) -> int:
         if self.macs is None:
             return 0
@@ -295,17 +313,17 @@ class Rewriter:
         """An IPv4 packet (outer, inner or quoted): addresses, options, header checksum, then L4."""
         if depth > MAX_DEPTH:
             return self._too_deep(buf, off, end)
-        if off + 16 > end or buf[off] >> 4 != 4:
+        if off + 12 >= end or buf[off] >> 4 != 4:
             return 0
         ihl = (buf[off] & 0x0F) * 4
         if ihl < 20:
             return 0
         if off + ihl > end:
-            # Header cut short by the snap length: its addresses are still there to hide.
-            pseudo = self._a4(buf, off + 12)
-            if off + 20 <= end:
-                pseudo += self._a4(buf, off + 16)
-            return pseudo + self._fix(buf, off + 10, pseudo, 0)
+            # Header cut short by the snap length: its addresses, even in part, are there to hide.
+            pseudo = self._prefix(buf, off + 12, min(4, end - off - 12), 4)
+            if off + 16 < end:
+                pseudo += self._prefix(buf, off + 16, min(4, end - off - 16), 4)
+            return pseudo + (self._fix(buf, off + 10, pseudo, 0) if off + 12 <= end else 0)
         total = _from(buf[off + 2 : off + 4], "big")
         if total >= ihl:
             end = min(end, off + total)
@@ -363,10 +381,13 @@ class Rewriter:
         """An IPv6 packet: addresses (also in routing headers and options), extension headers, then L4."""
         if depth > MAX_DEPTH:
             return self._too_deep(buf, off, end)
-        if off + 24 > end or buf[off] >> 4 != 6:
+        if off + 8 >= end or buf[off] >> 4 != 6:
             return 0
-        if off + 40 > end:  # header cut short: hide what is there
-            return self._a6(buf, off + 8)
+        if off + 40 > end:  # header cut short: hide what is there, even in part
+            delta = self._prefix(buf, off + 8, min(16, end - off - 8), 16)
+            if off + 24 < end:
+                delta += self._prefix(buf, off + 24, min(16, end - off - 24), 16)
+            return delta
         plen = _from(buf[off + 4 : off + 6], "big")
         if plen:
             end = min(end, off + 40 + plen)
