@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PKTMASK, tshark_count
 
 from captures import clean_pcapng, write_pcap
+from conftest import PKTMASK, tshark_count
 
 FILE_KEYS = {"input", "output", "ok", "error", "packets_in", "packets_out", "duplicates_removed",
              "addresses_anonymized", "payload_bytes_zeroed", "tls_records_masked", "http_messages_masked",
@@ -117,7 +117,7 @@ def _wait_for_paused_workers(run, proc, count: int, timeout: float = 120) -> tup
     deadline = time.monotonic() + timeout
     parent_root = None
     while time.monotonic() < deadline:
-        roots = [p for p in run.tmpdir.iterdir() if p.name.startswith(f"pktmask-") and f"-{proc.pid}-" in p.name]
+        roots = [p for p in run.tmpdir.iterdir() if p.name.startswith("pktmask-") and f"-{proc.pid}-" in p.name]
         if roots:
             parent_root = roots[0]
             errs = [p for p in parent_root.glob("worker-*.err")]
