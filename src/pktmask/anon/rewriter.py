@@ -73,14 +73,15 @@ class Rewriter:
         self.distinct = 0
 
     # ---- fast path -----------------------------------------------------------
-    def fast(self, data, layout):
+    def fast(self, data, layout, checksums: bool = True):
         """Rewrite a frame of the common shape (see ``dissect.fast_layout``) quickly.
 
         Returns the new data, or None if nothing changed — exactly the bytes
-        the general walker would produce.
+        the general walker would produce. With ``checksums`` False the IPv4
+        header and transport checksums are left for the caller to recompute
+        (the masking stage recomputes them for every fully captured frame).
         """
-        l3, l4, proto, end, v6, _full = layout
-        at = l4 + 16 if proto == 6 else l4 + 6
+        l3, l4, proto, end, v6 = layout[:5]
         if v6:
             a, alen = l3 + 8, 32
         else:
@@ -114,12 +115,13 @@ class Rewriter:
         buf = bytearray(data)
         buf[:12] = new_macs
         buf[a : a + alen] = new_addrs
-        if pseudo:
+        if pseudo and checksums:
             if not v6:
                 old = (buf[l3 + 10] << 8) | buf[l3 + 11]
                 c = (old - word_sum(buf[l3 : l3 + 20])) % 0xFFFF
                 buf[l3 + 10] = c >> 8
                 buf[l3 + 11] = c & 0xFF
+            at = l4 + 16 if proto == 6 else l4 + 6
             if at + 2 <= end and (proto == 6 or v6 or buf[at] or buf[at + 1]):
                 old = (buf[at] << 8) | buf[at + 1]
                 c = adjust(old, pseudo)

@@ -193,6 +193,15 @@ class StreamTracker:
             b = a + n
             if not delta and not self.queue and not d.ooo:
                 # In order, nothing waiting: the common case needs no bookkeeping.
+                parser = d.parser
+                if parser is not None and parser.skip(n):
+                    d.next = b  # inside a zeroed body (TLS application data): nothing kept
+                    self.emit(())
+                    if flags & (FIN | RST):
+                        self._flush(d)
+                        if flags & RST:
+                            self._flush(flow.dirs[1 - flow.dirs.index(d)])
+                    return
                 self._feed(d, payload)
                 if b <= d.decided:
                     if d.waiting:

@@ -15,6 +15,8 @@ VLAN/QinQ, MPLS, PPPoE, GRE, IP-in-IP and VXLAN down to the innermost packet
 
 from __future__ import annotations
 
+import struct
+
 from pktmask.proto import link
 from pktmask.proto.checksum import word_sum
 
@@ -64,53 +66,69 @@ class Dissection:
         self.jobs: list[tuple] = []
 
 
+_ET = struct.Struct("!H").unpack_from
+_IP4 = struct.Struct("!BxHxxHxB").unpack_from  # version/IHL, total length, flags/offset, protocol
+_IP6 = struct.Struct("!B3xHB").unpack_from  # version, payload length, next header
+
+
 def fast_layout(data, linktype: int):
     """Classify the common frame shape in a few operations, or return None.
 
     The shape: Ethernet with at most one 802.1Q tag; IPv4 without options,
     not fragmented, or IPv6 without extension headers; TCP with a complete
     header, or UDP (not VXLAN). Returns (ip offset, l4 offset, protocol,
-    end, v6, full): ``end`` is where the IP packet ends within the capture,
-    ``full`` whether all of it was captured. Everything else goes through
-    the general walkers.
+    end, v6, full, payload offset): ``end`` is where the IP packet ends
+    within the capture, ``full`` whether all of it was captured. Everything
+    else goes through the general walkers.
     """
     n = len(data)
     if linktype != 1 or n < 54:
         return None
     l3 = 14
-    et = (data[12] << 8) | data[13]
+    (et,) = _ET(data, 12)
     if et == 0x8100:
-        et = (data[16] << 8) | data[17]
+        (et,) = _ET(data, 16)
         l3 = 18
     if et == 0x0800:
-        if data[l3] != 0x45 or data[l3 + 6] & 0x3F or data[l3 + 7]:
+        vihl, total, frag, proto = _IP4(data, l3)
+        if vihl != 0x45 or frag & 0x3FFF:
             return None
-        proto = data[l3 + 9]
         l4 = l3 + 20
-        total = (data[l3 + 2] << 8) | data[l3 + 3]
-        full = total < 20 or l3 + total <= n
-        end = n if total < 20 or not full else l3 + total
+        if total < 20:
+            full, end = True, n
+        elif l3 + total <= n:
+            full, end = True, l3 + total
+        else:
+            full, end = False, n
         v6 = False
     elif et == 0x86DD:
-        if data[l3] >> 4 != 6 or n < l3 + 40:
+        if n < l3 + 40:
             return None
-        proto = data[l3 + 6]
+        ver, plen, proto = _IP6(data, l3)
+        if ver >> 4 != 6:
+            return None
         l4 = l3 + 40
-        plen = (data[l3 + 4] << 8) | data[l3 + 5]
-        full = not plen or l3 + 40 + plen <= n
-        end = n if not plen or not full else l3 + 40 + plen
+        if not plen:
+            full, end = True, n
+        elif l4 + plen <= n:
+            full, end = True, l4 + plen
+        else:
+            full, end = False, n
         v6 = True
     else:
         return None
     if proto == 6:
-        if l4 + 20 > end or l4 + max(20, (data[l4 + 12] >> 4) * 4) > end:
+        doff = (data[l4 + 12] >> 4) * 4 if l4 + 13 <= end else 0
+        ps = l4 + (doff if doff > 20 else 20)
+        if ps > end:
             return None
     elif proto == 17:
-        if l4 + 8 > end or (data[l4] << 8 | data[l4 + 1]) == 4789 or (data[l4 + 2] << 8 | data[l4 + 3]) == 4789:
+        ps = l4 + 8
+        if ps > end or _ET(data, l4)[0] == 4789 or _ET(data, l4 + 2)[0] == 4789:
             return None
     else:
         return None
-    return (l3, l4, proto, end, v6, full)
+    return (l3, l4, proto, end, v6, full, ps)
 
 
 def dissect(buf, linktype: int, want_jobs: bool = True) -> Dissection:

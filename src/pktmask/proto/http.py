@@ -337,6 +337,19 @@ class HttpParser:
                 break
         self.decided = self._line_start if self._line else end
 
+    def skip(self, n: int) -> bool:
+        """Consume ``n`` bytes at once if they all lie inside a zeroed body (not its last byte).
+
+        Returns False (nothing consumed) otherwise; then use ``feed``.
+        """
+        st = self._state
+        if (st == _BODY or st == _CHUNK_DATA) and self._remaining > n:
+            self._remaining -= n
+            self.pos += n
+            self.decided = self.pos
+            return True
+        return False
+
     def _skip(self, k: int) -> None:
         """Pass over ``k`` zeroed body or chunk-data bytes (at most the remaining count)."""
         self._remaining -= k

@@ -212,6 +212,19 @@ class TlsParser:
             self._remaining = length
         self.decided = self._hdr_start if self._hdr else end
 
+    def skip(self, n: int) -> bool:
+        """Consume ``n`` bytes at once if they all lie inside a zeroed record body.
+
+        Returns False (nothing consumed) otherwise; then use ``feed``. A fast
+        path for the bulk of a TLS stream: application data.
+        """
+        if self._remaining >= n and self.synced and not self._keep_body and not self._hdr:
+            self._remaining -= n
+            self.pos += n
+            self.decided = self.pos
+            return True
+        return False
+
     def gap(self, pos: int) -> None:
         """Record that the bytes from ``self.pos`` up to ``pos`` were lost; the next feed starts at ``pos``.
 

@@ -25,6 +25,7 @@ from pktmask.proto.link import check_linktype
 
 SPILL_CHUNK = 1 << 20
 _U16 = struct.Struct("<H")
+_TCP = struct.Struct("!4sI5xB").unpack_from  # ports, sequence number, (ack, offset), flags
 _PAIRS: dict[int, struct.Struct] = {}
 _ZEROS = bytes(1 << 16)
 _from = int.from_bytes
@@ -105,13 +106,11 @@ class MaskingStage(Stage):
         data = pkt.data
         layout = fast_layout(data, lt)
         if layout is not None:
-            l3, l4, proto, end, v6, full = layout
-            if proto == 6:
-                ps = l4 + max(20, (data[l4 + 12] >> 4) * 4)
-                a = l3 + 8 if v6 else l3 + 12
-                key = data[a : a + (32 if v6 else 8)] + data[l4 : l4 + 4]
-                self._tracker.segment(key, _from(data[l4 + 4 : l4 + 8], "big"), data[l4 + 13],
-                                      memoryview(data)[ps:end])
+            if layout[2] == 6:
+                l3, l4, _proto, end, v6, _full, ps = layout
+                ports, seq, flags = _TCP(data, l4)
+                key = (data[l3 + 8 : l3 + 40] if v6 else data[l3 + 12 : l3 + 20]) + ports
+                self._tracker.segment(key, seq, flags, memoryview(data)[ps:end])
             return
         d = dissect(data, lt)
         tracker = self._tracker
@@ -181,18 +180,12 @@ class MaskingStage(Stage):
 
     def _fast(self, data, layout):
         """Mask a fully captured frame of the common shape; same bytes as ``_general``."""
-        l3, l4, proto, end, v6, _full = layout
+        l3, l4, proto, end, v6, _full, ps = layout
         n = len(data)
-        if proto == 6:
-            ps = l4 + max(20, (data[l4 + 12] >> 4) * 4)
-            at = l4 + 16
-            ranges = self._record() if ps < end else None
-        else:
-            ps = l4 + 8
-            at = l4 + 6
-            ranges = None
+        ranges = self._record() if proto == 6 and ps < end else None
+        # A bytearray here was made by an earlier stage for this packet alone: edit in place.
+        buf = data if type(data) is bytearray else bytearray(data)
         if ranges:
-            buf = bytearray(data)
             pos = ps
             kept = 0
             s = 0
@@ -211,20 +204,24 @@ class MaskingStage(Stage):
                 buf[pos:n] = _zeros(n - pos)
             self.bytes_zeroed += n - ps - kept
         else:
-            buf = bytearray(data[:ps])
-            buf += _zeros(n - ps)
+            if ps < n:
+                buf[ps:n] = _zeros(n - ps)
             self.bytes_zeroed += n - ps
             s = 0
         if not v6:
             buf[l3 + 10] = buf[l3 + 11] = 0
-            c = (-word_sum(buf[l3 : l3 + 20])) % 0xFFFF
+            c = (-_from(buf[l3 : l3 + 20], "big")) % 0xFFFF
             buf[l3 + 10] = c >> 8
             buf[l3 + 11] = c & 0xFF
-        if proto == 17 and not v6 and not buf[at] and not buf[at + 1]:
-            return buf  # a zero UDP checksum over IPv4 means "none": it stays
+            at = l4 + 16 if proto == 6 else l4 + 6
+            if proto == 17 and not buf[at] and not buf[at + 1]:
+                return buf  # a zero UDP checksum over IPv4 means "none": it stays
+            s += _from(buf[l3 + 12 : l3 + 20], "big")
+        else:
+            at = l4 + 16 if proto == 6 else l4 + 6
+            s += _from(buf[l3 + 8 : l3 + 40], "big")
         buf[at] = buf[at + 1] = 0
-        a = l3 + 8 if v6 else l3 + 12
-        s += _from(buf[l4:ps], "big") + _from(buf[a : a + (32 if v6 else 8)], "big") + proto + end - l4
+        s += _from(buf[l4:ps], "big") + proto + end - l4
         c = 0xFFFF - s % 0xFFFF
         buf[at] = c >> 8
         buf[at + 1] = c & 0xFF
