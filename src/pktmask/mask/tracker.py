@@ -196,7 +196,7 @@ class StreamTracker:
                 parser = d.parser
                 if parser is not None and parser.skip(n):
                     d.next = b  # inside a zeroed body (TLS application data): nothing kept
-                    self.emit(())
+                    self.emit([])
                     if flags & (FIN | RST):
                         self._flush(d)
                         if flags & RST:
