@@ -73,15 +73,13 @@ class Rewriter:
         self.distinct = 0
 
     # ---- fast path -----------------------------------------------------------
-    def fast(self, data, layout, checksums: bool = True):
-        """Rewrite a frame of the common shape (see ``dissect.fast_layout``) quickly.
+    def patch(self, data, layout):
+        """The address rewrite of a frame of the common shape (see ``dissect.fast_layout``).
 
-        Returns the new data, or None if nothing changed — exactly the bytes
-        the general walker would produce. With ``checksums`` False the IPv4
-        header and transport checksums are left for the caller to recompute
-        (the masking stage recomputes them for every fully captured frame).
+        Returns (new MAC pair, address offset, new address pair, pseudo-header
+        delta), or None when nothing changes. Checksums are not touched.
         """
-        l3, l4, proto, end, v6 = layout[:5]
+        l3, v6 = layout[0], layout[4]
         if v6:
             a, alen = l3 + 8, 32
         else:
@@ -97,7 +95,6 @@ class Rewriter:
             if len(self._pairs) >= CACHE_LIMIT:
                 self._pairs.clear()
             hit = self._pairs[key] = (bytes(tmp), d)
-        new_addrs, pseudo = hit
         mk = data[:12]
         if self.macs is not None:
             new_macs = self._mpairs.get(mk)
@@ -110,12 +107,25 @@ class Rewriter:
                 new_macs = self._mpairs[mk] = bytes(tmp)
         else:
             new_macs = mk
-        if new_addrs == key and new_macs == mk:
+        if hit[0] == key and new_macs == mk:
             return None
+        return new_macs, a, hit[0], hit[1]
+
+    def fast(self, data, layout):
+        """Rewrite a frame of the common shape quickly, checksums included.
+
+        Returns the new data, or None if nothing changed — exactly the bytes
+        the general walker would produce.
+        """
+        p = self.patch(data, layout)
+        if p is None:
+            return None
+        new_macs, a, new_addrs, pseudo = p
+        l3, l4, proto, end, v6 = layout[:5]
         buf = bytearray(data)
         buf[:12] = new_macs
-        buf[a : a + alen] = new_addrs
-        if pseudo and checksums:
+        buf[a : a + len(new_addrs)] = new_addrs
+        if pseudo:
             if not v6:
                 old = (buf[l3 + 10] << 8) | buf[l3 + 11]
                 c = (old - word_sum(buf[l3 : l3 + 20])) % 0xFFFF

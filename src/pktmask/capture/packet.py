@@ -20,7 +20,7 @@ class Packet:
     high and low 32 bits), copied through untouched so precision survives.
     """
 
-    __slots__ = ("data", "linktype", "ts_hi", "ts_lo", "orig_len", "iface", "opts", "layout")
+    __slots__ = ("data", "linktype", "ts_hi", "ts_lo", "orig_len", "iface", "opts", "layout", "patch")
 
     def __init__(self, data, linktype, ts_hi, ts_lo, orig_len, iface=None, opts=b""):
         self.data = data
@@ -33,6 +33,9 @@ class Packet:
         # Offsets of the common Ethernet/IP/TCP-UDP layout, found by the first stage that
         # parsed the frame and reused by the next (stages never move headers).
         self.layout = None
+        # An address rewrite the anonymizer leaves for the masking stage to apply while
+        # it rebuilds the frame (see AnonymizationStage): (macs, offset, addresses, delta).
+        self.patch = None
 
 
 class ChunkBuffer:

@@ -102,7 +102,7 @@ class PcapReader:
                 pkt.ts_hi = ts_hi
                 pkt.ts_lo = ts_lo
                 pkt.orig_len = orig
-                pkt.layout = None
+                pkt.layout = pkt.patch = None
                 cb.off = off = end
                 count += 1
                 yield pkt

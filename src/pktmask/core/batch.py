@@ -8,7 +8,6 @@ parent is passed on to them by the TempFileManager before it cleans up.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -20,14 +19,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from pktmask.capture.formats import sniff_format
+from pktmask.core.pipeline.executor import SERIAL_ENV
+from pktmask.core.process import die_with_parent
 from pktmask.core.run_root import PARTIAL_RE
 from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.errors import OutputError, OutputExistsError, PktmaskError, SameFileError, UsageError
 from pktmask.report import FileResult
 
 log = logging.getLogger(__name__)
-
-PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -122,18 +121,6 @@ def run_sequential(executor, plan: BatchPlan, force: bool,
     return results
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def setup() -> None:
-        # Runs in the child between fork and exec: no locks, no allocation-heavy work.
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return setup
-
-
 _RESULT_FIELDS = {f.name for f in fields(FileResult)}
 
 
@@ -166,7 +153,11 @@ def run_parallel(plan: BatchPlan, jobs: int, worker_argv: list[str], manager: Te
     pending.reverse()
     running: dict[int, tuple] = {}
     results: dict[int, FileResult] = {}
-    setup = _die_with_parent(os.getpid())
+    parent = os.getpid()
+
+    def setup() -> None:
+        die_with_parent(parent)
+
     try:
         while pending or running:
             while pending and len(running) < jobs:
@@ -175,7 +166,8 @@ def run_parallel(plan: BatchPlan, jobs: int, worker_argv: list[str], manager: Te
                 err_path = manager.create_temp_file(prefix="worker-", suffix=".err")
                 with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
                     proc = subprocess.Popen([*worker_argv, str(src), str(dst)], stdin=subprocess.DEVNULL,
-                                            stdout=out_f, stderr=err_f, preexec_fn=setup)
+                                            stdout=out_f, stderr=err_f, preexec_fn=setup,
+                                            env={**os.environ, SERIAL_ENV: "1"})
                 manager.register_child(proc.pid)
                 running[proc.pid] = (index, src, proc, out_path, err_path)
             pid, status = os.waitpid(-1, 0)

@@ -46,8 +46,14 @@ class AnonymizationStage(Stage):
         layout = pkt.layout or fast_layout(pkt.data, lt)
         if layout is not None:
             pkt.layout = layout
-            # A masking stage recomputes every checksum of a fully captured frame of this shape.
-            buf = self.rewriter.fast(pkt.data, layout, not (self._masking and layout[5]))
+            if self._masking and layout[5]:
+                # The masking stage rebuilds this frame and recomputes its checksums
+                # anyway: hand it the rewrite instead of copying the frame here.
+                pkt.patch = self.rewriter.patch(pkt.data, layout)
+                if pkt.patch is not None:
+                    self.frames_rewritten += 1
+                return pkt
+            buf = self.rewriter.fast(pkt.data, layout)
             if buf is not None:
                 pkt.data = buf
                 self.frames_rewritten += 1

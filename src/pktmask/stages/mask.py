@@ -13,17 +13,23 @@ bytes are summed.
 
 from __future__ import annotations
 
+import os
 import struct
 
 from pktmask.capture.packet import Packet
 from pktmask.core.pipeline.stage import FileContext, Stage
-from pktmask.errors import from_oserror
+from pktmask.errors import PktmaskError, from_oserror
 from pktmask.mask.tracker import StreamTracker
 from pktmask.proto.checksum import adjust, ones_sum, word_sum
 from pktmask.proto.dissect import IP4_HEADER, L4_QUOTED, dissect, fast_layout
 from pktmask.proto.link import check_linktype
 
 SPILL_CHUNK = 1 << 20
+PIPE_CHUNK = 1 << 12  # through a pipe, hand decisions over soon
+# Record markers beyond any range count: the pre-pass's last word, or its failure.
+_TRAILER = 0xFFFF  # then two u32: TLS records masked, HTTP messages masked
+_FAILURE = 0xFFFE  # then u32 exit code, u32 length, UTF-8 message
+_U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
 _TCP = struct.Struct("!4sI5xB").unpack_from  # ports, sequence number, (ack, offset), flags
 _PAIRS: dict[int, struct.Struct] = {}
@@ -52,6 +58,7 @@ class MaskingStage(Stage):
         self._ctx: FileContext | None = None
         self._spill_path = None
         self._spill = None
+        self._rfd = self._wfd = -1  # pipe ends when the pre-pass runs in another process
         self._reset()
 
     def _reset(self) -> None:
@@ -68,12 +75,19 @@ class MaskingStage(Stage):
         self._close_spill()
         self._reset()
         self._ctx = ctx
-        self._spill_path = ctx.manager.create_temp_file(prefix="mask-", suffix=".ranges")
-        try:
-            self._spill = open(self._spill_path, "wb")
-        except OSError as exc:
-            raise from_oserror(exc, str(self._spill_path)) from exc
         self._tracker = StreamTracker(self._emit)
+
+    def attach_pipe(self, read_fd: int = -1, write_fd: int = -1) -> None:
+        """Exchange the decisions through a pipe instead of scratch: the pre-pass
+        (in another process) writes to ``write_fd``, the masking pass reads ``read_fd``.
+        The stage owns and closes the descriptor it is given."""
+        self._rfd, self._wfd = read_fd, write_fd
+
+    def send_failure(self, exc: BaseException) -> None:
+        """From the pre-pass process: tell the masking pass why no more decisions come."""
+        msg = str(exc).encode("utf-8", "replace")[:4000]
+        self._out += _U16.pack(_FAILURE) + _U32.pack(getattr(exc, "exit_code", 1)) + _U32.pack(len(msg)) + msg
+        self._flush_out()
 
     def _check(self, linktype: int) -> None:
         if linktype not in self._linktypes:
@@ -89,15 +103,23 @@ class MaskingStage(Stage):
         else:
             out += _U16.pack(n)
             out += _pairs(n).pack(*[x for r in ranges for x in r])
-        if len(out) >= SPILL_CHUNK:
+        if len(out) >= (PIPE_CHUNK if self._wfd >= 0 else SPILL_CHUNK):
             self._flush_out()
 
     def _flush_out(self) -> None:
+        out, self._out = self._out, bytearray()
+        if self._wfd >= 0:
+            view = memoryview(out)
+            while view:
+                view = view[os.write(self._wfd, view) :]
+            return
         try:
-            self._spill.write(self._out)
+            if self._spill is None:
+                self._spill_path = self._ctx.manager.create_temp_file(prefix="mask-", suffix=".ranges")
+                self._spill = open(self._spill_path, "wb")
+            self._spill.write(out)
         except OSError as exc:
             raise from_oserror(exc, str(self._spill_path)) from exc
-        self._out = bytearray()
 
     def observe(self, pkt: Packet) -> None:
         lt = pkt.linktype
@@ -129,7 +151,12 @@ class MaskingStage(Stage):
         self.tls_records_masked = tracker.tls_records_masked
         self.http_messages_masked = tracker.http_messages_masked
         self._tracker = None
+        self._out += _U16.pack(_TRAILER) + _U32.pack(self.tls_records_masked) + _U32.pack(self.http_messages_masked)
         self._flush_out()
+        if self._wfd >= 0:
+            os.close(self._wfd)
+            self._wfd = -1
+            return
         try:
             self._spill.close()
             self._spill = open(self._spill_path, "rb")
@@ -147,6 +174,9 @@ class MaskingStage(Stage):
         if not n:
             self._pos = pos
             return []
+        if n >= _FAILURE:
+            self._pos = pos
+            self._marker(n)
         size = 8 * n
         if len(buf) - pos < size:
             self._pos = pos
@@ -156,15 +186,56 @@ class MaskingStage(Stage):
         return [(vals[i], vals[i + 1]) for i in range(0, 2 * n, 2)]
 
     def _refill(self, need: int):
-        try:
-            chunk = self._spill.read(max(SPILL_CHUNK, need))
-        except OSError as exc:
-            raise from_oserror(exc, str(self._spill_path), "read") from exc
-        buf = self._in[self._pos :] + chunk
-        if len(buf) < need:
-            raise RuntimeError("masking decisions out of step with the capture")
+        buf = self._in[self._pos :]
+        while len(buf) < need:
+            try:
+                if self._rfd >= 0:
+                    chunk = os.read(self._rfd, max(SPILL_CHUNK, need))  # whatever has arrived
+                else:
+                    chunk = self._spill.read(max(SPILL_CHUNK, need))
+            except OSError as exc:
+                raise from_oserror(exc, str(self._spill_path or "<pipe>"), "read") from exc
+            if not chunk:
+                if self._rfd >= 0:
+                    raise PktmaskError("the masking pre-pass process ended unexpectedly", self._ctx.name)
+                raise RuntimeError("masking decisions out of step with the capture")
+            buf += chunk
         self._in, self._pos = buf, 0
         return buf, 0
+
+    def _marker(self, n: int) -> None:
+        """A trailer where a record was expected is a bug; a failure is the pre-pass's error."""
+        if n == _TRAILER:
+            raise RuntimeError("masking decisions out of step with the capture")
+        buf, pos = self._in, self._pos
+        if len(buf) - pos < 8:
+            buf, pos = self._refill(8)
+        code, length = _U32.unpack_from(buf, pos)[0], _U32.unpack_from(buf, pos + 4)[0]
+        self._pos = pos + 8
+        if len(buf) - self._pos < length:
+            buf, pos = self._refill(length)
+            self._pos = pos
+        msg = bytes(self._in[self._pos : self._pos + length]).decode("utf-8", "replace")
+        err = PktmaskError(msg)
+        err.exit_code = code
+        raise err
+
+    def _read_trailer(self) -> None:
+        buf, pos = self._in, self._pos
+        if len(buf) - pos < 2:
+            buf, pos = self._refill(2)
+        (n,) = _U16.unpack_from(buf, pos)
+        self._pos = pos + 2
+        if n != _TRAILER:
+            if n == _FAILURE:
+                self._marker(n)
+            raise RuntimeError("masking decisions out of step with the capture")
+        buf, pos = self._in, self._pos
+        if len(buf) - pos < 8:
+            buf, pos = self._refill(8)
+        self.tls_records_masked = _U32.unpack_from(buf, pos)[0]
+        self.http_messages_masked = _U32.unpack_from(buf, pos + 4)[0]
+        self._pos = pos + 8
 
     def process(self, pkt: Packet) -> Packet:
         lt = pkt.linktype
@@ -173,18 +244,28 @@ class MaskingStage(Stage):
         data = pkt.data
         layout = pkt.layout or fast_layout(data, lt)
         if layout is not None and layout[5]:
-            pkt.data = self._fast(data, layout)
+            pkt.data = self._fast(data, layout, pkt.patch)
         else:
             pkt.data = self._general(data, lt)
         return pkt
 
-    def _fast(self, data, layout):
-        """Mask a fully captured frame of the common shape; same bytes as ``_general``."""
+    def _fast(self, data, layout, patch):
+        """Mask a fully captured frame of the common shape; same bytes as ``_general``.
+
+        ``patch`` is the anonymizer's address rewrite, applied here.
+        """
         l3, l4, proto, end, v6, _full, ps = layout
         n = len(data)
         ranges = self._record() if proto == 6 and ps < end else None
-        # A bytearray here was made by an earlier stage for this packet alone: edit in place.
-        buf = data if type(data) is bytearray else bytearray(data)
+        if ranges:
+            # A bytearray here was made by an earlier stage for this packet alone: edit in place.
+            buf = data if type(data) is bytearray else bytearray(data)
+        else:
+            buf = bytearray(data[:ps])  # only the headers survive: copy just those
+        if patch is not None:
+            macs, a, addrs, _delta = patch
+            buf[:12] = macs
+            buf[a : a + len(addrs)] = addrs
         if ranges:
             pos = ps
             kept = 0
@@ -204,8 +285,7 @@ class MaskingStage(Stage):
                 buf[pos:n] = _zeros(n - pos)
             self.bytes_zeroed += n - ps - kept
         else:
-            if ps < n:
-                buf[ps:n] = _zeros(n - ps)
+            buf += _zeros(n - ps)
             self.bytes_zeroed += n - ps
             s = 0
         if not v6:
@@ -293,6 +373,7 @@ class MaskingStage(Stage):
         return buf
 
     def finish(self) -> dict[str, int]:
+        self._read_trailer()
         self._close_spill()
         counts = {
             "payload_bytes_zeroed": self.bytes_zeroed,
@@ -303,6 +384,13 @@ class MaskingStage(Stage):
         return counts
 
     def _close_spill(self) -> None:
+        for fd in (self._rfd, self._wfd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._rfd = self._wfd = -1
         if self._spill is not None:
             try:
                 self._spill.close()

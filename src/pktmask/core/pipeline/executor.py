@@ -23,6 +23,7 @@ from pktmask.capture.formats import Reader, make_writer, open_reader
 from pktmask.config import MaskConfig
 from pktmask.core.output import AtomicOutput, StdoutOutput
 from pktmask.core.pipeline.stage import FileContext, Stage
+from pktmask.core.process import die_with_parent, grow_pipe
 from pktmask.core.temp_file_manager import TempFileManager, get_temp_file_manager
 from pktmask.errors import (
     InputError,
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 # SIGUSR1 resumes. It lets the E2E suite signal a run at a known point, with
 # a partial output in existence, instead of guessing with sleeps.
 PAUSE_ENV = "PKTMASK_TEST_PAUSE"
+# Set (by batch runs, whose workers already use every core) to run pre-passes in-process.
+SERIAL_ENV = "PKTMASK_SERIAL"
 
 
 def check_paths(input_path: Path, output_path: Path, force: bool) -> None:
@@ -147,52 +150,115 @@ class PipelineExecutor:
 
     def _run(self, input_path: Path, out, result: FileResult, stream=None) -> None:
         passes = plan_passes(self.stages)
+        pipelined = (len(passes) == 2 and stream is None and (os.cpu_count() or 1) > 1
+                     and not os.environ.get(SERIAL_ENV) and hasattr(passes[0][1], "attach_pipe"))
+        reads = 1 if pipelined else len(passes)  # reads of the input this process makes
         try:
-            self._total = 0 if stream is not None else os.stat(input_path).st_size * len(passes)
+            self._total = 0 if stream is not None else os.stat(input_path).st_size * reads
         except OSError:
             self._total = 0
         self._done = 0
-        self._passes = len(passes)
+        self._passes = reads
+        child = None
         ran: set[int] = set()
-        for index, (procs, observer) in enumerate(passes):
-            last = index == len(passes) - 1
-            if stream is not None:
-                f = stream
-            else:
+        try:
+            for index, (procs, observer) in enumerate(passes):
+                last = index == len(passes) - 1
+                if child is not None and not last:
+                    continue  # that pre-pass runs in the child
+                f = stream if stream is not None else self._open(input_path)
                 try:
-                    f = open(input_path, "rb", buffering=0)
-                except OSError as exc:
-                    raise InputError(f"cannot open: {exc.strerror}", self._name) from exc
+                    reader = open_reader(f, self._name)
+                    if index == 0:
+                        ctx = FileContext(self._name, reader.format, self.manager)
+                        for stage in self.stages:
+                            stage.start(ctx)
+                        result.format = reader.format
+                        if pipelined:
+                            child = self._fork_prepass(input_path, procs, observer)
+                            if not last:
+                                continue
+                    for stage in procs:
+                        if id(stage) in ran:
+                            stage.rewind()  # it saw these packets in an earlier pass
+                        ran.add(id(stage))
+                    if last:
+                        result.packets_out = self._pass(reader, procs, out)
+                    else:
+                        self._prepass(reader, procs, observer)
+                        observer.end_prepass()
+                    self._done += self._total // reads
+                    if last:
+                        result.packets_in = reader.packets
+                        result.metadata_dropped = reader.metadata_dropped
+                        if reader.truncated:
+                            result.truncated = True
+                            result.warnings.append(
+                                "capture ends in a truncated record; all complete records were processed"
+                            )
+                finally:
+                    if stream is None:
+                        f.close()
+            for stage in self.stages:
+                result.add(stage.finish())
+            if child is not None:
+                self._reap(child, stop=False)
+                child = None
+        finally:
+            if child is not None:
+                self._reap(child, stop=True)
+
+    def _open(self, input_path: Path):
+        try:
+            return open(input_path, "rb", buffering=0)
+        except OSError as exc:
+            raise InputError(f"cannot open: {exc.strerror}", self._name) from exc
+
+    def _fork_prepass(self, input_path: Path, procs: list[Stage], observer: Stage) -> int:
+        """Run the pre-pass in a child process that streams its decisions through a pipe.
+
+        With two cores the pre-pass and the final pass then run side by side.
+        The child writes nothing but the pipe, dies with us (PR_SET_PDEATHSIG),
+        reports a failure through the pipe and always ends with ``os._exit``.
+        Returns the child's pid (registered with the TempFileManager, so our
+        signals reach it).
+        """
+        rfd, wfd = os.pipe()
+        grow_pipe(wfd)
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
             try:
-                reader = open_reader(f, self._name)
-                if index == 0:
-                    ctx = FileContext(self._name, reader.format, self.manager)
-                    for stage in self.stages:
-                        stage.start(ctx)
-                    result.format = reader.format
-                for stage in procs:
-                    if id(stage) in ran:
-                        stage.rewind()  # it saw these packets in an earlier pass
-                    ran.add(id(stage))
-                if last:
-                    result.packets_out = self._pass(reader, procs, out)
-                else:
-                    self._prepass(reader, procs, observer)
-                    observer.end_prepass()
-                self._done += self._total // len(passes)
-                if last:
-                    result.packets_in = reader.packets
-                    result.metadata_dropped = reader.metadata_dropped
-                    if reader.truncated:
-                        result.truncated = True
-                        result.warnings.append(
-                            "capture ends in a truncated record; all complete records were processed"
-                        )
+                os.close(rfd)
+                die_with_parent(parent)
+                observer.attach_pipe(write_fd=wfd)
+                self._progress = None
+                with self._open(input_path) as f:
+                    self._prepass(open_reader(f, self._name), procs, observer)
+                observer.end_prepass()
+            except BaseException as exc:  # noqa: BLE001 - reported through the pipe, then exit
+                code = getattr(exc, "exit_code", 1)
+                try:
+                    observer.send_failure(exc)
+                except BaseException:  # noqa: BLE001 - the parent sees the pipe end instead
+                    pass
             finally:
-                if stream is None:
-                    f.close()
-        for stage in self.stages:
-            result.add(stage.finish())
+                os._exit(code)
+        os.close(wfd)
+        self.manager.register_child(pid)
+        observer.attach_pipe(read_fd=rfd)
+        return pid
+
+    def _reap(self, pid: int, stop: bool) -> None:
+        """Wait for the pre-pass child; ``stop`` kills it first (the final pass failed)."""
+        try:
+            if stop:
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)  # after its trailer it only has to exit
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        self.manager.unregister_child(pid)
 
     def _report_progress(self, reader: Reader) -> None:
         if self._progress is not None and self._total:
