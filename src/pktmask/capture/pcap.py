@@ -116,14 +116,21 @@ class PcapWriter:
     def __init__(self, f: BinaryIO, reader: PcapReader):
         self.f = f
         self._pack = struct.Struct(reader.endian + "IIII").pack
+        self._parts: list = []  # written in batches: one call per record costs more than the copy
         f.write(reader.header)
 
     def write(self, pkt: Packet) -> None:
         """Append one record; the captured length is that of ``pkt.data``."""
         data = pkt.data
-        write = self.f.write
-        write(self._pack(pkt.ts_hi, pkt.ts_lo, len(data), pkt.orig_len))
-        write(data)
+        parts = self._parts
+        parts.append(self._pack(pkt.ts_hi, pkt.ts_lo, len(data), pkt.orig_len))
+        parts.append(data)
+        if len(parts) >= 1024:
+            self.f.writelines(parts)
+            parts.clear()
 
     def close(self) -> None:
-        """Nothing is pending in classic pcap; kept for a uniform writer API."""
+        """Write what is batched (the caller flushes and syncs the file)."""
+        if self._parts:
+            self.f.writelines(self._parts)
+            self._parts.clear()

@@ -68,6 +68,7 @@ class Dissection:
 
 _ET = struct.Struct("!H").unpack_from
 _IP4 = struct.Struct("!BxHxxHxB").unpack_from  # version/IHL, total length, flags/offset, protocol
+_ETH_IP4 = struct.Struct("!12xHBxHxxHxB").unpack_from  # EtherType, then _IP4's fields at offset 14
 _IP6 = struct.Struct("!B3xHB").unpack_from  # version, payload length, next header
 
 
@@ -85,12 +86,13 @@ def fast_layout(data, linktype: int):
     if linktype != 1 or n < 54:
         return None
     l3 = 14
-    (et,) = _ET(data, 12)
+    et, vihl, total, frag, proto = _ETH_IP4(data, 0)  # the untagged IPv4 case in one call
     if et == 0x8100:
         (et,) = _ET(data, 16)
         l3 = 18
+        if et == 0x0800:
+            vihl, total, frag, proto = _IP4(data, l3)
     if et == 0x0800:
-        vihl, total, frag, proto = _IP4(data, l3)
         if vihl != 0x45 or frag & 0x3FFF:
             return None
         l4 = l3 + 20

@@ -20,7 +20,7 @@ from pktmask.capture.packet import Packet
 from pktmask.core.pipeline.stage import FileContext, Stage
 from pktmask.errors import PktmaskError, from_oserror
 from pktmask.mask.tracker import StreamTracker
-from pktmask.proto.checksum import adjust, ones_sum, word_sum
+from pktmask.proto.checksum import adjust, ones_sum
 from pktmask.proto.dissect import IP4_HEADER, L4_QUOTED, dissect, fast_layout
 from pktmask.proto.link import check_linktype
 
@@ -289,20 +289,22 @@ class MaskingStage(Stage):
             self.bytes_zeroed += n - ps
             s = 0
         if not v6:
-            buf[l3 + 10] = buf[l3 + 11] = 0
-            c = (-_from(buf[l3 : l3 + 20], "big")) % 0xFFFF
+            # Recompute: the sum of the header with its old checksum, minus that checksum.
+            c = (((buf[l3 + 10] << 8) | buf[l3 + 11]) - _from(buf[l3 : l3 + 20], "big")) % 0xFFFF
             buf[l3 + 10] = c >> 8
             buf[l3 + 11] = c & 0xFF
-            at = l4 + 16 if proto == 6 else l4 + 6
-            if proto == 17 and not buf[at] and not buf[at + 1]:
-                return buf  # a zero UDP checksum over IPv4 means "none": it stays
+            if proto == 6:
+                at = l4 + 16
+            else:
+                at = l4 + 6
+                if not buf[at] and not buf[at + 1]:
+                    return buf  # a zero UDP checksum over IPv4 means "none": it stays
             s += _from(buf[l3 + 12 : l3 + 20], "big")
         else:
             at = l4 + 16 if proto == 6 else l4 + 6
             s += _from(buf[l3 + 8 : l3 + 40], "big")
-        buf[at] = buf[at + 1] = 0
-        s += _from(buf[l4:ps], "big") + proto + end - l4
-        c = 0xFFFF - s % 0xFFFF
+        old = (buf[at] << 8) | buf[at + 1]
+        c = 0xFFFF - (s + _from(buf[l4:ps], "big") - old + proto + end - l4) % 0xFFFF
         buf[at] = c >> 8
         buf[at + 1] = c & 0xFF
         return buf

@@ -86,6 +86,45 @@ def plan_passes(stages: list[Stage]) -> list[tuple[list[Stage], Stage | None]]:
     return passes
 
 
+def _chain(funcs):
+    """One callable running ``funcs`` in order until one drops the packet (returns None).
+
+    Written out for the usual one to three stages: it is called once per packet.
+    """
+    if not funcs:
+        return lambda pkt: pkt
+    if len(funcs) == 1:
+        return funcs[0]
+    if len(funcs) == 2:
+        f1, f2 = funcs
+
+        def two(pkt):
+            pkt = f1(pkt)
+            return None if pkt is None else f2(pkt)
+
+        return two
+    if len(funcs) == 3:
+        f1, f2, f3 = funcs
+
+        def three(pkt):
+            pkt = f1(pkt)
+            if pkt is None:
+                return None
+            pkt = f2(pkt)
+            return None if pkt is None else f3(pkt)
+
+        return three
+
+    def many(pkt):
+        for func in funcs:
+            pkt = func(pkt)
+            if pkt is None:
+                return None
+        return pkt
+
+    return many
+
+
 class PipelineExecutor:
     """Runs a fixed list of stages over captures; one instance per run."""
 
@@ -293,17 +332,14 @@ class PipelineExecutor:
         try:
             writer = make_writer(f, reader)
             write = writer.write
-            funcs = [s.process for s in procs]
+            chain = _chain([s.process for s in procs])
             count = 0
             for pkt in reader:
                 count += 1
                 if not count & 0xFFF:
                     self._report_progress(reader)
-                for func in funcs:
-                    pkt = func(pkt)
-                    if pkt is None:
-                        break
-                else:
+                pkt = chain(pkt)
+                if pkt is not None:
                     write(pkt)
                     written += 1
                     if pause and written == 1:
