@@ -1,0 +1,126 @@
+"""The hot-path shortcuts must not change a single output byte.
+
+Every fast path (``dissect.fast_layout`` and what builds on it: the rewriter's
+and the masker's shortcuts, the anonymizer's hand-over to the masker, the
+parsers' body skipping, the pre-pass in a child process) is checked against
+the general code on the same capture.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from captures import mixed_frames, write_pcap
+
+from pktmask.config import MaskConfig
+from pktmask.core.pipeline import executor as executor_module
+from pktmask.core.pipeline.executor import SERIAL_ENV, PipelineExecutor
+from pktmask.core.temp_file_manager import TempFileManager
+from pktmask.proto import dissect as dissect_module
+from pktmask.stages import anonymize as anonymize_module
+from pktmask.stages import mask as mask_module
+
+
+def tls_record(ctype: int, body: bytes) -> bytes:
+    return struct.pack("!BHH", ctype, 0x0303, len(body)) + body
+
+
+def stream_frames(v6: bool, vlan: bool) -> list[bytes]:
+    """A TLS and an HTTP conversation, segmented small, with a retransmission and reordering."""
+    from scapy.all import IP, TCP, Dot1Q, Ether, IPv6, Raw
+
+    def l3(src, dst):
+        return IPv6(src=src[1], dst=dst[1]) if v6 else IP(src=src[0], dst=dst[0])
+
+    cli, srv = ("192.0.2.7", "2001:db8::7"), ("198.51.100.9", "2001:db8:9::9")
+    eth = Ether(src="02:00:00:00:00:07", dst="02:00:00:00:00:09") / (Dot1Q(vlan=12) if vlan else b"")
+    hello = tls_record(22, bytes([1, 0, 0, 40]) + b"\x03\x03" + bytes(38))
+    app = tls_record(23, b"S" * 700) + tls_record(23, b"T" * 90)
+    http = (b"GET /x?q=SECRET HTTP/1.1\r\nHost: h.example\r\nCookie: a=b\r\n\r\n"
+            b"POST /p HTTP/1.1\r\nContent-Length: 20\r\n\r\nBODYBODYBODYBODYBODY")
+    frames = []
+    for sport, dport, data in ((40000, 443, hello + app), (40001, 80, http)):
+        seq = 1000
+        frames.append(eth / l3(cli, srv) / TCP(sport=sport, dport=dport, flags="S", seq=seq - 1))
+        chunks = [data[i : i + 97] for i in range(0, len(data), 97)]
+        segs = []
+        for c in chunks:
+            segs.append(eth / l3(cli, srv) / TCP(sport=sport, dport=dport, flags="PA", seq=seq) / Raw(c))
+            seq += len(c)
+        segs[1], segs[2] = segs[2], segs[1]  # reordered
+        segs.append(segs[3])  # retransmitted
+        frames += segs
+        frames.append(eth / l3(cli, srv) / TCP(sport=sport, dport=dport, flags="FA", seq=seq))
+    return [bytes(f) for f in frames]
+
+
+def odd_frames() -> list[bytes]:
+    """Frames at the edges of the fast shape: short, cut short, padded, zero UDP checksum, bad checksums."""
+    from scapy.all import IP, TCP, UDP, Ether, Raw
+
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    full = bytes(e / IP(src="10.1.1.1", dst="10.2.2.2") / TCP(sport=1, dport=2) / Raw(b"x" * 300))
+    bad = bytearray(bytes(e / IP(src="10.1.1.1", dst="10.2.2.2") / UDP(sport=3, dport=4) / Raw(b"y" * 60)))
+    bad[24] ^= 0xFF  # IPv4 header checksum
+    bad[40] ^= 0x0F  # UDP checksum
+    return [
+        full[:80],  # cut short by the snap length (the IP header says 340 bytes)
+        bytes(e / IP(src="10.1.1.1", dst="10.2.2.2") / UDP(sport=5, dport=6, chksum=0) / Raw(b"z" * 70)),
+        bytes(e / IP(src="10.1.1.1", dst="10.2.2.2") / TCP(sport=1, dport=2)) + b"\xaa" * 12,  # padding
+        bytes(bad),
+        bytes(e / IP(src="10.1.1.1", dst="10.2.2.2", options=b"\x94\x04\x00\x00") / TCP() / Raw(b"o" * 50)),
+        full,
+    ]
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    frames = mixed_frames() + odd_frames()
+    for v6 in (False, True):
+        for vlan in (False, True):
+            frames += stream_frames(v6, vlan)
+    return write_pcap(tmp_path_factory.mktemp("fast") / "in.pcap", frames)
+
+
+def run(capture, tmp_path, config: MaskConfig, name: str) -> bytes:
+    manager = TempFileManager(temp_dir=tmp_path)
+    try:
+        out = tmp_path / name
+        PipelineExecutor.from_config(config, manager).run_file(capture, out)
+        return out.read_bytes()
+    finally:
+        manager.cleanup_all()
+
+
+CONFIGS = {
+    "defaults": MaskConfig(key=bytes(range(32))),
+    "dedup-all": MaskConfig(key=bytes(range(32)), dedup=True),
+    "anonymize-only": MaskConfig(key=bytes(range(32)), mask_payloads=False),
+    "mask-only": MaskConfig(key=None, anonymize=False),
+    "keep-macs": MaskConfig(key=bytes(range(32)), anonymize_macs=False),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_fast_paths_equal_general_code(capture, tmp_path, monkeypatch, name):
+    config = CONFIGS[name]
+    fast = run(capture, tmp_path, config, "fast.pcap")
+    monkeypatch.setenv(SERIAL_ENV, "1")
+    serial = run(capture, tmp_path, config, "serial.pcap")
+    for module in (dissect_module, anonymize_module, mask_module):
+        monkeypatch.setattr(module, "fast_layout", lambda data, linktype: None)
+    general = run(capture, tmp_path, config, "general.pcap")
+    assert fast == serial == general
+
+
+def test_capture_exercises_the_fast_path(capture):
+    """Guard against the comparison above being vacuous."""
+    from pktmask.capture.formats import open_reader
+
+    with open(capture, "rb") as f:
+        frames = [bytes(p.data) for p in open_reader(f, "x")]
+    fast = [dissect_module.fast_layout(f, 1) for f in frames]
+    assert sum(1 for layout in fast if layout is not None and layout[5]) > len(frames) // 2
+    assert any(layout is None for layout in fast)
+    assert executor_module.plan_passes  # the executor module is the one patched by SERIAL_ENV
