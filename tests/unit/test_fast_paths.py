@@ -11,8 +11,8 @@ from __future__ import annotations
 import struct
 
 import pytest
-from captures import mixed_frames, write_pcap
 
+from captures import mixed_frames, write_pcap
 from pktmask.config import MaskConfig
 from pktmask.core.pipeline import executor as executor_module
 from pktmask.core.pipeline.executor import SERIAL_ENV, PipelineExecutor
@@ -43,13 +43,13 @@ def stream_frames(v6: bool, vlan: bool) -> list[bytes]:
     for sport, dport, data in ((40000, 443, hello + app), (40001, 80, http)):
         seq = 1000
         frames.append(eth / l3(cli, srv) / TCP(sport=sport, dport=dport, flags="S", seq=seq - 1))
-        chunks = [data[i : i + 97] for i in range(0, len(data), 97)]
+        chunks = [data[i : i + 41] for i in range(0, len(data), 41)]
         segs = []
         for c in chunks:
             segs.append(eth / l3(cli, srv) / TCP(sport=sport, dport=dport, flags="PA", seq=seq) / Raw(c))
             seq += len(c)
         segs[1], segs[2] = segs[2], segs[1]  # reordered
-        segs.append(segs[3])  # retransmitted
+        segs.append(segs[1])  # retransmitted
         frames += segs
         frames.append(eth / l3(cli, srv) / TCP(sport=sport, dport=dport, flags="FA", seq=seq))
     return [bytes(f) for f in frames]
