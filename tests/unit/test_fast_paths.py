@@ -52,6 +52,13 @@ def stream_frames(v6: bool, vlan: bool) -> list[bytes]:
         segs.append(segs[1])  # retransmitted
         frames += segs
         frames.append(eth / l3(cli, srv) / TCP(sport=sport, dport=dport, flags="FA", seq=seq))
+    # Flags matter: after a SYN an unknown protocol never turns into TLS by an application
+    # data header (mid-stream it would), and a second SYN with another ISN is a new connection.
+    ssh = eth / l3(cli, srv) / TCP(sport=40002, dport=22, flags="PA", seq=5001) / Raw(b"SSH-2.0-OpenSSH_9.0\r\n")
+    fake = eth / l3(cli, srv) / TCP(sport=40002, dport=22, flags="PA", seq=5022) / Raw(tls_record(23, b"p" * 40))
+    frames += [eth / l3(cli, srv) / TCP(sport=40002, dport=22, flags="S", seq=5000), ssh, fake]
+    frames += [eth / l3(cli, srv) / TCP(sport=40002, dport=22, flags="S", seq=90000),
+               eth / l3(cli, srv) / TCP(sport=40002, dport=22, flags="PA", seq=90001) / Raw(hello)]
     return [bytes(f) for f in frames]
 
 
