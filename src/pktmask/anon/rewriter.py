@@ -127,14 +127,15 @@ class Rewriter:
         buf[a : a + len(new_addrs)] = new_addrs
         if pseudo:
             if not v6:
+                # Recompute: the header's sum with its old checksum, minus that checksum.
                 old = (buf[l3 + 10] << 8) | buf[l3 + 11]
-                c = (old - word_sum(buf[l3 : l3 + 20])) % 0xFFFF
+                c = (old - _from(buf[l3 : l3 + 20], "big")) % 0xFFFF
                 buf[l3 + 10] = c >> 8
                 buf[l3 + 11] = c & 0xFF
             at = l4 + 16 if proto == 6 else l4 + 6
             if at + 2 <= end and (proto == 6 or v6 or buf[at] or buf[at + 1]):
                 old = (buf[at] << 8) | buf[at + 1]
-                c = adjust(old, pseudo)
+                c = ~(((~old & 0xFFFF) + pseudo) % 0xFFFF) & 0xFFFF  # RFC 1624, as adjust()
                 buf[at] = c >> 8
                 buf[at + 1] = c & 0xFF
         return buf

@@ -26,6 +26,8 @@ from pktmask.proto.tls import TlsParser
 
 FIN, SYN, RST = 0x01, 0x02, 0x04
 MAX_FLOWS = 65536
+CLOSED_LINGER = 20_000  # segments a closed flow is kept for late retransmissions
+IDLE_SEGMENTS = 1_000_000  # segments after which a silent flow is forgotten
 SNIFF_BYTES = 16  # a stream's first bytes held back (undecided) until this many arrived
 MAX_DATAGRAMS = 1 << 16  # fragmented datagrams waiting for their last fragment
 MAX_PENDING = 100_000
@@ -71,7 +73,7 @@ class Direction:
     """One direction of a TCP flow, in absolute stream offsets."""
 
     __slots__ = ("flow", "isn", "next", "syn", "kind", "parser", "ooo", "ooo_bytes",
-                 "hs", "he", "waiting", "head")
+                 "hs", "he", "waiting", "head", "fin")
 
     def __init__(self, flow: Flow):
         self.flow = flow
@@ -86,6 +88,7 @@ class Direction:
         self.he: list[int] = []  # ... and ends
         self.waiting: list[Pending] = []  # unresolved segments of this direction
         self.head = b""  # a stream's first bytes, held until there are enough to sniff
+        self.fin = False  # FIN (or RST) seen
 
     @property
     def decided(self) -> int:
@@ -157,6 +160,7 @@ class StreamTracker:
         self.tls_records_masked = 0
         self.http_messages_masked = 0
         self._frag_wait: dict[bytes, list[Pending]] = {}
+        self._closed: deque[tuple[int, Flow]] = deque()
         self._frag_len: dict[bytes, int] = {}
 
     # ---- entry points ----------------------------------------------------------
@@ -198,9 +202,7 @@ class StreamTracker:
                     d.next = b  # inside a zeroed body (TLS application data): nothing kept
                     self.emit([])
                     if flags & (FIN | RST):
-                        self._flush(d)
-                        if flags & RST:
-                            self._flush(flow.dirs[1 - flow.dirs.index(d)])
+                        self._closing(flow, d, flags)
                     return
                 self._feed(d, payload)
                 if b <= d.decided:
@@ -216,11 +218,37 @@ class StreamTracker:
                 self.queue.append(p)
                 self._data(d, p, payload)
         if flags & (FIN | RST):
-            self._flush(d)
-            if flags & RST:
-                self._flush(flow.dirs[1 - flow.dirs.index(d)])
+            self._closing(flow, d, flags)
         if self.queue:
             self._drain()
+        if not self.tick & 0xFFF:
+            self._expire()
+
+    def _closing(self, flow: Flow, d: Direction, flags: int) -> None:
+        """FIN or RST: nothing more fills this direction's holes; a closed flow is forgotten later."""
+        self._flush(d)
+        d.fin = True
+        if flags & RST:
+            other = flow.dirs[1 - flow.dirs.index(d)]
+            self._flush(other)
+            other.fin = True
+        if flow.dirs[0].fin and flow.dirs[1].fin:
+            self._closed.append((self.tick, flow))
+
+    def _expire(self) -> None:
+        """Forget closed flows after a while, and flows idle for long (memory stays bounded)."""
+        closed = self._closed
+        while closed and closed[0][0] + CLOSED_LINGER < self.tick:
+            _when, flow = closed.popleft()
+            if flow.last + CLOSED_LINGER < self.tick and self.dirs.get(flow.keys[0]) is flow.dirs[0]:
+                self._drop(flow)
+            elif self.dirs.get(flow.keys[0]) is flow.dirs[0]:
+                closed.append((flow.last, flow))  # seen again (retransmissions): wait more
+        if not self.tick & 0xFFFF:
+            idle = self.tick - IDLE_SEGMENTS
+            stale = {id(d.flow): d.flow for d in self.dirs.values() if d.flow.last < idle}
+            for flow in stale.values():
+                self._drop(flow)
 
     def datagram(self, key: bytes) -> None:
         """A first fragment: its datagram's transport length is emitted when known."""

@@ -44,8 +44,12 @@ def _pairs(n: int) -> struct.Struct:
     return s
 
 
-def _zeros(n: int) -> bytes:
-    return _ZEROS[:n] if n <= len(_ZEROS) else bytes(n)
+_ZVIEW = memoryview(_ZEROS)
+
+
+def _zeros(n: int):
+    """``n`` zero bytes to copy from (a view: no allocation for the usual sizes)."""
+    return _ZVIEW[:n] if n <= 65536 else bytes(n)
 
 
 class MaskingStage(Stage):
@@ -285,7 +289,7 @@ class MaskingStage(Stage):
                 buf[pos:n] = _zeros(n - pos)
             self.bytes_zeroed += n - ps - kept
         else:
-            buf += _zeros(n - ps)
+            buf += _ZVIEW[: n - ps] if n - ps <= 65536 else bytes(n - ps)
             self.bytes_zeroed += n - ps
             s = 0
         if not v6:
