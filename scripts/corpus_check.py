@@ -67,7 +67,7 @@ def check(src: Path, mode: str, extra: list[str], work: Path) -> dict:
            "err": res.stderr.strip().splitlines()[-1] if res.returncode else ""}
     if res.returncode != 0:
         return row
-    row["pk_in"] = len(tshark(src, ["frame.number"], "!pcapng.block_type"))
+    row["pk_in"] = len(tshark(src, ["frame.number"], "!(frame.protocols contains \"pcapng\")"))
     row["pk_out"] = len(tshark(out, ["frame.number"]))
     full = "frame.len == frame.cap_len"
     row["bad_in"] = len(tshark(src, ["frame.number"], f"({BAD_CSUM}) && {full}", CSUM_PREFS))
