@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from pktmask.core.runner import Hooks
 from pktmask.errors import from_oserror
 
 log = logging.getLogger("pktmask")
@@ -83,17 +84,11 @@ class Renderer:
         _stderr_console().print(table)
 
 
-class _LogHooks:
+class _LogHooks(Hooks):
     """No bars: with -v, one log line per finished file."""
 
     def __init__(self, verbose: int):
         self.verbose = verbose
-
-    def start(self, files: int) -> None:
-        pass
-
-    def file_progress(self, path):
-        return None
 
     def file_done(self, result) -> None:
         if self.verbose and result.ok:

@@ -142,32 +142,24 @@ class Rewriter:
 
     # ---- address replacement: each returns the word-sum delta ------------
     def _a4(self, buf, o: int) -> int:
-        old = bytes(buf[o : o + 4])
-        hit = self._c4.get(old)
-        if hit is None:
-            if len(self._c4) >= CACHE_LIMIT:
-                self._c4.clear()
-            new = self.mapper.map_v4(old)
-            if not is_special_v4(old):
-                self.distinct += 1
-            hit = self._c4[old] = (new, _pair_delta(old, new))
-        if hit[0] != old:
-            buf[o : o + 4] = hit[0]
-            self.changed = True
-        return hit[1]
+        return self._addr(buf, o, 4, self._c4, self.mapper.map_v4, is_special_v4)
 
     def _a6(self, buf, o: int) -> int:
-        old = bytes(buf[o : o + 16])
-        hit = self._c6.get(old)
+        return self._addr(buf, o, 16, self._c6, self.mapper.map_v6, is_special_v6)
+
+    def _addr(self, buf, o: int, size: int, cache: dict, map_fn, special) -> int:
+        """Map the ``size``-byte address at ``o`` in place (cached); returns the word-sum delta."""
+        old = bytes(buf[o : o + size])
+        hit = cache.get(old)
         if hit is None:
-            if len(self._c6) >= CACHE_LIMIT:
-                self._c6.clear()
-            new = self.mapper.map_v6(old)
-            if not is_special_v6(old):
+            if len(cache) >= CACHE_LIMIT:
+                cache.clear()
+            new = map_fn(old)
+            if not special(old):
                 self.distinct += 1
-            hit = self._c6[old] = (new, _pair_delta(old, new))
+            hit = cache[old] = (new, _pair_delta(old, new))
         if hit[0] != old:
-            buf[o : o + 16] = hit[0]
+            buf[o : o + size] = hit[0]
             self.changed = True
         return hit[1]
 

@@ -29,6 +29,9 @@ BYTE_ORDER_MAGIC = 0x1A2B3C4D
 
 MAX_BLOCK = 16 << 20  # larger "blocks" are corrupt headers, as in Wireshark
 
+# Per byte order: block head (type, length), a u32, an EPB's fixed fields.
+_STRUCTS = {e: (struct.Struct(e + "II"), struct.Struct(e + "I"), struct.Struct(e + "IIIII")) for e in "<>"}
+
 IDB_KEEP = frozenset({9, 13, 14})  # if_tsresol, if_fcslen, if_tsoffset
 EPB_KEEP = frozenset({2, 4, 6})  # epb_flags, epb_dropcount, epb_queue
 
@@ -151,9 +154,7 @@ class PcapngReader:
                 return
             sec = self.section
             endian = sec.endian
-            head = struct.Struct(endian + "II")
-            u32 = struct.Struct(endian + "I")
-            epb = struct.Struct(endian + "IIIII")
+            head, u32, epb = _STRUCTS[endian]
             while True:
                 if len(cb.buf) - cb.off < 8 and not cb.fill(8):
                     if cb.remaining():
@@ -166,9 +167,7 @@ class PcapngReader:
                         return
                     sec = self.section
                     endian = sec.endian
-                    head = struct.Struct(endian + "II")
-                    u32 = struct.Struct(endian + "I")
-                    epb = struct.Struct(endian + "IIIII")
+                    head, u32, epb = _STRUCTS[endian]
                     continue
                 btype, length = head.unpack_from(buf, off)
                 if length < 12 or length % 4 or length > MAX_BLOCK:

@@ -20,7 +20,7 @@ def ones_sum(data) -> int:
 
 def checksum(data) -> int:
     """Return the Internet checksum of ``data``: the complement of its one's complement sum."""
-    return (-ones_sum(data)) % 0xFFFF or 0
+    return (-ones_sum(data)) % 0xFFFF
 
 
 def word_sum(data) -> int:
