@@ -146,8 +146,9 @@ class StreamTracker:
     """Decides the kept bytes of every TCP segment, in capture order.
 
     ``emit(ranges)`` is called once per segment with payload (keep ranges
-    relative to the payload start) and once per ``datagram`` call (``[(length,
-    0)]``, or ``[]`` when unknown), in the order of the calls.
+    relative to the payload start), once per ``datagram`` call (``[(length,
+    0)]``, or ``[]`` when unknown) and once per ``hold`` (the blob), in the
+    order of the calls.
     """
 
     def __init__(self, emit):
@@ -155,6 +156,7 @@ class StreamTracker:
         self.dirs: dict[bytes, Direction] = {}
         self.flows = 0
         self.queue: deque[Pending] = deque()
+        self.held = 0  # entries of ``queue`` that are opaque blobs (see ``hold``)
         self.ooo_total = 0
         self.tick = 0
         self.tls_records_masked = 0
@@ -249,6 +251,18 @@ class StreamTracker:
             stale = {id(d.flow): d.flow for d in self.dirs.values() if d.flow.last < idle}
             for flow in stale.values():
                 self._drop(flow)
+
+    def hold(self, blob: bytes) -> None:
+        """Emit ``blob`` as is, in capture order: after every segment still undecided.
+
+        The caller uses this for its own per-packet records, which must stay in
+        step with the segments' keep ranges. Call only while ``queue`` is not
+        empty (otherwise nothing is waiting: emit the blob directly).
+        """
+        p = Pending(None, 0, 0)
+        p.ranges = blob
+        self.queue.append(p)
+        self.held += 1
 
     def datagram(self, key: bytes) -> None:
         """A first fragment: its datagram's transport length is emitted when known."""
@@ -452,11 +466,13 @@ class StreamTracker:
         while q:
             p = q[0]
             if p.ranges is None:
-                if not force and len(q) <= MAX_PENDING:
+                if not force and len(q) - self.held <= MAX_PENDING:
                     return
                 if p.dir is not None:
                     self._flush(p.dir)
                 if p.ranges is None:  # a datagram whose last fragment never came: unknown
                     p.ranges = []
             q.popleft()
+            if p.ranges.__class__ is bytes:
+                self.held -= 1
             emit(p.ranges)

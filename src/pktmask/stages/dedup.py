@@ -63,6 +63,9 @@ class DeduplicationStage(Stage):
             return None
         return pkt
 
+    def replayed_drop(self) -> None:
+        self.removed += 1
+
     def finish(self) -> dict[str, int]:
         removed = self.removed
         self.start(None)

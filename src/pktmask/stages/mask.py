@@ -31,6 +31,14 @@ _TRAILER = 0xFFFF  # then two u32: TLS records masked, HTTP messages masked
 _FAILURE = 0xFFFE  # then u32 exit code, u32 length, UTF-8 message
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
+_H = struct.Struct("!H").pack_into
+# The per-packet verdict the pre-pass records ahead of a packet's keep ranges:
+# kind, index of the stage that dropped it, then the fast layout (ip offset,
+# protocol, v6, payload offset, end). The final pass replays it instead of
+# running the dropping stages and the layout classification again.
+_VERDICT = struct.Struct("<BBBB?xHI")
+_V_GENERAL, _V_FULL, _V_PARTIAL, _V_DROPPED = 0, 1, 2, 3
+_VERDICT_GENERAL = _VERDICT.pack(_V_GENERAL, 0, 0, 0, False, 0, 0)
 _TCP = struct.Struct("!4sI5xB").unpack_from  # ports, sequence number, (ack, offset), flags
 _PAIRS: dict[int, struct.Struct] = {}
 _ZEROS = bytes(1 << 16)
@@ -99,8 +107,11 @@ class MaskingStage(Stage):
             self._linktypes.add(linktype)
 
     # ---- pre-pass ----------------------------------------------------------------
-    def _emit(self, ranges: list[tuple[int, int]]) -> None:
+    def _emit(self, ranges) -> None:
         out = self._out
+        if ranges.__class__ is bytes:  # a verdict held back behind undecided segments
+            out += ranges
+            return
         n = len(ranges)
         if not n:
             out += b"\0\0"
@@ -125,6 +136,20 @@ class MaskingStage(Stage):
         except OSError as exc:
             raise from_oserror(exc, str(self._spill_path)) from exc
 
+    def _verdict(self, blob: bytes) -> None:
+        tracker = self._tracker
+        if tracker.queue:
+            tracker.hold(blob)  # stays behind the keep ranges of earlier packets
+            return
+        out = self._out
+        out += blob
+        if len(out) >= (PIPE_CHUNK if self._wfd >= 0 else SPILL_CHUNK):
+            self._flush_out()
+
+    def observe_drop(self, index: int) -> None:
+        """Pre-pass: the stage ``index`` of the pre-pass chain dropped this packet."""
+        self._verdict(_VERDICT.pack(_V_DROPPED, index, 0, 0, False, 0, 0))
+
     def observe(self, pkt: Packet) -> None:
         lt = pkt.linktype
         if lt not in self._linktypes:
@@ -132,12 +157,14 @@ class MaskingStage(Stage):
         data = pkt.data
         layout = fast_layout(data, lt)
         if layout is not None:
-            if layout[2] == 6:
-                l3, l4, _proto, end, v6, _full, ps = layout
+            l3, l4, proto, end, v6, full, ps = layout
+            self._verdict(_VERDICT.pack(_V_FULL if full else _V_PARTIAL, 0, l3, proto, v6, ps, end))
+            if proto == 6:
                 ports, seq, flags = _TCP(data, l4)
                 key = (data[l3 + 8 : l3 + 40] if v6 else data[l3 + 12 : l3 + 20]) + ports
                 self._tracker.segment(key, seq, flags, memoryview(data)[ps:end])
             return
+        self._verdict(_VERDICT_GENERAL)
         d = dissect(data, lt)
         tracker = self._tracker
         for job in d.jobs:
@@ -168,6 +195,29 @@ class MaskingStage(Stage):
             raise from_oserror(exc, str(self._spill_path)) from exc
 
     # ---- masking pass ------------------------------------------------------------
+    def replay(self, pkt: Packet) -> int:
+        """Final pass: take this packet's pre-pass verdict; returns -1 to keep it, or the
+        index of the pre-pass stage that dropped it. A kept packet gets its ``layout``."""
+        buf, pos = self._in, self._pos
+        if len(buf) - pos < 12:
+            buf, pos = self._refill(2)
+            (n,) = _U16.unpack_from(buf, pos)
+            if n >= _FAILURE:
+                self._pos = pos + 2
+                self._marker(n)
+            buf, pos = self._refill(12)
+        kind, index, l3, proto, v6, ps, end = _VERDICT.unpack_from(buf, pos)
+        self._pos = pos + 12
+        if kind == _V_FULL:
+            pkt.layout = (l3, l3 + 40 if v6 else l3 + 20, proto, end, v6, True, ps)
+        elif kind == _V_DROPPED:
+            return index
+        elif kind == _V_PARTIAL:
+            pkt.layout = (l3, l3 + 40 if v6 else l3 + 20, proto, end, v6, False, ps)
+        elif kind != _V_GENERAL:
+            raise RuntimeError("masking decisions out of step with the capture")
+        return -1
+
     def _record(self) -> list[tuple[int, int]]:
         """The next spilled record (keep ranges, or a datagram length)."""
         buf, pos = self._in, self._pos
@@ -256,31 +306,33 @@ class MaskingStage(Stage):
     def _fast(self, data, layout, patch):
         """Mask a fully captured frame of the common shape; same bytes as ``_general``.
 
-        ``patch`` is the anonymizer's address rewrite, applied here.
+        ``patch`` is the anonymizer's address rewrite, applied here. Every sum
+        is taken from the original bytes (headers differ from the output only
+        by the patch, whose word-sum change is ``patch[3]``): ``int.from_bytes``
+        of a ``bytes`` slice is the cheapest sum there is.
         """
         l3, l4, proto, end, v6, _full, ps = layout
+        if type(data) is not bytes:
+            data = bytes(data)
         n = len(data)
+        at = l4 + 16 if proto == 6 else l4 + 6
+        old = (data[at] << 8) | data[at + 1]
+        s = _from(data[l3 + 8 if v6 else l3 + 12 : ps], "big") - old + proto + end - l4
+        if patch is not None:
+            macs, ao, addrs, delta = patch
+            s += delta
         ranges = self._record() if proto == 6 and ps < end else None
         if ranges:
-            # A bytearray here was made by an earlier stage for this packet alone: edit in place.
-            buf = data if type(data) is bytearray else bytearray(data)
-        else:
-            buf = bytearray(data[:ps])  # only the headers survive: copy just those
-        if patch is not None:
-            macs, a, addrs, _delta = patch
-            buf[:12] = macs
-            buf[a : a + len(addrs)] = addrs
-        if ranges:
+            buf = bytearray(data)
             pos = ps
             kept = 0
-            s = 0
             for a, b in ranges:
                 a += ps
                 b += ps
                 if a > pos:
                     buf[pos:a] = _zeros(a - pos)
-                v = _from(buf[a:b], "big")
-                if (a - l4 + b - a) & 1:  # the range ends mid-word: pad with the (zero) next byte
+                v = _from(data[a:b], "big")
+                if (b - l4) & 1:  # the range ends mid-word: pad with the (zero) next byte
                     v <<= 8
                 s += v
                 kept += b - a
@@ -289,28 +341,21 @@ class MaskingStage(Stage):
                 buf[pos:n] = _zeros(n - pos)
             self.bytes_zeroed += n - ps - kept
         else:
-            buf += _ZVIEW[: n - ps] if n - ps <= 65536 else bytes(n - ps)
+            # Only the headers survive: copy just those, then the zeros.
+            buf = bytearray(data[:ps])
+            buf += _ZEROS[: n - ps] if n - ps <= 65536 else bytes(n - ps)
             self.bytes_zeroed += n - ps
-            s = 0
-        if not v6:
-            # Recompute: the sum of the header with its old checksum, minus that checksum.
-            c = (((buf[l3 + 10] << 8) | buf[l3 + 11]) - _from(buf[l3 : l3 + 20], "big")) % 0xFFFF
-            buf[l3 + 10] = c >> 8
-            buf[l3 + 11] = c & 0xFF
-            if proto == 6:
-                at = l4 + 16
-            else:
-                at = l4 + 6
-                if not buf[at] and not buf[at + 1]:
-                    return buf  # a zero UDP checksum over IPv4 means "none": it stays
-            s += _from(buf[l3 + 12 : l3 + 20], "big")
+        if patch is not None:
+            buf[:12] = macs
+            buf[ao : ao + len(addrs)] = addrs
         else:
-            at = l4 + 16 if proto == 6 else l4 + 6
-            s += _from(buf[l3 + 8 : l3 + 40], "big")
-        old = (buf[at] << 8) | buf[at + 1]
-        c = 0xFFFF - (s + _from(buf[l4:ps], "big") - old + proto + end - l4) % 0xFFFF
-        buf[at] = c >> 8
-        buf[at + 1] = c & 0xFF
+            delta = 0
+        if not v6:
+            # Recompute: the old checksum minus the sum of the header that carried it.
+            _H(buf, l3 + 10, ((data[l3 + 10] << 8 | data[l3 + 11]) - _from(data[l3 : l3 + 20], "big") - delta) % 0xFFFF)
+            if proto == 17 and not old:
+                return buf  # a zero UDP checksum over IPv4 means "none": it stays
+        _H(buf, at, 0xFFFF - s % 0xFFFF)
         return buf
 
     def _general(self, data, lt: int):

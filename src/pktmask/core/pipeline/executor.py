@@ -189,6 +189,8 @@ class PipelineExecutor:
 
     def _run(self, input_path: Path, out, result: FileResult, stream=None) -> None:
         passes = plan_passes(self.stages)
+        if len(passes) > 2:
+            raise ValueError("at most one stage may need a pre-pass")
         pipelined = (len(passes) == 2 and stream is None and (os.cpu_count() or 1) > 1
                      and not os.environ.get(SERIAL_ENV) and hasattr(passes[0][1], "attach_pipe"))
         reads = 1 if pipelined else len(passes)  # reads of the input this process makes
@@ -200,6 +202,8 @@ class PipelineExecutor:
         self._passes = reads
         child = None
         ran: set[int] = set()
+        # With one pre-pass, its drop decisions are replayed in the final pass.
+        replay = (passes[0][1], passes[0][0]) if len(passes) == 2 else None
         try:
             for index, (procs, observer) in enumerate(passes):
                 last = index == len(passes) - 1
@@ -222,7 +226,7 @@ class PipelineExecutor:
                             stage.rewind()  # it saw these packets in an earlier pass
                         ran.add(id(stage))
                     if last:
-                        result.packets_out = self._pass(reader, procs, out)
+                        result.packets_out = self._pass(reader, procs, out, replay)
                     else:
                         self._prepass(reader, procs, observer)
                         observer.end_prepass()
@@ -309,35 +313,56 @@ class PipelineExecutor:
             self._progress(self._done + share * min(reader.cb.position(), size) // size, self._total)
 
     def _prepass(self, reader: Reader, procs: list[Stage], observer: Stage) -> None:
-        """Read the input once more so ``observer`` sees the packets it will later process."""
+        """Read the input once more so ``observer`` sees the packets it will later process.
+
+        A packet a stage drops here is reported to the observer
+        (``observe_drop``), so the final pass can replay that decision.
+        """
         observe = observer.observe
+        dropped = observer.observe_drop
         funcs = [s.process for s in procs]
         count = 0
         for pkt in reader:
             count += 1
             if not count & 0xFFF:
                 self._report_progress(reader)
-            for func in funcs:
+            for i, func in enumerate(funcs):
                 pkt = func(pkt)
                 if pkt is None:
+                    dropped(i)
                     break
             else:
                 observe(pkt)
 
-    def _pass(self, reader: Reader, procs: list[Stage], out) -> int:
-        """Run the final pass into OUTPUT; returns the number of packets written."""
+    def _pass(self, reader: Reader, procs: list[Stage], out, replay: tuple | None = None) -> int:
+        """Run the final pass into OUTPUT; returns the number of packets written.
+
+        With ``replay`` = (observer, pre-pass stages), the pre-pass stages'
+        drop decisions are read back from the observer instead of being
+        computed again, and those stages do not run here.
+        """
         f = out.open()
         pause = float(os.environ.get(PAUSE_ENV) or 0)
         written = 0
         try:
             writer = make_writer(f, reader)
             write = writer.write
+            if replay is None:
+                verdict, droppers = None, []
+            else:
+                verdict, droppers = replay[0].replay, replay[1]
+                procs = [s for s in procs if s not in droppers]
             chain = _chain([s.process for s in procs])
             count = 0
             for pkt in reader:
                 count += 1
                 if not count & 0xFFF:
                     self._report_progress(reader)
+                if verdict is not None:
+                    i = verdict(pkt)
+                    if i >= 0:
+                        droppers[i].replayed_drop()
+                        continue
                 pkt = chain(pkt)
                 if pkt is not None:
                     write(pkt)

@@ -52,6 +52,14 @@ class Stage:
         """Return the packet to keep (possibly changed), or None to drop it."""
         return pkt
 
+    def replayed_drop(self) -> None:
+        """Final pass: this stage dropped the packet in the pre-pass; count it, do not run.
+
+        Only stages that run in a pre-pass (see ``prepass_transparent``) get
+        this: their decisions are deterministic, so they are made once.
+        """
+        raise NotImplementedError(f"stage {self.name} cannot replay its pre-pass decisions")
+
     def finish(self) -> dict[str, int]:
         """Return this file's counters for the report, and drop per-file state."""
         return {}
