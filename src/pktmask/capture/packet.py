@@ -14,13 +14,14 @@ class Packet:
     """One captured frame with what the writer needs to reproduce its record.
 
     ``data`` is the captured bytes (``bytes`` or ``bytearray``; stages may
-    replace it but never change its length). Readers reuse one Packet object:
+    replace it but never change its length, except that the last stage may
+    leave ``tail`` zero bytes of it to the writer). Readers reuse one Packet object:
     it is valid until the next packet is read. ``ts_hi``/``ts_lo`` are the raw
     timestamp words of the record (pcap: seconds and fraction; pcapng: the
     high and low 32 bits), copied through untouched so precision survives.
     """
 
-    __slots__ = ("data", "linktype", "ts_hi", "ts_lo", "orig_len", "iface", "opts", "layout", "patch")
+    __slots__ = ("data", "linktype", "ts_hi", "ts_lo", "orig_len", "iface", "opts", "layout", "patch", "tail")
 
     def __init__(self, data, linktype, ts_hi, ts_lo, orig_len, iface=None, opts=b""):
         self.data = data
@@ -36,6 +37,9 @@ class Packet:
         # An address rewrite the anonymizer leaves for the masking stage to apply while
         # it rebuilds the frame (see AnonymizationStage): (macs, offset, addresses, delta).
         self.patch = None
+        # Zero bytes that follow ``data`` in the output: the masking stage (always last)
+        # leaves a zeroed payload to the writer instead of building it. Writers honour it.
+        self.tail = 0
 
 
 class ChunkBuffer:

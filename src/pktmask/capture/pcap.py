@@ -17,6 +17,9 @@ MAGIC_USEC = 0xA1B2C3D4
 MAGIC_NSEC = 0xA1B23C4D
 MAGIC_MODIFIED = 0xA1B2CD34  # Kuznetzov's patched format: 24-byte record headers
 
+_ZEROS = bytes(1 << 16)
+_ZVIEW = memoryview(_ZEROS)
+
 # A record larger than this that also exceeds the snaplen is a header that lies.
 MAX_RECORD = 262144
 
@@ -120,11 +123,17 @@ class PcapWriter:
         f.write(reader.header)
 
     def write(self, pkt: Packet) -> None:
-        """Append one record; the captured length is that of ``pkt.data``."""
+        """Append one record: ``pkt.data`` and ``pkt.tail`` zero bytes."""
         data = pkt.data
         parts = self._parts
-        parts.append(self._pack(pkt.ts_hi, pkt.ts_lo, len(data), pkt.orig_len))
-        parts.append(data)
+        tail = pkt.tail
+        if tail:
+            parts.append(self._pack(pkt.ts_hi, pkt.ts_lo, len(data) + tail, pkt.orig_len))
+            parts.append(data)
+            parts.append(_ZVIEW[:tail] if tail <= len(_ZEROS) else bytes(tail))
+        else:
+            parts.append(self._pack(pkt.ts_hi, pkt.ts_lo, len(data), pkt.orig_len))
+            parts.append(data)
         if len(parts) >= 1024:
             self.f.writelines(parts)
             parts.clear()

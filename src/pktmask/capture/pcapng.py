@@ -288,6 +288,8 @@ class PcapngWriter:
             self._flush_interfaces()
         e = sec.endian
         data = pkt.data
+        if pkt.tail:
+            data = bytes(data) + bytes(pkt.tail)
         n = len(data)
         pad = b"\0" * (-n & 3)
         if pkt.ts_hi is None:  # Simple Packet Block

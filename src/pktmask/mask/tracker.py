@@ -172,12 +172,12 @@ class StreamTracker:
         ``key`` is source address + destination address + source port +
         destination port, as raw bytes.
         """
-        self.tick += 1
+        tick = self.tick = self.tick + 1
         d = self.dirs.get(key)
         if d is None:
             d = self._new_direction(key)
         flow = d.flow
-        flow.last = self.tick
+        flow.last = tick
         if flags & SYN:
             if d.isn is not None and ((seq + 1) & 0xFFFFFFFF) != d.isn and d.next:
                 # The 4-tuple is reused by a new connection: start afresh.
@@ -189,41 +189,45 @@ class StreamTracker:
                 d.syn = True
             seq = (seq + 1) & 0xFFFFFFFF
         n = len(payload)
-        if d.isn is None:
-            d.isn = seq
+        isn = d.isn
+        if isn is None:
+            isn = d.isn = seq
         if n:
-            delta = (seq - d.isn - d.next) & 0xFFFFFFFF
-            if delta >= 0x80000000:
-                delta -= 1 << 32
-            a = d.next + delta
-            b = a + n
+            start = d.next
+            delta = (seq - isn - start) & 0xFFFFFFFF
             if not delta and not self.queue and not d.ooo:
                 # In order, nothing waiting: the common case needs no bookkeeping.
                 parser = d.parser
                 if parser is not None and parser.skip(n):
-                    d.next = b  # inside a zeroed body (TLS application data): nothing kept
+                    d.next = start + n  # inside a zeroed body (TLS application data): nothing kept
                     self.emit([])
                     if flags & (FIN | RST):
                         self._closing(flow, d, flags)
+                    if not tick & 0xFFF:
+                        self._expire()
                     return
                 self._feed(d, payload)
+                b = start + n
                 if b <= d.decided:
                     if d.waiting:
                         self._resolve(d)
-                    self.emit(d.ranges(a, b) if d.hs else [])
+                    self.emit(d.ranges(start, b) if d.hs else [])
                 else:
-                    p = Pending(d, a, b)
+                    p = Pending(d, start, b)
                     self.queue.append(p)
                     d.waiting.append(p)
             else:
-                p = Pending(d, a, b)
+                if delta >= 0x80000000:
+                    delta -= 1 << 32
+                a = start + delta
+                p = Pending(d, a, a + n)
                 self.queue.append(p)
                 self._data(d, p, payload)
         if flags & (FIN | RST):
             self._closing(flow, d, flags)
         if self.queue:
             self._drain()
-        if not self.tick & 0xFFF:
+        if not tick & 0xFFF:
             self._expire()
 
     def _closing(self, flow: Flow, d: Direction, flags: int) -> None:

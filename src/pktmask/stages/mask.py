@@ -109,13 +109,13 @@ class MaskingStage(Stage):
     # ---- pre-pass ----------------------------------------------------------------
     def _emit(self, ranges) -> None:
         out = self._out
-        if ranges.__class__ is bytes:  # a verdict held back behind undecided segments
+        if not ranges:
+            out += b"\0\0"
+        elif ranges.__class__ is bytes:  # a verdict held back behind undecided segments
             out += ranges
             return
-        n = len(ranges)
-        if not n:
-            out += b"\0\0"
         else:
+            n = len(ranges)
             out += _U16.pack(n)
             out += _pairs(n).pack(*[x for r in ranges for x in r])
         if len(out) >= (PIPE_CHUNK if self._wfd >= 0 else SPILL_CHUNK):
@@ -297,31 +297,35 @@ class MaskingStage(Stage):
             self._check(lt)
         data = pkt.data
         layout = pkt.layout or fast_layout(data, lt)
-        if layout is not None and layout[5]:
-            pkt.data = self._fast(data, layout, pkt.patch)
-        else:
+        if layout is None or not layout[5]:
             pkt.data = self._general(data, lt)
-        return pkt
-
-    def _fast(self, data, layout, patch):
-        """Mask a fully captured frame of the common shape; same bytes as ``_general``.
-
-        ``patch`` is the anonymizer's address rewrite, applied here. Every sum
-        is taken from the original bytes (headers differ from the output only
-        by the patch, whose word-sum change is ``patch[3]``): ``int.from_bytes``
-        of a ``bytes`` slice is the cheapest sum there is.
-        """
+            pkt.tail = 0
+            return pkt
+        # A fully captured frame of the common shape (the hot path): same bytes as
+        # ``_general``. ``pkt.patch`` is the anonymizer's address rewrite, applied
+        # here. Every sum is taken from the original bytes (the headers differ from
+        # the output only by the patch, whose word-sum change it carries):
+        # ``int.from_bytes`` of a ``bytes`` slice is the cheapest sum there is.
         l3, l4, proto, end, v6, _full, ps = layout
-        if type(data) is not bytes:
+        if data.__class__ is not bytes:
             data = bytes(data)
         n = len(data)
         at = l4 + 16 if proto == 6 else l4 + 6
         old = (data[at] << 8) | data[at + 1]
         s = _from(data[l3 + 8 if v6 else l3 + 12 : ps], "big") - old + proto + end - l4
+        patch = pkt.patch
         if patch is not None:
             macs, ao, addrs, delta = patch
             s += delta
-        ranges = self._record() if proto == 6 and ps < end else None
+        else:
+            delta = 0
+        ranges = None
+        if proto == 6 and ps < end:
+            rec, pos = self._in, self._pos
+            if len(rec) - pos >= 2 and not rec[pos] and not rec[pos + 1]:
+                self._pos = pos + 2  # the usual record: nothing kept
+            else:
+                ranges = self._record()
         if ranges:
             buf = bytearray(data)
             pos = ps
@@ -340,23 +344,24 @@ class MaskingStage(Stage):
             if pos < n:
                 buf[pos:n] = _zeros(n - pos)
             self.bytes_zeroed += n - ps - kept
+            pkt.tail = 0
         else:
-            # Only the headers survive: copy just those, then the zeros.
+            # Only the headers survive: the writer appends the zeros (``tail``).
             buf = bytearray(data[:ps])
-            buf += _ZEROS[: n - ps] if n - ps <= 65536 else bytes(n - ps)
             self.bytes_zeroed += n - ps
+            pkt.tail = n - ps
         if patch is not None:
             buf[:12] = macs
             buf[ao : ao + len(addrs)] = addrs
-        else:
-            delta = 0
         if not v6:
             # Recompute: the old checksum minus the sum of the header that carried it.
             _H(buf, l3 + 10, ((data[l3 + 10] << 8 | data[l3 + 11]) - _from(data[l3 : l3 + 20], "big") - delta) % 0xFFFF)
             if proto == 17 and not old:
-                return buf  # a zero UDP checksum over IPv4 means "none": it stays
+                pkt.data = buf
+                return pkt  # a zero UDP checksum over IPv4 means "none": it stays
         _H(buf, at, 0xFFFF - s % 0xFFFF)
-        return buf
+        pkt.data = buf
+        return pkt
 
     def _general(self, data, lt: int):
         """Mask any frame the dissector understands (and zero what it does not)."""

@@ -358,6 +358,7 @@ class PipelineExecutor:
                 count += 1
                 if not count & 0xFFF:
                     self._report_progress(reader)
+                    out.checkpoint()
                 if verdict is not None:
                     i = verdict(pkt)
                     if i >= 0:
