@@ -966,3 +966,54 @@ def test_deep_nesting_does_not_crash(run, tmp_path, kind):
     frames = [nested_frame(kind, 600), Conv().frame(0, 1, "S")]
     _, out, _ = mask(run, tmp_path, frames, "--no-anonymize")
     assert b"SECRET" not in out.read_bytes()
+
+
+# ------------------------------------------------------------ pre-pass verdicts replayed
+
+
+@pytest.mark.parametrize("serial", ["", "1"], ids=["pipelined", "serial"])
+def test_prepass_failure_mid_capture_is_the_reported_error(run, tmp_path, serial):
+    """The pre-pass meets an unsupported link type after thousands of packets: the final pass,
+    replaying its verdicts, reports that error (exit 1, one line), and nothing is left."""
+    from captures import bulk_frames, epb, idb, shb
+
+    frames = bulk_frames(6000)
+    blocks = [shb(), idb(1), idb(147)] + [epb(f, iface=0, ts=(1, i)) for i, f in enumerate(frames)]
+    blocks += [epb(f, iface=1, ts=(2, i)) for i, f in enumerate(frames[:3])]
+    src = tmp_path / "late-user0.pcapng"
+    src.write_bytes(b"".join(blocks))
+    out = tmp_path / "out" / "o.pcapng"
+    out.parent.mkdir()
+
+    r = run("mask", src, out, "--no-anonymize", "--dedup", env={"PKTMASK_SERIAL": serial})
+
+    err = r.stderr.decode(errors="replace").strip()
+    assert r.returncode == 1, err
+    assert len(err.splitlines()) == 1 and "147" in err and "Traceback" not in err, err
+    assert os.listdir(out.parent) == []
+    assert run.leftovers() == []
+
+
+def test_replayed_dedup_counts_and_bytes_match_serial(run, tmp_path):
+    """Dedup runs once (in the pre-pass); the final pass replays its drops: same output and count."""
+    from captures import bulk_frames
+
+    frames = bulk_frames(3000)
+    frames = [f for i, f in enumerate(frames) for _ in range(2 if i % 7 == 0 else 1)]
+    src = write_pcap(tmp_path / "dups.pcap", frames)
+    reports = {}
+    for serial in ("", "1"):
+        out = tmp_path / f"out{serial or 'p'}.pcap"
+        r = run("mask", src, out, "--dedup", "--json", "--key-file", KEY_FILE_HEX(tmp_path),
+                env={"PKTMASK_SERIAL": serial})
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+        reports[serial] = (json.loads(r.stdout)["files"][0]["duplicates_removed"], out.read_bytes())
+    assert reports[""] == reports["1"]
+    assert reports[""][0] == len(range(0, 3000, 7))
+    assert run.leftovers() == []
+
+
+def KEY_FILE_HEX(tmp_path: Path) -> Path:  # noqa: N802 - reads like a constant at call sites
+    path = tmp_path / "key.hex"
+    path.write_text(bytes(range(32)).hex() + "\n")
+    return path

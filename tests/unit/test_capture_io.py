@@ -173,3 +173,22 @@ def test_large_stream_reads_in_chunks():
     data = pcap_bytes(frames)
     out, _, n = roundtrip(data)
     assert n == 3000 and out == data
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_writers_append_the_zero_tail(fmt):
+    """A stage may leave a zeroed payload to the writer (``Packet.tail``): same bytes as building it."""
+    data = pcap_bytes(FRAMES) if fmt == "pcap" else clean_pcapng(FRAMES)
+    reader = open_reader(io.BytesIO(data), "in")
+    out = io.BytesIO()
+    writer = make_writer(out, reader)
+    expected = []
+    for pkt in reader:
+        keep = len(pkt.data) // 3
+        expected.append(bytes(pkt.data[:keep]) + bytes(len(pkt.data) - keep))
+        pkt.data, pkt.tail = pkt.data[:keep], len(pkt.data) - keep
+        writer.write(pkt)
+        pkt.tail = 0  # the reader reuses its Packet
+    writer.close()
+    got = [bytes(p.data) for p in open_reader(io.BytesIO(out.getvalue()), "out")]
+    assert got == expected

@@ -497,3 +497,27 @@ def test_out_of_order_buffer_bound(monkeypatch):
     assert len(h.out) == 3
     out = h.finish()
     assert out[1] == within(tls_keep(TLS_SERVER), s[3], s[3] + 150)
+
+
+# ---------------------------------------------------------------- held blobs (per-packet verdicts)
+
+
+def test_held_blobs_come_out_after_the_segments_ahead_of_them(monkeypatch):
+    """``hold`` keeps a caller's per-packet record behind undecided segments, in capture order,
+    and held blobs do not count toward MAX_PENDING (which bounds segments only)."""
+    monkeypatch.setattr(tracker_mod, "MAX_PENDING", 2)
+    out: list = []
+    t = StreamTracker(out.append)
+    stream = TLS_CLIENT
+    t.segment(key(0), 999, SYN, b"")
+    t.segment(key(0), 1000, PSH_ACK, stream[:3])  # a split record header: undecided
+    assert out == [] and len(t.queue) == 1
+    for i in range(5):  # more than MAX_PENDING blobs: still waiting
+        t.hold(b"blob%d" % i)
+    assert out == []
+    t.segment(key(0), 1003, PSH_ACK, stream[3:200])  # decides the first segment
+    assert out[0] == within(tls_keep(stream), 0, 3)
+    assert out[1:6] == [b"blob%d" % i for i in range(5)]
+    assert out[6] == within(tls_keep(stream), 3, 200)
+    assert t.held == 0
+    t.finish()

@@ -215,6 +215,10 @@ class MaskingStage(Stage):
         elif kind == _V_PARTIAL:
             pkt.layout = (l3, l3 + 40 if v6 else l3 + 20, proto, end, v6, False, ps)
         elif kind != _V_GENERAL:
+            (n,) = _U16.unpack_from(buf, pos)
+            if n >= _FAILURE:  # the pre-pass failed (or, a bug, ended) here
+                self._pos = pos + 2
+                self._marker(n)
             raise RuntimeError("masking decisions out of step with the capture")
         return -1
 
