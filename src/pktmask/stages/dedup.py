@@ -46,11 +46,11 @@ class DeduplicationStage(Stage):
                 return None
             seen[key] = 1
             return pkt
-        duplicate = data in seen
         # Every frame read counts toward the window, dropped or kept (as editcap -D).
         order = self._order
         order.append(data)
-        seen[data] = seen.get(data, 0) + 1
+        count = seen.get(data)
+        seen[data] = 1 if count is None else count + 1
         if len(order) > self.window:
             old = order.popleft()
             left = seen[old] - 1
@@ -58,7 +58,7 @@ class DeduplicationStage(Stage):
                 seen[old] = left
             else:
                 del seen[old]
-        if duplicate:
+        if count is not None:
             self.removed += 1
             return None
         return pkt

@@ -39,7 +39,7 @@ _H = struct.Struct("!H").pack_into
 _VERDICT = struct.Struct("<BBBB?xHI")
 _V_GENERAL, _V_FULL, _V_PARTIAL, _V_DROPPED = 0, 1, 2, 3
 _VERDICT_GENERAL = _VERDICT.pack(_V_GENERAL, 0, 0, 0, False, 0, 0)
-_TCP = struct.Struct("!4sI5xB").unpack_from  # ports, sequence number, (ack, offset), flags
+_TCP = struct.Struct("!4xI5xB").unpack_from  # (ports) sequence number, (ack, offset) flags
 _PAIRS: dict[int, struct.Struct] = {}
 _ZEROS = bytes(1 << 16)
 _from = int.from_bytes
@@ -160,8 +160,9 @@ class MaskingStage(Stage):
             l3, l4, proto, end, v6, full, ps = layout
             self._verdict(_VERDICT.pack(_V_FULL if full else _V_PARTIAL, 0, l3, proto, v6, ps, end))
             if proto == 6:
-                ports, seq, flags = _TCP(data, l4)
-                key = (data[l3 + 8 : l3 + 40] if v6 else data[l3 + 12 : l3 + 20]) + ports
+                seq, flags = _TCP(data, l4)
+                # Addresses and ports are adjacent here: the flow key is one slice.
+                key = data[l3 + 8 if v6 else l3 + 12 : l4 + 4]
                 self._tracker.segment(key, seq, flags, memoryview(data)[ps:end])
             return
         self._verdict(_VERDICT_GENERAL)
