@@ -9,6 +9,13 @@ from pktmask.errors import InputError
 # Bytes read from the input per refill: large reads keep the per-packet cost low.
 CHUNK = 1 << 20
 
+_ZVIEW = memoryview(bytes(1 << 16))
+
+
+def zeros(n: int):
+    """``n`` zero bytes to copy from: a view of one shared buffer (no allocation) up to 64 KiB."""
+    return _ZVIEW[:n] if n <= 65536 else bytes(n)
+
 
 class Packet:
     """One captured frame with what the writer needs to reproduce its record.

@@ -10,15 +10,12 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from pktmask.capture.packet import ChunkBuffer, Packet
+from pktmask.capture.packet import ChunkBuffer, Packet, zeros
 from pktmask.errors import InputError
 
 MAGIC_USEC = 0xA1B2C3D4
 MAGIC_NSEC = 0xA1B23C4D
 MAGIC_MODIFIED = 0xA1B2CD34  # Kuznetzov's patched format: 24-byte record headers
-
-_ZEROS = bytes(1 << 16)
-_ZVIEW = memoryview(_ZEROS)
 
 # A record larger than this that also exceeds the snaplen is a header that lies.
 MAX_RECORD = 262144
@@ -130,7 +127,7 @@ class PcapWriter:
         if tail:
             parts.append(self._pack(pkt.ts_hi, pkt.ts_lo, len(data) + tail, pkt.orig_len))
             parts.append(data)
-            parts.append(_ZVIEW[:tail] if tail <= len(_ZEROS) else bytes(tail))
+            parts.append(zeros(tail))
         else:
             parts.append(self._pack(pkt.ts_hi, pkt.ts_lo, len(data), pkt.orig_len))
             parts.append(data)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import struct
 
-from pktmask.capture.packet import Packet
+from pktmask.capture.packet import Packet, zeros
 from pktmask.core.pipeline.stage import FileContext, Stage
 from pktmask.errors import PktmaskError, from_oserror
 from pktmask.mask.tracker import StreamTracker
@@ -41,7 +41,6 @@ _V_GENERAL, _V_FULL, _V_PARTIAL, _V_DROPPED = 0, 1, 2, 3
 _VERDICT_GENERAL = _VERDICT.pack(_V_GENERAL, 0, 0, 0, False, 0, 0)
 _TCP = struct.Struct("!4xI5xB").unpack_from  # (ports) sequence number, (ack, offset) flags
 _PAIRS: dict[int, struct.Struct] = {}
-_ZEROS = bytes(1 << 16)
 _from = int.from_bytes
 
 
@@ -50,14 +49,6 @@ def _pairs(n: int) -> struct.Struct:
     if s is None:
         s = _PAIRS[n] = struct.Struct(f"<{2 * n}I")
     return s
-
-
-_ZVIEW = memoryview(_ZEROS)
-
-
-def _zeros(n: int):
-    """``n`` zero bytes to copy from (a view: no allocation for the usual sizes)."""
-    return _ZVIEW[:n] if n <= 65536 else bytes(n)
 
 
 class MaskingStage(Stage):
@@ -339,7 +330,7 @@ class MaskingStage(Stage):
                 a += ps
                 b += ps
                 if a > pos:
-                    buf[pos:a] = _zeros(a - pos)
+                    buf[pos:a] = zeros(a - pos)
                 v = _from(data[a:b], "big")
                 if (b - l4) & 1:  # the range ends mid-word: pad with the (zero) next byte
                     v <<= 8
@@ -347,7 +338,7 @@ class MaskingStage(Stage):
                 kept += b - a
                 pos = b
             if pos < n:
-                buf[pos:n] = _zeros(n - pos)
+                buf[pos:n] = zeros(n - pos)
             self.bytes_zeroed += n - ps - kept
             pkt.tail = 0
         else:
@@ -390,7 +381,7 @@ class MaskingStage(Stage):
             if b > size:
                 b = size
             if a < b:
-                buf[a:b] = _zeros(b - a)
+                buf[a:b] = zeros(b - a)
                 zeroed += b - a
         self.bytes_zeroed += zeroed
         for i in range(len(jobs) - 1, -1, -1):
