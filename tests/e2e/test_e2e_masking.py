@@ -1004,7 +1004,7 @@ def test_replayed_dedup_counts_and_bytes_match_serial(run, tmp_path):
     reports = {}
     for serial in ("", "1"):
         out = tmp_path / f"out{serial or 'p'}.pcap"
-        r = run("mask", src, out, "--dedup", "--json", "--key-file", KEY_FILE_HEX(tmp_path),
+        r = run("mask", src, out, "--dedup", "--json", "--key-file", hex_key_file(tmp_path),
                 env={"PKTMASK_SERIAL": serial})
         assert r.returncode == 0, r.stderr.decode(errors="replace")
         reports[serial] = (json.loads(r.stdout)["files"][0]["duplicates_removed"], out.read_bytes())
@@ -1013,7 +1013,8 @@ def test_replayed_dedup_counts_and_bytes_match_serial(run, tmp_path):
     assert run.leftovers() == []
 
 
-def KEY_FILE_HEX(tmp_path: Path) -> Path:  # noqa: N802 - reads like a constant at call sites
+def hex_key_file(tmp_path: Path) -> Path:
+    """The fixed test key as a hex key file."""
     path = tmp_path / "key.hex"
     path.write_text(bytes(range(32)).hex() + "\n")
     return path

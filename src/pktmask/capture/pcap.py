@@ -124,13 +124,10 @@ class PcapWriter:
         data = pkt.data
         parts = self._parts
         tail = pkt.tail
+        parts.append(self._pack(pkt.ts_hi, pkt.ts_lo, len(data) + tail, pkt.orig_len))
+        parts.append(data)
         if tail:
-            parts.append(self._pack(pkt.ts_hi, pkt.ts_lo, len(data) + tail, pkt.orig_len))
-            parts.append(data)
             parts.append(zeros(tail))
-        else:
-            parts.append(self._pack(pkt.ts_hi, pkt.ts_lo, len(data), pkt.orig_len))
-            parts.append(data)
         if len(parts) >= 1024:
             self.f.writelines(parts)
             parts.clear()

@@ -193,26 +193,26 @@ class MaskingStage(Stage):
         buf, pos = self._in, self._pos
         if len(buf) - pos < 12:
             buf, pos = self._refill(2)
-            (n,) = _U16.unpack_from(buf, pos)
-            if n >= _FAILURE:
-                self._pos = pos + 2
-                self._marker(n)
+            self._raise_marker(buf, pos)  # a failure message may be shorter than a verdict
             buf, pos = self._refill(12)
         kind, index, l3, proto, v6, ps, end = _VERDICT.unpack_from(buf, pos)
-        self._pos = pos + 12
-        if kind == _V_FULL:
-            pkt.layout = (l3, l3 + 40 if v6 else l3 + 20, proto, end, v6, True, ps)
+        if kind == _V_FULL or kind == _V_PARTIAL:
+            pkt.layout = (l3, l3 + 40 if v6 else l3 + 20, proto, end, v6, kind == _V_FULL, ps)
         elif kind == _V_DROPPED:
+            self._pos = pos + 12
             return index
-        elif kind == _V_PARTIAL:
-            pkt.layout = (l3, l3 + 40 if v6 else l3 + 20, proto, end, v6, False, ps)
         elif kind != _V_GENERAL:
-            (n,) = _U16.unpack_from(buf, pos)
-            if n >= _FAILURE:  # the pre-pass failed (or, a bug, ended) here
-                self._pos = pos + 2
-                self._marker(n)
+            self._raise_marker(buf, pos)
             raise RuntimeError("masking decisions out of step with the capture")
+        self._pos = pos + 12
         return -1
+
+    def _raise_marker(self, buf, pos: int) -> None:
+        """Raise the pre-pass's failure (or report a bug) if a marker starts at ``pos``."""
+        (n,) = _U16.unpack_from(buf, pos)
+        if n >= _FAILURE:
+            self._pos = pos + 2
+            self._marker(n)
 
     def _record(self) -> list[tuple[int, int]]:
         """The next spilled record (keep ranges, or a datagram length)."""

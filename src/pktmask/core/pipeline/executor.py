@@ -326,10 +326,10 @@ class PipelineExecutor:
             count += 1
             if not count & 0xFFF:
                 self._report_progress(reader)
-            for i, func in enumerate(funcs):
+            for func in funcs:
                 pkt = func(pkt)
                 if pkt is None:
-                    dropped(i)
+                    dropped(funcs.index(func))
                     break
             else:
                 observe(pkt)
