@@ -15,10 +15,25 @@ checksummed region, which holds for every header walked here.
 
 from __future__ import annotations
 
-from pktmask.anon.cryptopan import AddressMapper, is_special_v4, is_special_v6
-from pktmask.anon.macs import MacMapper
+from typing import Protocol
+
+from pktmask.anon.cryptopan import is_special_v4, is_special_v6
 from pktmask.proto import link
 from pktmask.proto.checksum import adjust, checksum, word_sum
+
+
+class AddressMap(Protocol):
+    """What the rewriter asks of an address mapper (``cryptopan.AddressMapper``)."""
+
+    def map_v4(self, addr: bytes) -> bytes: ...
+
+    def map_v6(self, addr: bytes) -> bytes: ...
+
+
+class MacMap(Protocol):
+    """What the rewriter asks of a MAC mapper (``macs.MacMapper``)."""
+
+    def map(self, mac: bytes) -> bytes: ...
 
 MAX_DEPTH = 16  # encapsulation levels followed; anything nested deeper is zeroed
 CACHE_LIMIT = 1 << 16
@@ -51,7 +66,7 @@ class Rewriter:
     MACs) first seen since ``reset_counts()`` (exact up to CACHE_LIMIT).
     """
 
-    def __init__(self, mapper: AddressMapper, macs: MacMapper | None):
+    def __init__(self, mapper: AddressMap, macs: MacMap | None):
         self.mapper = mapper
         self.macs = macs
         self._c4: dict[bytes, tuple[bytes, int]] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pktmask.errors import InputError
 
@@ -30,7 +30,8 @@ class Packet:
 
     __slots__ = ("data", "linktype", "ts_hi", "ts_lo", "orig_len", "iface", "opts", "layout", "patch", "tail")
 
-    def __init__(self, data, linktype, ts_hi, ts_lo, orig_len, iface=None, opts=b""):
+    def __init__(self, data: Any, linktype: int, ts_hi: int | None, ts_lo: int | None, orig_len: int,
+                 iface: Any = None, opts: bytes = b""):
         self.data = data
         self.linktype = linktype
         self.ts_hi = ts_hi
@@ -40,10 +41,10 @@ class Packet:
         self.opts = opts  # pcapng EPB options kept by the allowlist (raw, section byte order)
         # Offsets of the common Ethernet/IP/TCP-UDP layout, found by the first stage that
         # parsed the frame and reused by the next (stages never move headers).
-        self.layout = None
+        self.layout: tuple[int, int, int, int, bool, bool, int] | None = None
         # An address rewrite the anonymizer leaves for the masking stage to apply while
         # it rebuilds the frame (see AnonymizationStage): (macs, offset, addresses, delta).
-        self.patch = None
+        self.patch: tuple[Any, int, bytes, int] | None = None
         # Zero bytes that follow ``data`` in the output: the masking stage (always last)
         # leaves a zeroed payload to the writer instead of building it. Writers honour it.
         self.tail = 0

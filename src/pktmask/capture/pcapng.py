@@ -68,7 +68,7 @@ def filter_options(raw: bytes, endian: str, keep: frozenset) -> tuple[bytes, int
     well_formed). A malformed area keeps what came before the fault.
     """
     hdr = struct.Struct(endian + "HH")
-    kept = []
+    kept: list[bytes] = []
     dropped = 0
     off = 0
     n = len(raw)

@@ -77,11 +77,11 @@ class Direction:
 
     def __init__(self, flow: Flow):
         self.flow = flow
-        self.isn: int | None = None  # 32-bit sequence number of offset 0
+        self.isn = -1  # 32-bit sequence number of offset 0 (-1: not known yet)
         self.next = 0  # next in-order offset
         self.syn = False  # the stream's start was seen
         self.kind: str | None = None
-        self.parser = None
+        self.parser: TlsParser | HttpParser | None = None
         self.ooo: dict[int, bytes] = {}  # out-of-order payload by start offset
         self.ooo_bytes = 0
         self.hs: list[int] = []  # keep history: starts
@@ -139,7 +139,7 @@ class Pending:
         self.dir = direction
         self.a = a
         self.b = b
-        self.ranges: list[tuple[int, int]] | None = None
+        self.ranges: list[tuple[int, int]] | bytes | None = None
 
 
 class StreamTracker:
@@ -179,18 +179,18 @@ class StreamTracker:
         flow = d.flow
         flow.last = tick
         if flags & SYN:
-            if d.isn is not None and ((seq + 1) & 0xFFFFFFFF) != d.isn and d.next:
+            if d.isn >= 0 and ((seq + 1) & 0xFFFFFFFF) != d.isn and d.next:
                 # The 4-tuple is reused by a new connection: start afresh.
                 self._drop(flow)
                 d = self._new_direction(key)
                 flow = d.flow
-            if d.isn is None:
+            if d.isn < 0:
                 d.isn = (seq + 1) & 0xFFFFFFFF
                 d.syn = True
             seq = (seq + 1) & 0xFFFFFFFF
         n = len(payload)
         isn = d.isn
-        if isn is None:
+        if isn < 0:
             isn = d.isn = seq
         if n:
             start = d.next

@@ -407,12 +407,12 @@ class HttpParser:
                 self._keep(base + c, base + len(line))
                 self._mark_masked()
             else:
-                parsed = header_line_keep(line)
-                if parsed is None:
+                field = header_line_keep(line)
+                if field is None:
                     raise _Desync
-                self._on_header(parsed[0], parsed[1])
-                self._keep_rel(base, parsed[2])
-                if len(parsed[2]) > 1:
+                self._on_header(field[0], field[1])
+                self._keep_rel(base, field[2])
+                if len(field[2]) > 1:
                     self._mark_masked()
         elif st == _CHUNK_SIZE:
             m = _CHUNK_RE.fullmatch(line, 0, c)

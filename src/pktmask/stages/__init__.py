@@ -16,6 +16,7 @@ def build_stages(config: MaskConfig) -> list[Stage]:
     if config.anonymize:
         from pktmask.stages.anonymize import AnonymizationStage
 
+        assert config.key is not None, "the CLI resolves the key before building stages"
         stages.append(AnonymizationStage(config.key, anonymize_macs=config.anonymize_macs,
                                          masking=config.mask_payloads))
     if config.mask_payloads:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import struct
+from pathlib import Path
+from typing import BinaryIO
 
 from pktmask.capture.packet import Packet, zeros
 from pktmask.core.pipeline.stage import FileContext, Stage
@@ -59,13 +61,13 @@ class MaskingStage(Stage):
 
     def __init__(self):
         self._ctx: FileContext | None = None
-        self._spill_path = None
-        self._spill = None
+        self._spill_path: Path | None = None
+        self._spill: BinaryIO | None = None
         self._rfd = self._wfd = -1  # pipe ends when the pre-pass runs in another process
         self._reset()
 
     def _reset(self) -> None:
-        self._tracker: StreamTracker | None = None
+        self._tracker = StreamTracker(self._emit)
         self._linktypes: set[int] = set()
         self._out = bytearray()
         self._in = b""
@@ -78,7 +80,6 @@ class MaskingStage(Stage):
         self._close_spill()
         self._reset()
         self._ctx = ctx
-        self._tracker = StreamTracker(self._emit)
 
     def attach_pipe(self, read_fd: int = -1, write_fd: int = -1) -> None:
         """Exchange the decisions through a pipe instead of scratch: the pre-pass
@@ -92,9 +93,13 @@ class MaskingStage(Stage):
         self._out += _U16.pack(_FAILURE) + _U32.pack(getattr(exc, "exit_code", 1)) + _U32.pack(len(msg)) + msg
         self._flush_out()
 
+    def _name(self) -> str:
+        """The current input's name, for messages."""
+        return self._ctx.name if self._ctx is not None else ""
+
     def _check(self, linktype: int) -> None:
         if linktype not in self._linktypes:
-            check_linktype(linktype, self._ctx.name)
+            check_linktype(linktype, self._name())
             self._linktypes.add(linktype)
 
     # ---- pre-pass ----------------------------------------------------------------
@@ -121,6 +126,7 @@ class MaskingStage(Stage):
             return
         try:
             if self._spill is None:
+                assert self._ctx is not None, "start() comes first"
                 self._spill_path = self._ctx.manager.create_temp_file(prefix="mask-", suffix=".ranges")
                 self._spill = open(self._spill_path, "wb")
             self._spill.write(out)
@@ -173,13 +179,14 @@ class MaskingStage(Stage):
         tracker.finish()
         self.tls_records_masked = tracker.tls_records_masked
         self.http_messages_masked = tracker.http_messages_masked
-        self._tracker = None
+        self._tracker = StreamTracker(self._emit)  # let the flows go
         self._out += _U16.pack(_TRAILER) + _U32.pack(self.tls_records_masked) + _U32.pack(self.http_messages_masked)
         self._flush_out()
         if self._wfd >= 0:
             os.close(self._wfd)
             self._wfd = -1
             return
+        assert self._spill is not None and self._spill_path is not None  # _flush_out made them
         try:
             self._spill.close()
             self._spill = open(self._spill_path, "rb")
@@ -242,12 +249,13 @@ class MaskingStage(Stage):
                 if self._rfd >= 0:
                     chunk = os.read(self._rfd, max(SPILL_CHUNK, need))  # whatever has arrived
                 else:
+                    assert self._spill is not None
                     chunk = self._spill.read(max(SPILL_CHUNK, need))
             except OSError as exc:
                 raise from_oserror(exc, str(self._spill_path or "<pipe>"), "read") from exc
             if not chunk:
                 if self._rfd >= 0:
-                    raise PktmaskError("the masking pre-pass process ended unexpectedly", self._ctx.name)
+                    raise PktmaskError("the masking pre-pass process ended unexpectedly", self._name())
                 raise RuntimeError("masking decisions out of step with the capture")
             buf += chunk
         self._in, self._pos = buf, 0
@@ -455,5 +463,6 @@ class MaskingStage(Stage):
                 self._spill_path.unlink()
             except OSError:
                 pass
-            self._ctx.manager.unregister_temp_file(self._spill_path)
+            if self._ctx is not None:
+                self._ctx.manager.unregister_temp_file(self._spill_path)
             self._spill_path = None
