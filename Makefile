@@ -9,10 +9,15 @@ BENCH_DIR ?= $(HOME)/.cache/pktmask-bench
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# A regular (not editable) install: setup.py compiles the per-packet modules with mypyc
+# into the venv, so the stamp follows every source file. PKTMASK_PURE=1 skips compiling.
+SOURCES := pyproject.toml setup.py $(shell find src -name '*.py')
+
+$(STAMP): $(SOURCES)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q '.[test]'
+	@$(BIN)/pktmask --version
 	@touch $(STAMP)
 
 # tshark/editcap/capinfos (test oracles) and tcprewrite (bench baseline), from Debian.
@@ -32,8 +37,11 @@ demo: install
 	$(BIN)/pktmask mask samples/sample.pcap demo/sample-masked.pcap --force --dedup
 	@echo "sanitized capture: demo/sample-masked.pcap"
 
+# The suite runs twice: against the installed build, which must be the compiled one,
+# and against the same source run as plain Python (the fallback without a compiler).
 test: install system-deps
-	$(BIN)/python -m pytest -q
+	PKTMASK_EXPECT_BUILD=compiled $(BIN)/python -m pytest -q
+	PKTMASK_EXPECT_BUILD=pure PYTHONPATH=$(CURDIR)/src $(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check src tests scripts
@@ -42,4 +50,4 @@ bench: install system-deps
 	$(BIN)/python scripts/bench.py --cache $(BENCH_DIR)
 
 clean:
-	rm -rf $(VENV) demo build dist .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) demo build dist .pytest_cache .ruff_cache .mypy_cache src/*.egg-info

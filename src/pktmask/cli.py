@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from pktmask import __version__
+from pktmask import __version__, build
 from pktmask.errors import EXIT_FAILURE, EXIT_OK, PktmaskError, UsageError
 
 log = logging.getLogger("pktmask")
@@ -75,7 +75,8 @@ def fail(exc: BaseException, debug: bool) -> int:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="pktmask", message="%(prog)s %(version)s")
+@click.version_option(__version__, "--version", prog_name="pktmask",
+                      message=f"%(prog)s %(version)s ({build()})")
 def main() -> None:
     """pktmask: make packet captures safe to share.
 

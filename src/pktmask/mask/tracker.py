@@ -473,10 +473,11 @@ class StreamTracker:
                 if not force and len(q) - self.held <= MAX_PENDING:
                     return
                 if p.dir is not None:
-                    self._flush(p.dir)
-                if p.ranges is None:  # a datagram whose last fragment never came: unknown
-                    p.ranges = []
+                    self._flush(p.dir)  # decides p.ranges (mypy does not know: read it below)
             q.popleft()
-            if p.ranges.__class__ is bytes:
+            ranges = p.ranges
+            if ranges is None:  # a datagram whose last fragment never came: unknown
+                ranges = []
+            elif ranges.__class__ is bytes:
                 self.held -= 1
-            emit(p.ranges)
+            emit(ranges)

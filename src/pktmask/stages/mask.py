@@ -122,7 +122,8 @@ class MaskingStage(Stage):
         if self._wfd >= 0:
             view = memoryview(out)
             while view:
-                view = view[os.write(self._wfd, view) :]
+                sent = os.write(self._wfd, view)
+                view = view[sent:]  # not view[os.write(...):]: mypyc evaluates a slice bound twice
             return
         try:
             if self._spill is None:
