@@ -15,7 +15,7 @@ checksummed region, which holds for every header walked here.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from pktmask.anon.cryptopan import is_special_v4, is_special_v6
 from pktmask.proto import link
@@ -35,10 +35,10 @@ class MacMap(Protocol):
 
     def map(self, mac: bytes) -> bytes: ...
 
-MAX_DEPTH = 16  # encapsulation levels followed; anything nested deeper is zeroed
-CACHE_LIMIT = 1 << 16
+MAX_DEPTH: Final = 16  # encapsulation levels followed; anything nested deeper is zeroed
+CACHE_LIMIT: Final = 1 << 16
 
-_from = int.from_bytes
+_from: Final = int.from_bytes
 
 
 def _pair_delta(old: bytes, new: bytes) -> int:

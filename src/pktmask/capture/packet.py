@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 
 from pktmask.errors import InputError
 
 # Bytes read from the input per refill: large reads keep the per-packet cost low.
-CHUNK = 1 << 20
+CHUNK: Final = 1 << 20
 
-_ZVIEW = memoryview(bytes(1 << 16))
+_ZVIEW: Final = memoryview(bytes(1 << 16))
 
 
 def zeros(n: int):

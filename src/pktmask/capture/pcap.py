@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from pktmask.capture.packet import ChunkBuffer, Packet, zeros
 from pktmask.errors import InputError
 
-MAGIC_USEC = 0xA1B2C3D4
-MAGIC_NSEC = 0xA1B23C4D
-MAGIC_MODIFIED = 0xA1B2CD34  # Kuznetzov's patched format: 24-byte record headers
+MAGIC_USEC: Final = 0xA1B2C3D4
+MAGIC_NSEC: Final = 0xA1B23C4D
+MAGIC_MODIFIED: Final = 0xA1B2CD34  # Kuznetzov's patched format: 24-byte record headers
 
 # A record larger than this that also exceeds the snaplen is a header that lies.
-MAX_RECORD = 262144
+MAX_RECORD: Final = 262144
 
 
 class PcapReader:

@@ -19,28 +19,31 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
+from typing import Final
 
 from pktmask.proto.http import HttpParser
 from pktmask.proto.sniff import HTTP_REQUEST, HTTP_RESPONSE, TLS, sniff
 from pktmask.proto.tls import TlsParser
 
-FIN, SYN, RST = 0x01, 0x02, 0x04
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
 MAX_FLOWS = 65536
-CLOSED_LINGER = 20_000  # segments a closed flow is kept for late retransmissions
-IDLE_SEGMENTS = 1_000_000  # segments after which a silent flow is forgotten
-SNIFF_BYTES = 16  # a stream's first bytes held back (undecided) until this many arrived
-MAX_DATAGRAMS = 1 << 16  # fragmented datagrams waiting for their last fragment
+CLOSED_LINGER: Final = 20_000  # segments a closed flow is kept for late retransmissions
+IDLE_SEGMENTS: Final = 1_000_000  # segments after which a silent flow is forgotten
+SNIFF_BYTES: Final = 16  # a stream's first bytes held back (undecided) until this many arrived
+MAX_DATAGRAMS: Final = 1 << 16  # fragmented datagrams waiting for their last fragment
 MAX_PENDING = 100_000
 OOO_LIMIT = 1 << 20  # out-of-order bytes buffered per direction before declaring a gap
-OOO_TOTAL = 64 << 20  # ... and over all flows
-RETX_WINDOW = 4 << 20  # keep decisions this far back for retransmissions
-HISTORY_COMPACT = 512
+OOO_TOTAL: Final = 64 << 20  # ... and over all flows
+RETX_WINDOW: Final = 4 << 20  # keep decisions this far back for retransmissions
+HISTORY_COMPACT: Final = 512
 
-OTHER = "other"  # a direction whose protocol is neither TLS nor HTTP: all zero
-EVICTED = "evicted"  # state dropped: nothing more is kept
+OTHER: Final = "other"  # a direction whose protocol is neither TLS nor HTTP: all zero
+EVICTED: Final = "evicted"  # state dropped: nothing more is kept
 
 # Handshake message types a first TLS record may plausibly start with.
-_HS_TYPES = frozenset({0, 1, 2, 4, 8, 11, 12, 13, 14, 15, 16, 20, 21, 22, 24})
+_HS_TYPES: Final = frozenset({0, 1, 2, 4, 8, 11, 12, 13, 14, 15, 16, 20, 21, 22, 24})
 
 
 def tls_upgrade_plausible(chunk, upgrade: bool = False) -> bool:

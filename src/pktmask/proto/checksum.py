@@ -7,7 +7,9 @@ level ``int.from_bytes`` and a modulo instead of a loop over 16-bit words.
 
 from __future__ import annotations
 
-_from = int.from_bytes
+from typing import Final
+
+_from: Final = int.from_bytes
 
 
 def ones_sum(data) -> int:

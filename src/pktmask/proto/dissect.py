@@ -16,24 +16,25 @@ VLAN/QinQ, MPLS, PPPoE, GRE, IP-in-IP and VXLAN down to the innermost packet
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from pktmask.proto import link
 from pktmask.proto.checksum import word_sum
 
-MAX_DEPTH = 16  # as the address rewriter: anything nested deeper is zeroed
-_from = int.from_bytes
+MAX_DEPTH: Final = 16  # as the address rewriter: anything nested deeper is zeroed
+_from: Final = int.from_bytes
 
 # Checksum job kinds.
-IP4_HEADER = 0
-L4_PSEUDO = 1  # TCP/UDP/ICMPv6/DCCP: pseudo header + region
-L4_PLAIN = 2  # ICMP, IGMP, GRE: region only
-L4_QUOTED = 3  # a transport header quoted in an ICMP error: updated incrementally
+IP4_HEADER: Final = 0
+L4_PSEUDO: Final = 1  # TCP/UDP/ICMPv6/DCCP: pseudo header + region
+L4_PLAIN: Final = 2  # ICMP, IGMP, GRE: region only
+L4_QUOTED: Final = 3  # a transport header quoted in an ICMP error: updated incrementally
 
 # IPv4 options kept: EOL, NOP, router alert, and the ones whose addresses the rewriter
 # maps (record route, timestamps, loose/strict source route); others' data is zeroed.
-_SAFE_IP_OPTIONS = frozenset({0, 1, 7, 68, 131, 137, 148})
+_SAFE_IP_OPTIONS: Final = frozenset({0, 1, 7, 68, 131, 137, 148})
 # IPv6 hop-by-hop/destination options kept: Pad1, PadN, router alert, home address (mapped).
-_SAFE_IP6_OPTIONS = frozenset({0, 1, 5, 201})
+_SAFE_IP6_OPTIONS: Final = frozenset({0, 1, 5, 201})
 
 
 class TcpSegment:
@@ -66,10 +67,10 @@ class Dissection:
         self.jobs: list[tuple] = []
 
 
-_ET = struct.Struct("!H").unpack_from
-_IP4 = struct.Struct("!BxHxxHxB").unpack_from  # version/IHL, total length, flags/offset, protocol
-_ETH_IP4 = struct.Struct("!12xHBxHxxHxB").unpack_from  # EtherType, then _IP4's fields at offset 14
-_IP6 = struct.Struct("!B3xHB").unpack_from  # version, payload length, next header
+_ET: Final = struct.Struct("!H").unpack_from
+_IP4: Final = struct.Struct("!BxHxxHxB").unpack_from  # version/IHL, total length, flags/offset, protocol
+_ETH_IP4: Final = struct.Struct("!12xHBxHxxHxB").unpack_from  # EtherType, then _IP4's fields at offset 14
+_IP6: Final = struct.Struct("!B3xHB").unpack_from  # version, payload length, next header
 
 
 def fast_layout(data, linktype: int):

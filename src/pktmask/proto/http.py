@@ -15,30 +15,30 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
-MAX_LINE = 8192  # a longer head line means we are not looking at HTTP: lose sync
-MAX_HEAD = 65536  # likewise for a head (or a trailer section) bigger than this
-MAX_PENDING_METHODS = 256  # bound the request->response method queue
+MAX_LINE: Final = 8192  # a longer head line means we are not looking at HTTP: lose sync
+MAX_HEAD: Final = 65536  # likewise for a head (or a trailer section) bigger than this
+MAX_PENDING_METHODS: Final = 256  # bound the request->response method queue
 
 # Header names whose values are zeroed (compared lower-cased).
-SENSITIVE = frozenset(
+SENSITIVE: Final = frozenset(
     b"cookie set-cookie authorization proxy-authorization x-forwarded-for forwarded referer".split()
 )
 # Header names whose values are URLs: their query string and user:pass@ are zeroed
 # like the request target's (redirects carry OAuth codes and session tokens).
-URL_HEADERS = frozenset(b"location content-location".split())
+URL_HEADERS: Final = frozenset(b"location content-location".split())
 # Methods accepted as a resync point (any token is accepted as a method while in sync).
-METHODS = tuple(b"GET HEAD POST PUT DELETE OPTIONS TRACE CONNECT PATCH".split())
-_RESYNC_REQUEST = tuple(m + b" " for m in METHODS)
+METHODS: Final = tuple(b"GET HEAD POST PUT DELETE OPTIONS TRACE CONNECT PATCH".split())
+_RESYNC_REQUEST: Final = tuple(m + b" " for m in METHODS)
 
-_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_TOKEN: Final = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 # NUL is accepted in the target so that an already masked capture (query zeroed) parses again.
-_REQUEST_RE = re.compile(rb"(" + _TOKEN + rb") ([\x00\x21-\x7e\x80-\xff]+) HTTP/1\.[0-9]")
-_STATUS_RE = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3})(?:[ \t][^\r\n]*)?")
-_HEADER_RE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*")
-_USERINFO_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://([^/?#@]*)@")
-_CHUNK_RE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*|[ \t]*)")
+_REQUEST_RE: Final = re.compile(rb"(" + _TOKEN + rb") ([\x00\x21-\x7e\x80-\xff]+) HTTP/1\.[0-9]")
+_STATUS_RE: Final = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3})(?:[ \t][^\r\n]*)?")
+_HEADER_RE: Final = re.compile(rb"(" + _TOKEN + rb"):[ \t]*")
+_USERINFO_RE: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://([^/?#@]*)@")
+_CHUNK_RE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*|[ \t]*)")
 
 Ranges = list[tuple[int, int]]
 
@@ -48,7 +48,15 @@ class _Desync(Exception):
 
 
 # Parser states.
-_START, _HEADERS, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _OPAQUE, _LOST = range(9)
+_START: Final = 0
+_HEADERS: Final = 1
+_BODY: Final = 2
+_CHUNK_SIZE: Final = 3
+_CHUNK_DATA: Final = 4
+_CHUNK_END: Final = 5
+_TRAILERS: Final = 6
+_OPAQUE: Final = 7
+_LOST: Final = 8
 
 
 def content_len(line: bytes) -> int:

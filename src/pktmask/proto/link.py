@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from pktmask.errors import UnsupportedLinkTypeError
 
 # Link types (tcpdump.org/linktypes.html).
-LT_NULL = 0
-LT_ETHERNET = 1
-LT_RAW_BSD = 12  # DLT_RAW on most BSDs: raw IP
-LT_RAW_OBSD = 14  # DLT_RAW on OpenBSD
-LT_RAW = 101
-LT_LOOP = 108
-LT_SLL = 113
-LT_IPV4 = 228
-LT_IPV6 = 229
-LT_SLL2 = 276
-LT_NETLINK = 253  # Linux netlink: carries no IP headers, only attributes (masking zeroes them)
+LT_NULL: Final = 0
+LT_ETHERNET: Final = 1
+LT_RAW_BSD: Final = 12  # DLT_RAW on most BSDs: raw IP
+LT_RAW_OBSD: Final = 14  # DLT_RAW on OpenBSD
+LT_RAW: Final = 101
+LT_LOOP: Final = 108
+LT_SLL: Final = 113
+LT_IPV4: Final = 228
+LT_IPV6: Final = 229
+LT_SLL2: Final = 276
+LT_NETLINK: Final = 253  # Linux netlink: carries no IP headers, only attributes (masking zeroes them)
 
-SUPPORTED_LINKTYPES = {
+SUPPORTED_LINKTYPES: Final = {
     LT_NULL: "BSD NULL",
     LT_ETHERNET: "Ethernet",
     LT_RAW_BSD: "raw IP",
@@ -31,27 +33,27 @@ SUPPORTED_LINKTYPES = {
 }
 
 # EtherTypes.
-ET_IPV4 = 0x0800
-ET_ARP = 0x0806
-ET_VLAN = 0x8100
-ET_QINQ = 0x88A8
-ET_QINQ_OLD = 0x9100
-ET_IPV6 = 0x86DD
-ET_MPLS = 0x8847
-ET_MPLS_MC = 0x8848
-ET_PPPOE_SESSION = 0x8864
-ET_TEB = 0x6558  # transparent Ethernet bridging (GRE)
-ET_PPP = 0x880B  # PPP in GRE (PPTP)
-VLAN_TYPES = frozenset({ET_VLAN, ET_QINQ, ET_QINQ_OLD})
+ET_IPV4: Final = 0x0800
+ET_ARP: Final = 0x0806
+ET_VLAN: Final = 0x8100
+ET_QINQ: Final = 0x88A8
+ET_QINQ_OLD: Final = 0x9100
+ET_IPV6: Final = 0x86DD
+ET_MPLS: Final = 0x8847
+ET_MPLS_MC: Final = 0x8848
+ET_PPPOE_SESSION: Final = 0x8864
+ET_TEB: Final = 0x6558  # transparent Ethernet bridging (GRE)
+ET_PPP: Final = 0x880B  # PPP in GRE (PPTP)
+VLAN_TYPES: Final = frozenset({ET_VLAN, ET_QINQ, ET_QINQ_OLD})
 
-PPP_IPV4 = 0x0021
-PPP_IPV6 = 0x0057
+PPP_IPV4: Final = 0x0021
+PPP_IPV6: Final = 0x0057
 
 # BSD NULL/LOOP address families meaning IPv6 (they differ between BSDs).
-AF_INET = 2
-AF_INET6 = frozenset({10, 24, 28, 30})
+AF_INET: Final = 2
+AF_INET6: Final = frozenset({10, 24, 28, 30})
 
-UDP_VXLAN = 4789
+UDP_VXLAN: Final = 4789
 
 
 def check_linktype(linktype: int, name: str, masking: bool = True) -> None:

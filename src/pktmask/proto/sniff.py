@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from pktmask.proto.http import looks_like_request, looks_like_response
 from pktmask.proto.tls import plausible_start
 
-TLS = "tls"
-HTTP_REQUEST = "http-request"
-HTTP_RESPONSE = "http-response"
+TLS: Final = "tls"
+HTTP_REQUEST: Final = "http-request"
+HTTP_RESPONSE: Final = "http-response"
 
 
 def sniff(data: bytes | memoryview) -> str | None:

@@ -20,18 +20,20 @@ Header validity rules (shared by the walker, resync and the sniffer):
 
 from __future__ import annotations
 
-CHANGE_CIPHER_SPEC = 20
-ALERT = 21
-HANDSHAKE = 22
-APPLICATION_DATA = 23
-HEARTBEAT = 24
+from typing import Final
 
-HEADER_LEN = 5
+CHANGE_CIPHER_SPEC: Final = 20
+ALERT: Final = 21
+HANDSHAKE: Final = 22
+APPLICATION_DATA: Final = 23
+HEARTBEAT: Final = 24
+
+HEADER_LEN: Final = 5
 # 2^14 plaintext plus the largest expansion any TLS version allows (RFC 5246
 # s6.2.3 allows +2048 for ciphertext); a small margin tolerates odd stacks.
-MAX_RECORD_LEN = 18432
+MAX_RECORD_LEN: Final = 18432
 
-_KEEP_BODY = frozenset((CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE))
+_KEEP_BODY: Final = frozenset((CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE))
 
 
 def _prefix_ok(buf: bytes | memoryview, off: int, avail: int) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from pktmask.capture.packet import Packet, zeros
 from pktmask.core.pipeline.stage import FileContext, Stage
@@ -26,24 +26,27 @@ from pktmask.proto.checksum import adjust, ones_sum
 from pktmask.proto.dissect import IP4_HEADER, L4_QUOTED, dissect, fast_layout
 from pktmask.proto.link import check_linktype
 
-SPILL_CHUNK = 1 << 20
-PIPE_CHUNK = 1 << 12  # through a pipe, hand decisions over soon
+SPILL_CHUNK: Final = 1 << 20
+PIPE_CHUNK: Final = 1 << 12  # through a pipe, hand decisions over soon
 # Record markers beyond any range count: the pre-pass's last word, or its failure.
-_TRAILER = 0xFFFF  # then two u32: TLS records masked, HTTP messages masked
-_FAILURE = 0xFFFE  # then u32 exit code, u32 length, UTF-8 message
-_U32 = struct.Struct("<I")
-_U16 = struct.Struct("<H")
-_H = struct.Struct("!H").pack_into
+_TRAILER: Final = 0xFFFF  # then two u32: TLS records masked, HTTP messages masked
+_FAILURE: Final = 0xFFFE  # then u32 exit code, u32 length, UTF-8 message
+_U32: Final = struct.Struct("<I")
+_U16: Final = struct.Struct("<H")
+_H: Final = struct.Struct("!H").pack_into
 # The per-packet verdict the pre-pass records ahead of a packet's keep ranges:
 # kind, index of the stage that dropped it, then the fast layout (ip offset,
 # protocol, v6, payload offset, end). The final pass replays it instead of
 # running the dropping stages and the layout classification again.
-_VERDICT = struct.Struct("<BBBB?xHI")
-_V_GENERAL, _V_FULL, _V_PARTIAL, _V_DROPPED = 0, 1, 2, 3
-_VERDICT_GENERAL = _VERDICT.pack(_V_GENERAL, 0, 0, 0, False, 0, 0)
-_TCP = struct.Struct("!4xI5xB").unpack_from  # (ports) sequence number, (ack, offset) flags
+_VERDICT: Final = struct.Struct("<BBBB?xHI")
+_V_GENERAL: Final = 0
+_V_FULL: Final = 1
+_V_PARTIAL: Final = 2
+_V_DROPPED: Final = 3
+_VERDICT_GENERAL: Final = _VERDICT.pack(_V_GENERAL, 0, 0, 0, False, 0, 0)
+_TCP: Final = struct.Struct("!4xI5xB").unpack_from  # (ports) sequence number, (ack, offset) flags
 _PAIRS: dict[int, struct.Struct] = {}
-_from = int.from_bytes
+_from: Final = int.from_bytes
 
 
 def _pairs(n: int) -> struct.Struct:
