@@ -16,6 +16,7 @@ HOT = [
     "src/pktmask/capture/packet.py",
     "src/pktmask/capture/pcap.py",
     "src/pktmask/core/pipeline/stage.py",
+    "src/pktmask/core/pipeline/loop.py",
     "src/pktmask/stages/dedup.py",
     "src/pktmask/stages/anonymize.py",
     "src/pktmask/stages/mask.py",

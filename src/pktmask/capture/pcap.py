@@ -69,6 +69,11 @@ class PcapReader:
         limit = max(MAX_RECORD, self.snaplen)
         pkt = Packet(b"", self.linktype, 0, 0, 0)
         count = 0
+        # Typed locals: compiled (mypyc), the offset arithmetic is on machine integers.
+        ts_hi: int
+        ts_lo: int
+        incl: int
+        orig: int
         buf, off = cb.buf, cb.off
         size = len(buf)
         try:

@@ -73,7 +73,10 @@ _ETH_IP4: Final = struct.Struct("!12xHBxHxxHxB").unpack_from  # EtherType, then 
 _IP6: Final = struct.Struct("!B3xHB").unpack_from  # version, payload length, next header
 
 
-def fast_layout(data, linktype: int):
+Layout = tuple[int, int, int, int, bool, bool, int]
+
+
+def fast_layout(data: bytes | bytearray, linktype: int) -> Layout | None:
     """Classify the common frame shape in a few operations, or return None.
 
     The shape: Ethernet with at most one 802.1Q tag; IPv4 without options,
@@ -86,6 +89,13 @@ def fast_layout(data, linktype: int):
     n = len(data)
     if linktype != 1 or n < 54:
         return None
+    # Typed locals: compiled (mypyc), the arithmetic below is on machine integers.
+    et: int
+    vihl: int
+    total: int
+    frag: int
+    proto: int
+    end: int
     l3 = 14
     et, vihl, total, frag, proto = _ETH_IP4(data, 0)  # the untagged IPv4 case in one call
     if et == 0x8100:
@@ -107,6 +117,8 @@ def fast_layout(data, linktype: int):
     elif et == 0x86DD:
         if n < l3 + 40:
             return None
+        ver: int
+        plen: int
         ver, plen, proto = _IP6(data, l3)
         if ver >> 4 != 6:
             return None

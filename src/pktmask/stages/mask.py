@@ -161,6 +161,8 @@ class MaskingStage(Stage):
             l3, l4, proto, end, v6, full, ps = layout
             self._verdict(_VERDICT.pack(_V_FULL if full else _V_PARTIAL, 0, l3, proto, v6, ps, end))
             if proto == 6:
+                seq: int
+                flags: int
                 seq, flags = _TCP(data, l4)
                 # Addresses and ports are adjacent here: the flow key is one slice.
                 key = data[l3 + 8 if v6 else l3 + 12 : l4 + 4]
@@ -246,7 +248,7 @@ class MaskingStage(Stage):
         self._pos = pos + size
         return [(vals[i], vals[i + 1]) for i in range(0, 2 * n, 2)]
 
-    def _refill(self, need: int):
+    def _refill(self, need: int) -> tuple[bytes, int]:
         buf = self._in[self._pos :]
         while len(buf) < need:
             try:
@@ -315,12 +317,11 @@ class MaskingStage(Stage):
         # the output only by the patch, whose word-sum change it carries):
         # ``int.from_bytes`` of a ``bytes`` slice is the cheapest sum there is.
         l3, l4, proto, end, v6, _full, ps = layout
-        if data.__class__ is not bytes:
-            data = bytes(data)
-        n = len(data)
+        raw: bytes = data if data.__class__ is bytes else bytes(data)  # typed for mypyc
+        n = len(raw)
         at = l4 + 16 if proto == 6 else l4 + 6
-        old = (data[at] << 8) | data[at + 1]
-        s = _from(data[l3 + 8 if v6 else l3 + 12 : ps], "big") - old + proto + end - l4
+        old = (raw[at] << 8) | raw[at + 1]
+        s = _from(raw[l3 + 8 if v6 else l3 + 12 : ps], "big") - old + proto + end - l4
         patch = pkt.patch
         if patch is not None:
             macs, ao, addrs, delta = patch
@@ -329,13 +330,14 @@ class MaskingStage(Stage):
             delta = 0
         ranges = None
         if proto == 6 and ps < end:
-            rec, pos = self._in, self._pos
+            rec = self._in
+            pos = self._pos
             if len(rec) - pos >= 2 and not rec[pos] and not rec[pos + 1]:
                 self._pos = pos + 2  # the usual record: nothing kept
             else:
                 ranges = self._record()
         if ranges:
-            buf = bytearray(data)
+            buf = bytearray(raw)
             pos = ps
             kept = 0
             for a, b in ranges:
@@ -343,7 +345,7 @@ class MaskingStage(Stage):
                 b += ps
                 if a > pos:
                     buf[pos:a] = zeros(a - pos)
-                v = _from(data[a:b], "big")
+                v = _from(raw[a:b], "big")
                 if (b - l4) & 1:  # the range ends mid-word: pad with the (zero) next byte
                     v <<= 8
                 s += v
@@ -355,7 +357,7 @@ class MaskingStage(Stage):
             pkt.tail = 0
         else:
             # Only the headers survive: the writer appends the zeros (``tail``).
-            buf = bytearray(data[:ps])
+            buf = bytearray(raw[:ps])
             self.bytes_zeroed += n - ps
             pkt.tail = n - ps
         if patch is not None:
@@ -363,7 +365,7 @@ class MaskingStage(Stage):
             buf[ao : ao + len(addrs)] = addrs
         if not v6:
             # Recompute: the old checksum minus the sum of the header that carried it.
-            _H(buf, l3 + 10, ((data[l3 + 10] << 8 | data[l3 + 11]) - _from(data[l3 : l3 + 20], "big") - delta) % 0xFFFF)
+            _H(buf, l3 + 10, ((raw[l3 + 10] << 8 | raw[l3 + 11]) - _from(raw[l3 : l3 + 20], "big") - delta) % 0xFFFF)
             if proto == 17 and not old:
                 pkt.data = buf
                 return pkt  # a zero UDP checksum over IPv4 means "none": it stays

@@ -22,6 +22,7 @@ from pathlib import Path
 from pktmask.capture.formats import Reader, make_writer, open_reader
 from pktmask.config import MaskConfig
 from pktmask.core.output import AtomicOutput, StdoutOutput
+from pktmask.core.pipeline import loop
 from pktmask.core.pipeline.stage import FileContext, Stage
 from pktmask.core.process import die_with_parent, grow_pipe
 from pktmask.core.temp_file_manager import TempFileManager, get_temp_file_manager
@@ -84,45 +85,6 @@ def plan_passes(stages: list[Stage]) -> list[tuple[list[Stage], Stage | None]]:
             passes.append(([s for s in stages[:i] if not s.prepass_transparent], stage))
     passes.append((list(stages), None))
     return passes
-
-
-def _chain(funcs):
-    """One callable running ``funcs`` in order until one drops the packet (returns None).
-
-    Written out for the usual one to three stages: it is called once per packet.
-    """
-    if not funcs:
-        return lambda pkt: pkt
-    if len(funcs) == 1:
-        return funcs[0]
-    if len(funcs) == 2:
-        f1, f2 = funcs
-
-        def two(pkt):
-            pkt = f1(pkt)
-            return None if pkt is None else f2(pkt)
-
-        return two
-    if len(funcs) == 3:
-        f1, f2, f3 = funcs
-
-        def three(pkt):
-            pkt = f1(pkt)
-            if pkt is None:
-                return None
-            pkt = f2(pkt)
-            return None if pkt is None else f3(pkt)
-
-        return three
-
-    def many(pkt):
-        for func in funcs:
-            pkt = func(pkt)
-            if pkt is None:
-                return None
-        return pkt
-
-    return many
 
 
 class PipelineExecutor:
@@ -318,21 +280,7 @@ class PipelineExecutor:
         A packet a stage drops here is reported to the observer
         (``observe_drop``), so the final pass can replay that decision.
         """
-        observe = observer.observe
-        dropped = observer.observe_drop
-        funcs = [s.process for s in procs]
-        count = 0
-        for pkt in reader:
-            count += 1
-            if not count & 0xFFF:
-                self._report_progress(reader)
-            for func in funcs:
-                pkt = func(pkt)
-                if pkt is None:
-                    dropped(funcs.index(func))
-                    break
-            else:
-                observe(pkt)
+        loop.prepass(reader, procs, observer, lambda: self._report_progress(reader))
 
     def _pass(self, reader: Reader, procs: list[Stage], out, replay: tuple | None = None) -> int:
         """Run the final pass into OUTPUT; returns the number of packets written.
@@ -343,33 +291,17 @@ class PipelineExecutor:
         """
         f = out.open()
         pause = float(os.environ.get(PAUSE_ENV) or 0)
-        written = 0
         try:
             writer = make_writer(f, reader)
-            write = writer.write
-            if replay is None:
-                verdict, droppers = None, []
-            else:
-                verdict, droppers = replay[0].replay, replay[1]
-                procs = [s for s in procs if s not in droppers]
-            chain = _chain([s.process for s in procs])
-            count = 0
-            for pkt in reader:
-                count += 1
-                if not count & 0xFFF:
-                    self._report_progress(reader)
-                    out.checkpoint()
-                if verdict is not None:
-                    i = verdict(pkt)
-                    if i >= 0:
-                        droppers[i].replayed_drop()
-                        continue
-                pkt = chain(pkt)
-                if pkt is not None:
-                    write(pkt)
-                    written += 1
-                    if pause and written == 1:
-                        self._test_pause(f, pause)
+            observer, droppers = replay if replay is not None else (None, [])
+            procs = [s for s in procs if s not in droppers]
+
+            def tick() -> None:
+                self._report_progress(reader)
+                out.checkpoint()
+
+            first = (lambda: self._test_pause(f, pause)) if pause else None
+            written = loop.final(reader, procs, writer.write, observer, droppers, tick, first)
             writer.close()
         except OSError as exc:
             raise from_oserror(exc, str(out.target)) from exc

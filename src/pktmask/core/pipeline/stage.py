@@ -45,8 +45,18 @@ class Stage:
     def observe(self, pkt: Packet) -> None:
         """Look at a packet during the pre-pass (two-pass stages only)."""
 
+    def observe_drop(self, index: int) -> None:
+        """Pre-pass: stage ``index`` of the pre-pass chain dropped this packet (two-pass stages)."""
+
     def end_prepass(self) -> None:
         """The pre-pass has seen every packet."""
+
+    def replay(self, pkt: Packet) -> int:
+        """Final pass: -1 to keep ``pkt``, or the pre-pass index of the stage that dropped it.
+
+        Only an observer that records its pre-pass verdicts implements this.
+        """
+        raise NotImplementedError(f"stage {self.name} records no pre-pass verdicts")
 
     def process(self, pkt: Packet) -> Packet | None:
         """Return the packet to keep (possibly changed), or None to drop it."""
