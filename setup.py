@@ -15,6 +15,7 @@ from setuptools import setup
 HOT = [
     "src/pktmask/capture/packet.py",
     "src/pktmask/capture/pcap.py",
+    "src/pktmask/capture/pcapng.py",
     "src/pktmask/core/pipeline/stage.py",
     "src/pktmask/core/pipeline/loop.py",
     "src/pktmask/stages/dedup.py",
