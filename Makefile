@@ -44,7 +44,7 @@ test: install system-deps
 	PKTMASK_EXPECT_BUILD=pure PYTHONPATH=$(CURDIR)/src $(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff check src tests scripts setup.py
 
 bench: install system-deps
 	$(BIN)/python scripts/bench.py --cache $(BENCH_DIR)
