@@ -15,11 +15,17 @@ checksummed region, which holds for every header walked here.
 
 from __future__ import annotations
 
+import struct
 from typing import Final, Protocol
 
 from pktmask.anon.cryptopan import is_special_v4, is_special_v6
 from pktmask.proto import link
 from pktmask.proto.checksum import adjust, checksum, word_sum
+from pktmask.proto.dissect import Layout
+
+# The fast path's rewrite (see ``Rewriter.patch``): new MAC pair, address offset,
+# new address pair, word-sum delta of the addresses.
+Patch = tuple[bytes, int, bytes, int]
 
 
 class AddressMap(Protocol):
@@ -39,6 +45,7 @@ MAX_DEPTH: Final = 16  # encapsulation levels followed; anything nested deeper i
 CACHE_LIMIT: Final = 1 << 16
 
 _from: Final = int.from_bytes
+_HB: Final = struct.Struct("!H").pack
 
 
 def _pair_delta(old: bytes, new: bytes) -> int:
@@ -88,17 +95,20 @@ class Rewriter:
         self.distinct = 0
 
     # ---- fast path -----------------------------------------------------------
-    def patch(self, data, layout):
+    def patch(self, data: bytes, layout: Layout) -> Patch | None:
         """The address rewrite of a frame of the common shape (see ``dissect.fast_layout``).
 
         Returns (new MAC pair, address offset, new address pair, pseudo-header
         delta), or None when nothing changes. Checksums are not touched.
         """
-        l3, v6 = layout[0], layout[4]
+        l3 = layout[0]
+        v6 = layout[4]
         if v6:
-            a, alen = l3 + 8, 32
+            a = l3 + 8
+            alen = 32
         else:
-            a, alen = l3 + 12, 8
+            a = l3 + 12
+            alen = 8
         key = data[a : a + alen]
         hit = self._pairs.get(key)
         if hit is None:
@@ -126,7 +136,7 @@ class Rewriter:
             return None
         return new_macs, a, hit[0], hit[1]
 
-    def fast(self, data, layout):
+    def fast(self, data: bytes, layout: Layout) -> bytes | None:
         """Rewrite a frame of the common shape quickly, checksums included.
 
         Returns the new data, or None if nothing changed — exactly the bytes
@@ -136,24 +146,27 @@ class Rewriter:
         if p is None:
             return None
         new_macs, a, new_addrs, pseudo = p
-        l3, l4, proto, end, v6 = layout[:5]
-        buf = bytearray(data)
-        buf[:12] = new_macs
-        buf[a : a + len(new_addrs)] = new_addrs
-        if pseudo:
-            if not v6:
-                # Recompute: the header's sum with its old checksum, minus that checksum.
-                old = (buf[l3 + 10] << 8) | buf[l3 + 11]
-                c = (old - _from(buf[l3 : l3 + 20], "big")) % 0xFFFF
-                buf[l3 + 10] = c >> 8
-                buf[l3 + 11] = c & 0xFF
-            at = l4 + 16 if proto == 6 else l4 + 6
-            if at + 2 <= end and (proto == 6 or v6 or buf[at] or buf[at + 1]):
-                old = (buf[at] << 8) | buf[at + 1]
-                c = ~(((~old & 0xFFFF) + pseudo) % 0xFFFF) & 0xFFFF  # RFC 1624, as adjust()
-                buf[at] = c >> 8
-                buf[at + 1] = c & 0xFF
-        return buf
+        l3, l4, proto, end, v6, _full, _ps = layout
+        raw = data
+        # Spliced from slices: a slice assignment into a bytearray costs about as much
+        # as copying the whole frame. Sums are taken from the original header: the
+        # new one differs by ``pseudo``.
+        after = a + len(new_addrs)
+        if not pseudo:  # the addresses' word sum is unchanged, and so are the checksums
+            return b"".join((new_macs, raw[12:a], new_addrs, raw[after:]))
+        if v6:
+            head = b"".join((new_macs, raw[12:a], new_addrs))
+        else:
+            # Recompute: the header's sum with its old checksum, minus that checksum.
+            old = (raw[l3 + 10] << 8) | raw[l3 + 11]
+            c = (old - _from(raw[l3 : l3 + 20], "big") - pseudo) % 0xFFFF
+            head = b"".join((new_macs, raw[12 : l3 + 10], _HB(c), new_addrs))
+        at = l4 + 16 if proto == 6 else l4 + 6
+        if at + 2 <= end and (proto == 6 or v6 or raw[at] or raw[at + 1]):
+            old = (raw[at] << 8) | raw[at + 1]
+            c = ~(((~old & 0xFFFF) + pseudo) % 0xFFFF) & 0xFFFF  # RFC 1624, as adjust()
+            return b"".join((head, raw[after:at], _HB(c), raw[at + 2 :]))
+        return head + raw[after:]
 
     # ---- address replacement: each returns the word-sum delta ------------
     def _a4(self, buf, o: int) -> int:

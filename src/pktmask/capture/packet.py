@@ -44,7 +44,7 @@ class Packet:
         self.layout: tuple[int, int, int, int, bool, bool, int] | None = None
         # An address rewrite the anonymizer leaves for the masking stage to apply while
         # it rebuilds the frame (see AnonymizationStage): (macs, offset, addresses, delta).
-        self.patch: tuple[Any, int, bytes, int] | None = None
+        self.patch: tuple[bytes, int, bytes, int] | None = None
         # Zero bytes that follow ``data`` in the output: the masking stage (always last)
         # leaves a zeroed payload to the writer instead of building it. Writers honour it.
         self.tail = 0

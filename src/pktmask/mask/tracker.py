@@ -481,6 +481,6 @@ class StreamTracker:
             ranges = p.ranges
             if ranges is None:  # a datagram whose last fragment never came: unknown
                 ranges = []
-            elif ranges.__class__ is bytes:
+            elif isinstance(ranges, bytes):
                 self.held -= 1
             emit(ranges)

@@ -43,19 +43,21 @@ class AnonymizationStage(Stage):
         if lt not in self._linktypes:
             check_linktype(lt, self._name, self._masking)
             self._linktypes.add(lt)
-        layout = pkt.layout or fast_layout(pkt.data, lt)
+        data = pkt.data
+        layout = pkt.layout or fast_layout(data, lt)
         if layout is not None:
             pkt.layout = layout
+            raw = data if isinstance(data, bytes) else bytes(data)  # bytes: native ops when compiled
             if self._masking and layout[5]:
                 # The masking stage rebuilds this frame and recomputes its checksums
                 # anyway: hand it the rewrite instead of copying the frame here.
-                pkt.patch = self.rewriter.patch(pkt.data, layout)
+                pkt.patch = self.rewriter.patch(raw, layout)
                 if pkt.patch is not None:
                     self.frames_rewritten += 1
                 return pkt
-            buf = self.rewriter.fast(pkt.data, layout)
-            if buf is not None:
-                pkt.data = buf
+            new = self.rewriter.fast(raw, layout)
+            if new is not None:
+                pkt.data = new
                 self.frames_rewritten += 1
             return pkt
         buf = bytearray(pkt.data)

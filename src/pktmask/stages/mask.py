@@ -34,6 +34,7 @@ _FAILURE: Final = 0xFFFE  # then u32 exit code, u32 length, UTF-8 message
 _U32: Final = struct.Struct("<I")
 _U16: Final = struct.Struct("<H")
 _H: Final = struct.Struct("!H").pack_into
+_HB: Final = struct.Struct("!H").pack
 # The per-packet verdict the pre-pass records ahead of a packet's keep ranges:
 # kind, index of the stage that dropped it, then the fast layout (ip offset,
 # protocol, v6, payload offset, end). The final pass replays it instead of
@@ -47,6 +48,29 @@ _VERDICT_GENERAL: Final = _VERDICT.pack(_V_GENERAL, 0, 0, 0, False, 0, 0)
 _TCP: Final = struct.Struct("!4xI5xB").unpack_from  # (ports) sequence number, (ack, offset) flags
 _PAIRS: dict[int, struct.Struct] = {}
 _from: Final = int.from_bytes
+
+
+def _headers(raw: bytes, l3: int, v6: bool, proto: int, at: int, ps: int, old: int, s: int,
+             delta: int, patch: tuple[bytes, int, bytes, int] | None) -> bytes:
+    """Return the headers ``raw[:ps]`` with the anonymizer's ``patch`` and fresh checksums.
+
+    ``s`` is the transport checksum's sum, ``delta`` the patch's word-sum
+    change (see ``MaskingStage.process``). The result is spliced from slices:
+    one slice assignment into a bytearray costs about as much as copying the
+    whole frame.
+    """
+    tck = _HB(0xFFFF - s % 0xFFFF)
+    if v6:
+        if patch is None:
+            return b"".join((raw[:at], tck, raw[at + 2 : ps]))
+        return b"".join((patch[0], raw[12 : l3 + 8], patch[2], raw[l3 + 40 : at], tck, raw[at + 2 : ps]))
+    # Recompute: the old checksum minus the sum of the header that carried it.
+    ipck = _HB(((raw[l3 + 10] << 8 | raw[l3 + 11]) - _from(raw[l3 : l3 + 20], "big") - delta) % 0xFFFF)
+    if proto == 17 and not old:
+        tck = b"\0\0"  # a zero UDP checksum over IPv4 means "none": it stays
+    if patch is None:
+        return b"".join((raw[: l3 + 10], ipck, raw[l3 + 12 : at], tck, raw[at + 2 : ps]))
+    return b"".join((patch[0], raw[12 : l3 + 10], ipck, patch[2], raw[l3 + 20 : at], tck, raw[at + 2 : ps]))
 
 
 def _pairs(n: int) -> struct.Struct:
@@ -110,7 +134,7 @@ class MaskingStage(Stage):
         out = self._out
         if not ranges:
             out += b"\0\0"
-        elif ranges.__class__ is bytes:  # a verdict held back behind undecided segments
+        elif isinstance(ranges, bytes):  # a verdict held back behind undecided segments
             out += ranges
             return
         else:
@@ -155,7 +179,8 @@ class MaskingStage(Stage):
         lt = pkt.linktype
         if lt not in self._linktypes:
             self._check(lt)
-        data = pkt.data
+        raw = pkt.data
+        data = raw if isinstance(raw, bytes) else bytes(raw)  # bytes: native ops when compiled
         layout = fast_layout(data, lt)
         if layout is not None:
             l3, l4, proto, end, v6, full, ps = layout
@@ -317,7 +342,7 @@ class MaskingStage(Stage):
         # the output only by the patch, whose word-sum change it carries):
         # ``int.from_bytes`` of a ``bytes`` slice is the cheapest sum there is.
         l3, l4, proto, end, v6, _full, ps = layout
-        raw: bytes = data if data.__class__ is bytes else bytes(data)  # typed for mypyc
+        raw = data if isinstance(data, bytes) else bytes(data)  # bytes: native ops when compiled
         n = len(raw)
         at = l4 + 16 if proto == 6 else l4 + 6
         old = (raw[at] << 8) | raw[at + 1]
@@ -357,9 +382,10 @@ class MaskingStage(Stage):
             pkt.tail = 0
         else:
             # Only the headers survive: the writer appends the zeros (``tail``).
-            buf = bytearray(raw[:ps])
             self.bytes_zeroed += n - ps
             pkt.tail = n - ps
+            pkt.data = _headers(raw, l3, v6, proto, at, ps, old, s, delta, patch)
+            return pkt
         if patch is not None:
             buf[:12] = macs
             buf[ao : ao + len(addrs)] = addrs
