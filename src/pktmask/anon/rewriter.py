@@ -15,12 +15,11 @@ checksummed region, which holds for every header walked here.
 
 from __future__ import annotations
 
-import struct
 from typing import Final, Protocol
 
 from pktmask.anon.cryptopan import is_special_v4, is_special_v6
 from pktmask.proto import link
-from pktmask.proto.checksum import adjust, checksum, word_sum
+from pktmask.proto.checksum import WORD_BYTES, adjust, checksum, word_sum
 from pktmask.proto.dissect import Layout
 
 # The fast path's rewrite (see ``Rewriter.patch``): new MAC pair, address offset,
@@ -45,7 +44,7 @@ MAX_DEPTH: Final = 16  # encapsulation levels followed; anything nested deeper i
 CACHE_LIMIT: Final = 1 << 16
 
 _from: Final = int.from_bytes
-_HB: Final = struct.Struct("!H").pack
+_HB: Final = WORD_BYTES
 
 
 def _pair_delta(old: bytes, new: bytes) -> int:
@@ -160,12 +159,12 @@ class Rewriter:
             # Recompute: the header's sum with its old checksum, minus that checksum.
             old = (raw[l3 + 10] << 8) | raw[l3 + 11]
             c = (old - _from(raw[l3 : l3 + 20], "big") - pseudo) % 0xFFFF
-            head = b"".join((new_macs, raw[12 : l3 + 10], _HB(c), new_addrs))
+            head = b"".join((new_macs, raw[12 : l3 + 10], _HB[c], new_addrs))
         at = l4 + 16 if proto == 6 else l4 + 6
         if at + 2 <= end and (proto == 6 or v6 or raw[at] or raw[at + 1]):
             old = (raw[at] << 8) | raw[at + 1]
             c = ~(((~old & 0xFFFF) + pseudo) % 0xFFFF) & 0xFFFF  # RFC 1624, as adjust()
-            return b"".join((head, raw[after:at], _HB(c), raw[at + 2 :]))
+            return b"".join((head, raw[after:at], _HB[c], raw[at + 2 :]))
         return head + raw[after:]
 
     # ---- address replacement: each returns the word-sum delta ------------

@@ -7,9 +7,13 @@ level ``int.from_bytes`` and a modulo instead of a loop over 16-bit words.
 
 from __future__ import annotations
 
+import struct
 from typing import Final
 
 _from: Final = int.from_bytes
+# Every 16-bit value as 2 big-endian bytes: a checksum field by one index, not a call.
+_WORDS: Final = struct.pack("!65536H", *range(0x10000))
+WORD_BYTES: Final = tuple(_WORDS[i : i + 2] for i in range(0, 0x20000, 2))
 
 
 def ones_sum(data) -> int:

@@ -22,7 +22,7 @@ from pktmask.capture.packet import Packet, zeros
 from pktmask.core.pipeline.stage import FileContext, Stage
 from pktmask.errors import PktmaskError, from_oserror
 from pktmask.mask.tracker import StreamTracker
-from pktmask.proto.checksum import adjust, ones_sum
+from pktmask.proto.checksum import WORD_BYTES, adjust, ones_sum
 from pktmask.proto.dissect import IP4_HEADER, L4_QUOTED, dissect, fast_layout
 from pktmask.proto.link import check_linktype
 
@@ -34,38 +34,57 @@ _FAILURE: Final = 0xFFFE  # then u32 exit code, u32 length, UTF-8 message
 _U32: Final = struct.Struct("<I")
 _U16: Final = struct.Struct("<H")
 _H: Final = struct.Struct("!H").pack_into
-_HB: Final = struct.Struct("!H").pack
+_HB: Final = WORD_BYTES
 # The per-packet verdict the pre-pass records ahead of a packet's keep ranges:
 # kind, index of the stage that dropped it, then the fast layout (ip offset,
-# protocol, v6, payload offset, end). The final pass replays it instead of
-# running the dropping stages and the layout classification again.
-_VERDICT: Final = struct.Struct("<BBBB?xHI")
+# protocol, v6, payload offset, end) and, for a fully captured frame, the base
+# sums of its checksums (see ``_sums``). The final pass replays it instead of
+# running the dropping stages, the layout classification and those sums again.
+_VERDICT: Final = struct.Struct("<BBBB?xHIHH")
+_VSIZE: Final = 16
 _V_GENERAL: Final = 0
 _V_FULL: Final = 1
 _V_PARTIAL: Final = 2
 _V_DROPPED: Final = 3
-_VERDICT_GENERAL: Final = _VERDICT.pack(_V_GENERAL, 0, 0, 0, False, 0, 0)
+_VERDICT_GENERAL: Final = _VERDICT.pack(_V_GENERAL, 0, 0, 0, False, 0, 0, 0, 0)
 _TCP: Final = struct.Struct("!4xI5xB").unpack_from  # (ports) sequence number, (ack, offset) flags
 _PAIRS: dict[int, struct.Struct] = {}
 _from: Final = int.from_bytes
 
 
+def _sums(raw: bytes, l3: int, l4: int, proto: int, end: int, v6: bool, ps: int) -> tuple[int, int]:
+    """Return the base sums of a fully captured frame's checksums, modulo 0xFFFF.
+
+    The transport sum covers the pseudo header's addresses, length and
+    protocol and the transport header without its checksum (a masked
+    payload adds nothing); the IPv4 sum is the header checksum minus the
+    header's sum (0 for IPv6). The final pass adds the anonymizer's
+    word-sum change and any kept payload bytes.
+    """
+    at = l4 + 16 if proto == 6 else l4 + 6
+    old = (raw[at] << 8) | raw[at + 1]
+    tsum = (_from(raw[l3 + 8 if v6 else l3 + 12 : ps], "big") - old + proto + end - l4) % 0xFFFF
+    if v6:
+        return tsum, 0
+    return tsum, ((raw[l3 + 10] << 8 | raw[l3 + 11]) - _from(raw[l3 : l3 + 20], "big")) % 0xFFFF
+
+
 def _headers(raw: bytes, l3: int, v6: bool, proto: int, at: int, ps: int, old: int, s: int,
-             delta: int, patch: tuple[bytes, int, bytes, int] | None) -> bytes:
+             isum: int, delta: int, patch: tuple[bytes, int, bytes, int] | None) -> bytes:
     """Return the headers ``raw[:ps]`` with the anonymizer's ``patch`` and fresh checksums.
 
-    ``s`` is the transport checksum's sum, ``delta`` the patch's word-sum
-    change (see ``MaskingStage.process``). The result is spliced from slices:
-    one slice assignment into a bytearray costs about as much as copying the
-    whole frame.
+    ``s`` and ``isum`` are the transport and IPv4 checksums' sums, ``delta``
+    the patch's word-sum change (see ``MaskingStage.process``). The result is
+    spliced from slices: one slice assignment into a bytearray costs about as
+    much as copying the whole frame.
     """
-    tck = _HB(0xFFFF - s % 0xFFFF)
+    tck = _HB[0xFFFF - s % 0xFFFF]
     if v6:
         if patch is None:
             return b"".join((raw[:at], tck, raw[at + 2 : ps]))
         return b"".join((patch[0], raw[12 : l3 + 8], patch[2], raw[l3 + 40 : at], tck, raw[at + 2 : ps]))
     # Recompute: the old checksum minus the sum of the header that carried it.
-    ipck = _HB(((raw[l3 + 10] << 8 | raw[l3 + 11]) - _from(raw[l3 : l3 + 20], "big") - delta) % 0xFFFF)
+    ipck = _HB[(isum - delta) % 0xFFFF]
     if proto == 17 and not old:
         tck = b"\0\0"  # a zero UDP checksum over IPv4 means "none": it stays
     if patch is None:
@@ -99,6 +118,9 @@ class MaskingStage(Stage):
         self._out = bytearray()
         self._in = b""
         self._pos = 0
+        self._sums = False  # replay took this packet's checksum sums from the pre-pass
+        self._tsum = 0
+        self._isum = 0
         self.bytes_zeroed = 0
         self.tls_records_masked = 0
         self.http_messages_masked = 0
@@ -173,7 +195,7 @@ class MaskingStage(Stage):
 
     def observe_drop(self, index: int) -> None:
         """Pre-pass: the stage ``index`` of the pre-pass chain dropped this packet."""
-        self._verdict(_VERDICT.pack(_V_DROPPED, index, 0, 0, False, 0, 0))
+        self._verdict(_VERDICT.pack(_V_DROPPED, index, 0, 0, False, 0, 0, 0, 0))
 
     def observe(self, pkt: Packet) -> None:
         lt = pkt.linktype
@@ -184,7 +206,11 @@ class MaskingStage(Stage):
         layout = fast_layout(data, lt)
         if layout is not None:
             l3, l4, proto, end, v6, full, ps = layout
-            self._verdict(_VERDICT.pack(_V_FULL if full else _V_PARTIAL, 0, l3, proto, v6, ps, end))
+            if full:
+                tsum, isum = _sums(data, l3, l4, proto, end, v6, ps)
+                self._verdict(_VERDICT.pack(_V_FULL, 0, l3, proto, v6, ps, end, tsum, isum))
+            else:
+                self._verdict(_VERDICT.pack(_V_PARTIAL, 0, l3, proto, v6, ps, end, 0, 0))
             if proto == 6:
                 seq: int
                 flags: int
@@ -229,20 +255,22 @@ class MaskingStage(Stage):
         """Final pass: take this packet's pre-pass verdict; returns -1 to keep it, or the
         index of the pre-pass stage that dropped it. A kept packet gets its ``layout``."""
         buf, pos = self._in, self._pos
-        if len(buf) - pos < 12:
+        if len(buf) - pos < _VSIZE:
             buf, pos = self._refill(2)
             self._raise_marker(buf, pos)  # a failure message may be shorter than a verdict
-            buf, pos = self._refill(12)
-        kind, index, l3, proto, v6, ps, end = _VERDICT.unpack_from(buf, pos)
+            buf, pos = self._refill(_VSIZE)
+        kind, index, l3, proto, v6, ps, end, tsum, isum = _VERDICT.unpack_from(buf, pos)
+        self._pos = pos + _VSIZE
+        self._sums = kind == _V_FULL
         if kind == _V_FULL or kind == _V_PARTIAL:
             pkt.layout = (l3, l3 + 40 if v6 else l3 + 20, proto, end, v6, kind == _V_FULL, ps)
+            self._tsum = tsum
+            self._isum = isum
         elif kind == _V_DROPPED:
-            self._pos = pos + 12
             return index
         elif kind != _V_GENERAL:
             self._raise_marker(buf, pos)
             raise RuntimeError("masking decisions out of step with the capture")
-        self._pos = pos + 12
         return -1
 
     def _raise_marker(self, buf, pos: int) -> None:
@@ -346,7 +374,12 @@ class MaskingStage(Stage):
         n = len(raw)
         at = l4 + 16 if proto == 6 else l4 + 6
         old = (raw[at] << 8) | raw[at + 1]
-        s = _from(raw[l3 + 8 if v6 else l3 + 12 : ps], "big") - old + proto + end - l4
+        if self._sums:  # the pre-pass took them (see replay)
+            self._sums = False
+            s = self._tsum
+            isum = self._isum
+        else:
+            s, isum = _sums(raw, l3, l4, proto, end, v6, ps)
         patch = pkt.patch
         if patch is not None:
             macs, ao, addrs, delta = patch
@@ -384,14 +417,14 @@ class MaskingStage(Stage):
             # Only the headers survive: the writer appends the zeros (``tail``).
             self.bytes_zeroed += n - ps
             pkt.tail = n - ps
-            pkt.data = _headers(raw, l3, v6, proto, at, ps, old, s, delta, patch)
+            pkt.data = _headers(raw, l3, v6, proto, at, ps, old, s, isum, delta, patch)
             return pkt
         if patch is not None:
             buf[:12] = macs
             buf[ao : ao + len(addrs)] = addrs
         if not v6:
             # Recompute: the old checksum minus the sum of the header that carried it.
-            _H(buf, l3 + 10, ((raw[l3 + 10] << 8 | raw[l3 + 11]) - _from(raw[l3 : l3 + 20], "big") - delta) % 0xFFFF)
+            _H(buf, l3 + 10, (isum - delta) % 0xFFFF)
             if proto == 17 and not old:
                 pkt.data = buf
                 return pkt  # a zero UDP checksum over IPv4 means "none": it stays
