@@ -44,7 +44,6 @@ MAX_DEPTH: Final = 16  # encapsulation levels followed; anything nested deeper i
 CACHE_LIMIT: Final = 1 << 16
 
 _from: Final = int.from_bytes
-_HB: Final = WORD_BYTES
 
 
 def _pair_delta(old: bytes, new: bytes) -> int:
@@ -159,12 +158,12 @@ class Rewriter:
             # Recompute: the header's sum with its old checksum, minus that checksum.
             old = (raw[l3 + 10] << 8) | raw[l3 + 11]
             c = (old - _from(raw[l3 : l3 + 20], "big") - pseudo) % 0xFFFF
-            head = b"".join((new_macs, raw[12 : l3 + 10], _HB[c], new_addrs))
+            head = b"".join((new_macs, raw[12 : l3 + 10], WORD_BYTES[c], new_addrs))
         at = l4 + 16 if proto == 6 else l4 + 6
         if at + 2 <= end and (proto == 6 or v6 or raw[at] or raw[at + 1]):
             old = (raw[at] << 8) | raw[at + 1]
             c = ~(((~old & 0xFFFF) + pseudo) % 0xFFFF) & 0xFFFF  # RFC 1624, as adjust()
-            return b"".join((head, raw[after:at], _HB[c], raw[at + 2 :]))
+            return b"".join((head, raw[after:at], WORD_BYTES[c], raw[at + 2 :]))
         return head + raw[after:]
 
     # ---- address replacement: each returns the word-sum delta ------------

@@ -34,7 +34,6 @@ _FAILURE: Final = 0xFFFE  # then u32 exit code, u32 length, UTF-8 message
 _U32: Final = struct.Struct("<I")
 _U16: Final = struct.Struct("<H")
 _H: Final = struct.Struct("!H").pack_into
-_HB: Final = WORD_BYTES
 # The per-packet verdict the pre-pass records ahead of a packet's keep ranges:
 # kind, index of the stage that dropped it, then the fast layout (ip offset,
 # protocol, v6, payload offset, end) and, for a fully captured frame, the base
@@ -78,13 +77,13 @@ def _headers(raw: bytes, l3: int, v6: bool, proto: int, at: int, ps: int, old: i
     spliced from slices: one slice assignment into a bytearray costs about as
     much as copying the whole frame.
     """
-    tck = _HB[0xFFFF - s % 0xFFFF]
+    tck = WORD_BYTES[0xFFFF - s % 0xFFFF]
     if v6:
         if patch is None:
             return b"".join((raw[:at], tck, raw[at + 2 : ps]))
         return b"".join((patch[0], raw[12 : l3 + 8], patch[2], raw[l3 + 40 : at], tck, raw[at + 2 : ps]))
     # Recompute: the old checksum minus the sum of the header that carried it.
-    ipck = _HB[(isum - delta) % 0xFFFF]
+    ipck = WORD_BYTES[(isum - delta) % 0xFFFF]
     if proto == 17 and not old:
         tck = b"\0\0"  # a zero UDP checksum over IPv4 means "none": it stays
     if patch is None:
@@ -118,7 +117,8 @@ class MaskingStage(Stage):
         self._out = bytearray()
         self._in = b""
         self._pos = 0
-        self._sums = False  # replay took this packet's checksum sums from the pre-pass
+        # The checksum sums the pre-pass took for the frame whose replayed layout this is.
+        self._sums_layout: tuple[int, int, int, int, bool, bool, int] | None = None
         self._tsum = 0
         self._isum = 0
         self.bytes_zeroed = 0
@@ -261,9 +261,10 @@ class MaskingStage(Stage):
             buf, pos = self._refill(_VSIZE)
         kind, index, l3, proto, v6, ps, end, tsum, isum = _VERDICT.unpack_from(buf, pos)
         self._pos = pos + _VSIZE
-        self._sums = kind == _V_FULL
         if kind == _V_FULL or kind == _V_PARTIAL:
-            pkt.layout = (l3, l3 + 40 if v6 else l3 + 20, proto, end, v6, kind == _V_FULL, ps)
+            layout = (l3, l3 + 40 if v6 else l3 + 20, proto, end, v6, kind == _V_FULL, ps)
+            pkt.layout = layout
+            self._sums_layout = layout if kind == _V_FULL else None
             self._tsum = tsum
             self._isum = isum
         elif kind == _V_DROPPED:
@@ -374,8 +375,7 @@ class MaskingStage(Stage):
         n = len(raw)
         at = l4 + 16 if proto == 6 else l4 + 6
         old = (raw[at] << 8) | raw[at + 1]
-        if self._sums:  # the pre-pass took them (see replay)
-            self._sums = False
+        if layout is self._sums_layout:  # replayed: the pre-pass took the sums
             s = self._tsum
             isum = self._isum
         else:
