@@ -117,8 +117,9 @@ class MaskingStage(Stage):
         self._out = bytearray()
         self._in = b""
         self._pos = 0
-        # The checksum sums the pre-pass took for the frame whose replayed layout this is.
-        self._sums_layout: tuple[int, int, int, int, bool, bool, int] | None = None
+        # Set by replay for a fully captured frame: the pre-pass took its checksum sums.
+        # Every packet is replayed before it is processed, so this never goes stale.
+        self._replayed_sums = False
         self._tsum = 0
         self._isum = 0
         self.bytes_zeroed = 0
@@ -261,10 +262,9 @@ class MaskingStage(Stage):
             buf, pos = self._refill(_VSIZE)
         kind, index, l3, proto, v6, ps, end, tsum, isum = _VERDICT.unpack_from(buf, pos)
         self._pos = pos + _VSIZE
+        self._replayed_sums = kind == _V_FULL
         if kind == _V_FULL or kind == _V_PARTIAL:
-            layout = (l3, l3 + 40 if v6 else l3 + 20, proto, end, v6, kind == _V_FULL, ps)
-            pkt.layout = layout
-            self._sums_layout = layout if kind == _V_FULL else None
+            pkt.layout = (l3, l3 + 40 if v6 else l3 + 20, proto, end, v6, kind == _V_FULL, ps)
             self._tsum = tsum
             self._isum = isum
         elif kind == _V_DROPPED:
@@ -375,7 +375,8 @@ class MaskingStage(Stage):
         n = len(raw)
         at = l4 + 16 if proto == 6 else l4 + 6
         old = (raw[at] << 8) | raw[at + 1]
-        if layout is self._sums_layout:  # replayed: the pre-pass took the sums
+        if self._replayed_sums:  # replayed: the pre-pass took the sums
+            self._replayed_sums = False
             s = self._tsum
             isum = self._isum
         else:
