@@ -18,13 +18,9 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from pktmask.anon.cryptopan import is_special_v4, is_special_v6
+from pktmask.capture.packet import Layout, Patch
 from pktmask.proto import link
 from pktmask.proto.checksum import WORD_BYTES, adjust, checksum, word_sum
-from pktmask.proto.dissect import Layout
-
-# The fast path's rewrite (see ``Rewriter.patch``): new MAC pair, address offset,
-# new address pair, word-sum delta of the addresses.
-Patch = tuple[bytes, int, bytes, int]
 
 
 class AddressMap(Protocol):
@@ -145,26 +141,25 @@ class Rewriter:
             return None
         new_macs, a, new_addrs, pseudo = p
         l3, l4, proto, end, v6, _full, _ps = layout
-        raw = data
         # Spliced from slices: a slice assignment into a bytearray costs about as much
         # as copying the whole frame. Sums are taken from the original header: the
         # new one differs by ``pseudo``.
         after = a + len(new_addrs)
         if not pseudo:  # the addresses' word sum is unchanged, and so are the checksums
-            return b"".join((new_macs, raw[12:a], new_addrs, raw[after:]))
+            return b"".join((new_macs, data[12:a], new_addrs, data[after:]))
         if v6:
-            head = b"".join((new_macs, raw[12:a], new_addrs))
+            head = b"".join((new_macs, data[12:a], new_addrs))
         else:
             # Recompute: the header's sum with its old checksum, minus that checksum.
-            old = (raw[l3 + 10] << 8) | raw[l3 + 11]
-            c = (old - _from(raw[l3 : l3 + 20], "big") - pseudo) % 0xFFFF
-            head = b"".join((new_macs, raw[12 : l3 + 10], WORD_BYTES[c], new_addrs))
+            old = (data[l3 + 10] << 8) | data[l3 + 11]
+            c = (old - _from(data[l3 : l3 + 20], "big") - pseudo) % 0xFFFF
+            head = b"".join((new_macs, data[12 : l3 + 10], WORD_BYTES[c], new_addrs))
         at = l4 + 16 if proto == 6 else l4 + 6
-        if at + 2 <= end and (proto == 6 or v6 or raw[at] or raw[at + 1]):
-            old = (raw[at] << 8) | raw[at + 1]
+        if at + 2 <= end and (proto == 6 or v6 or data[at] or data[at + 1]):
+            old = (data[at] << 8) | data[at + 1]
             c = ~(((~old & 0xFFFF) + pseudo) % 0xFFFF) & 0xFFFF  # RFC 1624, as adjust()
-            return b"".join((head, raw[after:at], WORD_BYTES[c], raw[at + 2 :]))
-        return head + raw[after:]
+            return b"".join((head, data[after:at], WORD_BYTES[c], data[at + 2 :]))
+        return head + data[after:]
 
     # ---- address replacement: each returns the word-sum delta ------------
     def _a4(self, buf, o: int) -> int:

@@ -9,6 +9,11 @@ from pktmask.errors import InputError
 # Bytes read from the input per refill: large reads keep the per-packet cost low.
 CHUNK: Final = 1 << 20
 
+# The common frame shape's offsets (see ``dissect.fast_layout``) and the anonymizer's
+# rewrite of such a frame (see ``Rewriter.patch``), as packets carry them.
+Layout = tuple[int, int, int, int, bool, bool, int]
+Patch = tuple[bytes, int, bytes, int]  # new MAC pair, address offset, new addresses, word-sum delta
+
 _ZVIEW: Final = memoryview(bytes(1 << 16))
 
 
@@ -41,10 +46,10 @@ class Packet:
         self.opts = opts  # pcapng EPB options kept by the allowlist (raw, section byte order)
         # Offsets of the common Ethernet/IP/TCP-UDP layout, found by the first stage that
         # parsed the frame and reused by the next (stages never move headers).
-        self.layout: tuple[int, int, int, int, bool, bool, int] | None = None
+        self.layout: Layout | None = None
         # An address rewrite the anonymizer leaves for the masking stage to apply while
         # it rebuilds the frame (see AnonymizationStage): (macs, offset, addresses, delta).
-        self.patch: tuple[bytes, int, bytes, int] | None = None
+        self.patch: Patch | None = None
         # Zero bytes that follow ``data`` in the output: the masking stage (always last)
         # leaves a zeroed payload to the writer instead of building it. Writers honour it.
         self.tail = 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
+from pktmask.capture.packet import Layout
 from pktmask.proto import link
 from pktmask.proto.checksum import word_sum
 
@@ -71,9 +72,6 @@ _ET: Final = struct.Struct("!H").unpack_from
 _IP4: Final = struct.Struct("!BxHxxHxB").unpack_from  # version/IHL, total length, flags/offset, protocol
 _ETH_IP4: Final = struct.Struct("!12xHBxHxxHxB").unpack_from  # EtherType, then _IP4's fields at offset 14
 _IP6: Final = struct.Struct("!B3xHB").unpack_from  # version, payload length, next header
-
-
-Layout = tuple[int, int, int, int, bool, bool, int]
 
 
 def fast_layout(data: bytes | bytearray, linktype: int) -> Layout | None:

@@ -18,7 +18,7 @@ import struct
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from pktmask.capture.packet import Packet, zeros
+from pktmask.capture.packet import Packet, Patch, zeros
 from pktmask.core.pipeline.stage import FileContext, Stage
 from pktmask.errors import PktmaskError, from_oserror
 from pktmask.mask.tracker import StreamTracker
@@ -69,7 +69,7 @@ def _sums(raw: bytes, l3: int, l4: int, proto: int, end: int, v6: bool, ps: int)
 
 
 def _headers(raw: bytes, l3: int, v6: bool, proto: int, at: int, ps: int, old: int, s: int,
-             isum: int, delta: int, patch: tuple[bytes, int, bytes, int] | None) -> bytes:
+             isum: int, delta: int, patch: Patch | None) -> bytes:
     """Return the headers ``raw[:ps]`` with the anonymizer's ``patch`` and fresh checksums.
 
     ``s`` and ``isum`` are the transport and IPv4 checksums' sums, ``delta``
