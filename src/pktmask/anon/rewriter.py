@@ -89,14 +89,13 @@ class Rewriter:
         self.distinct = 0
 
     # ---- fast path -----------------------------------------------------------
-    def patch(self, data: bytes, layout: Layout) -> Patch | None:
-        """The address rewrite of a frame of the common shape (see ``dissect.fast_layout``).
+    def patch(self, data: bytes, l3: int, v6: bool) -> Patch | None:
+        """The address rewrite of a frame of the common shape (see ``dissect.fast_layout``),
+        its IP header at ``l3``.
 
         Returns (new MAC pair, address offset, new address pair, pseudo-header
         delta), or None when nothing changes. Checksums are not touched.
         """
-        l3 = layout[0]
-        v6 = layout[4]
         if v6:
             a = l3 + 8
             alen = 32
@@ -136,7 +135,7 @@ class Rewriter:
         Returns the new data, or None if nothing changed — exactly the bytes
         the general walker would produce.
         """
-        p = self.patch(data, layout)
+        p = self.patch(data, layout[0], layout[4])
         if p is None:
             return None
         new_macs, a, new_addrs, pseudo = p

@@ -175,6 +175,10 @@ class StreamTracker:
         ``key`` is source address + destination address + source port +
         destination port, as raw bytes.
         """
+        self.segment_in(key, seq, flags, payload, 0, len(payload))
+
+    def segment_in(self, key: bytes, seq: int, flags: int, frame, start: int, end: int) -> None:
+        """``segment`` for the payload ``frame[start:end]``, viewed only if a parser reads it."""
         tick = self.tick = self.tick + 1
         d = self.dirs.get(key)
         if d is None:
@@ -191,41 +195,41 @@ class StreamTracker:
                 d.isn = (seq + 1) & 0xFFFFFFFF
                 d.syn = True
             seq = (seq + 1) & 0xFFFFFFFF
-        n = len(payload)
+        n = end - start
         isn = d.isn
         if isn < 0:
             isn = d.isn = seq
         if n:
-            start = d.next
-            delta = (seq - isn - start) & 0xFFFFFFFF
+            off = d.next
+            delta = (seq - isn - off) & 0xFFFFFFFF
             if not delta and not self.queue and not d.ooo:
                 # In order, nothing waiting: the common case needs no bookkeeping.
                 parser = d.parser
                 if parser is not None and parser.skip(n):
-                    d.next = start + n  # inside a zeroed body (TLS application data): nothing kept
+                    d.next = off + n  # inside a zeroed body (TLS application data): nothing kept
                     self.emit([])
                     if flags & (FIN | RST):
                         self._closing(flow, d, flags)
                     if not tick & 0xFFF:
                         self._expire()
                     return
-                self._feed(d, payload)
-                b = start + n
+                self._feed(d, memoryview(frame)[start:end])
+                b = off + n
                 if b <= d.decided:
                     if d.waiting:
                         self._resolve(d)
-                    self.emit(d.ranges(start, b) if d.hs else [])
+                    self.emit(d.ranges(off, b) if d.hs else [])
                 else:
-                    p = Pending(d, start, b)
+                    p = Pending(d, off, b)
                     self.queue.append(p)
                     d.waiting.append(p)
             else:
                 if delta >= 0x80000000:
                     delta -= 1 << 32
-                a = start + delta
+                a = off + delta
                 p = Pending(d, a, a + n)
                 self.queue.append(p)
-                self._data(d, p, payload)
+                self._data(d, p, memoryview(frame)[start:end])
         if flags & (FIN | RST):
             self._closing(flow, d, flags)
         if self.queue:

@@ -44,15 +44,16 @@ class AnonymizationStage(Stage):
             check_linktype(lt, self._name, self._masking)
             self._linktypes.add(lt)
         data = pkt.data
-        layout = pkt.layout or fast_layout(data, lt)
+        layout = pkt.layout  # not ``pkt.layout or ...``: compiled, that re-boxes the tuple
+        if layout is None:
+            layout = pkt.layout = fast_layout(data, lt)
         if layout is not None:
-            pkt.layout = layout
             raw = data if isinstance(data, bytes) else bytes(data)  # bytes: native ops when compiled
             if self._masking and layout[5]:
                 # The masking stage rebuilds this frame and recomputes its checksums
                 # anyway: hand it the rewrite instead of copying the frame here.
-                pkt.patch = self.rewriter.patch(raw, layout)
-                if pkt.patch is not None:
+                patch = pkt.patch = self.rewriter.patch(raw, layout[0], layout[4])
+                if patch is not None:
                     self.frames_rewritten += 1
                 return pkt
             new = self.rewriter.fast(raw, layout)

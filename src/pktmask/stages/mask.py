@@ -45,8 +45,9 @@ _V_GENERAL: Final = 0
 _V_FULL: Final = 1
 _V_PARTIAL: Final = 2
 _V_DROPPED: Final = 3
-_VERDICT_GENERAL: Final = _VERDICT.pack(_V_GENERAL, 0, 0, 0, False, 0, 0, 0, 0)
-_TCP: Final = struct.Struct("!4xI5xB").unpack_from  # (ports) sequence number, (ack, offset) flags
+_VPACK: Final = _VERDICT.pack  # bound once: a method call on the Struct costs a lookup each time
+_VUNPACK: Final = _VERDICT.unpack_from
+_VERDICT_GENERAL: Final = _VPACK(_V_GENERAL, 0, 0, 0, False, 0, 0, 0, 0)
 _PAIRS: dict[int, struct.Struct] = {}
 _from: Final = int.from_bytes
 
@@ -62,10 +63,11 @@ def _sums(raw: bytes, l3: int, l4: int, proto: int, end: int, v6: bool, ps: int)
     """
     at = l4 + 16 if proto == 6 else l4 + 6
     old = (raw[at] << 8) | raw[at + 1]
-    tsum = (_from(raw[l3 + 8 if v6 else l3 + 12 : ps], "big") - old + proto + end - l4) % 0xFFFF
+    # Reduce each long integer first: the small terms then add on machine integers.
+    tsum = (_from(raw[l3 + 8 if v6 else l3 + 12 : ps], "big") % 0xFFFF + proto + end - l4 - old) % 0xFFFF
     if v6:
         return tsum, 0
-    return tsum, ((raw[l3 + 10] << 8 | raw[l3 + 11]) - _from(raw[l3 : l3 + 20], "big")) % 0xFFFF
+    return tsum, ((raw[l3 + 10] << 8 | raw[l3 + 11]) - _from(raw[l3 : l3 + 20], "big") % 0xFFFF) % 0xFFFF
 
 
 def _headers(raw: bytes, l3: int, v6: bool, proto: int, at: int, ps: int, old: int, s: int,
@@ -196,7 +198,7 @@ class MaskingStage(Stage):
 
     def observe_drop(self, index: int) -> None:
         """Pre-pass: the stage ``index`` of the pre-pass chain dropped this packet."""
-        self._verdict(_VERDICT.pack(_V_DROPPED, index, 0, 0, False, 0, 0, 0, 0))
+        self._verdict(_VPACK(_V_DROPPED, index, 0, 0, False, 0, 0, 0, 0))
 
     def observe(self, pkt: Packet) -> None:
         lt = pkt.linktype
@@ -209,16 +211,15 @@ class MaskingStage(Stage):
             l3, l4, proto, end, v6, full, ps = layout
             if full:
                 tsum, isum = _sums(data, l3, l4, proto, end, v6, ps)
-                self._verdict(_VERDICT.pack(_V_FULL, 0, l3, proto, v6, ps, end, tsum, isum))
+                self._verdict(_VPACK(_V_FULL, 0, l3, proto, v6, ps, end, tsum, isum))
             else:
-                self._verdict(_VERDICT.pack(_V_PARTIAL, 0, l3, proto, v6, ps, end, 0, 0))
+                self._verdict(_VPACK(_V_PARTIAL, 0, l3, proto, v6, ps, end, 0, 0))
             if proto == 6:
-                seq: int
-                flags: int
-                seq, flags = _TCP(data, l4)
+                # Byte by byte: compiled, cheaper than a struct call and its tuple.
+                seq = data[l4 + 4] << 24 | data[l4 + 5] << 16 | data[l4 + 6] << 8 | data[l4 + 7]
                 # Addresses and ports are adjacent here: the flow key is one slice.
                 key = data[l3 + 8 if v6 else l3 + 12 : l4 + 4]
-                self._tracker.segment(key, seq, flags, memoryview(data)[ps:end])
+                self._tracker.segment_in(key, seq, data[l4 + 13], data, ps, end)
             return
         self._verdict(_VERDICT_GENERAL)
         d = dissect(data, lt)
@@ -230,7 +231,7 @@ class MaskingStage(Stage):
             tracker.last_fragment(*d.last_fragment)
         seg = d.tcp
         if seg is not None:
-            tracker.segment(seg.key, seg.seq, seg.flags, memoryview(data)[seg.start : seg.end])
+            tracker.segment_in(seg.key, seg.seq, seg.flags, data, seg.start, seg.end)
 
     def end_prepass(self) -> None:
         tracker = self._tracker
@@ -260,7 +261,7 @@ class MaskingStage(Stage):
             buf, pos = self._refill(2)
             self._raise_marker(buf, pos)  # a failure message may be shorter than a verdict
             buf, pos = self._refill(_VSIZE)
-        kind, index, l3, proto, v6, ps, end, tsum, isum = _VERDICT.unpack_from(buf, pos)
+        kind, index, l3, proto, v6, ps, end, tsum, isum = _VUNPACK(buf, pos)
         self._pos = pos + _VSIZE
         self._replayed_sums = kind == _V_FULL
         if kind == _V_FULL or kind == _V_PARTIAL:
@@ -360,7 +361,9 @@ class MaskingStage(Stage):
         if lt not in self._linktypes:
             self._check(lt)
         data = pkt.data
-        layout = pkt.layout or fast_layout(data, lt)
+        layout = pkt.layout  # not ``pkt.layout or ...``: compiled, that re-boxes the tuple
+        if layout is None:
+            layout = fast_layout(data, lt)
         if layout is None or not layout[5]:
             pkt.data = self._general(data, lt)
             pkt.tail = 0
