@@ -14,12 +14,20 @@ CHUNK: Final = 1 << 20
 Layout = tuple[int, int, int, int, bool, bool, int]
 Patch = tuple[bytes, int, bytes, int]  # new MAC pair, address offset, new addresses, word-sum delta
 
-_ZVIEW: Final = memoryview(bytes(1 << 16))
+# Zero runs up to this length are made once and shared: the payloads of most frames.
+# (A view of one big zero buffer costs more to slice than a list lookup.)
+_ZMAX: Final = 2048
+_ZRUNS: list[bytes | None] = [None] * (_ZMAX + 1)
 
 
-def zeros(n: int):
-    """``n`` zero bytes to copy from: a view of one shared buffer (no allocation) up to 64 KiB."""
-    return _ZVIEW[:n] if n <= 65536 else bytes(n)
+def zeros(n: int) -> bytes:
+    """``n`` zero bytes, shared (at most 2 MiB in all) for lengths up to 2048."""
+    if n > _ZMAX:
+        return bytes(n)
+    z = _ZRUNS[n]
+    if z is None:
+        z = _ZRUNS[n] = bytes(n)
+    return z
 
 
 class Packet:
@@ -29,11 +37,14 @@ class Packet:
     replace it but never change its length, except that the last stage may
     leave ``tail`` zero bytes of it to the writer). Readers reuse one Packet object:
     it is valid until the next packet is read. ``ts_hi``/``ts_lo`` are the raw
-    timestamp words of the record (pcap: seconds and fraction; pcapng: the
-    high and low 32 bits), copied through untouched so precision survives.
+    timestamp words of a pcapng record (the high and low 32 bits), copied
+    through untouched so precision survives. Classic pcap keeps its whole
+    16-byte record header in ``head`` instead (``ts_hi``/``ts_lo`` None,
+    ``orig_len`` 0): its writer copies it, a frame's length never changing.
     """
 
-    __slots__ = ("data", "linktype", "ts_hi", "ts_lo", "orig_len", "iface", "opts", "layout", "patch", "tail")
+    __slots__ = ("data", "linktype", "ts_hi", "ts_lo", "orig_len", "iface", "opts", "layout", "patch", "tail",
+                 "head")
 
     def __init__(self, data: Any, linktype: int, ts_hi: int | None, ts_lo: int | None, orig_len: int,
                  iface: Any = None, opts: bytes = b""):
@@ -53,6 +64,7 @@ class Packet:
         # Zero bytes that follow ``data`` in the output: the masking stage (always last)
         # leaves a zeroed payload to the writer instead of building it. Writers honour it.
         self.tail = 0
+        self.head = b""  # classic pcap: the record header as read
 
 
 class ChunkBuffer:

@@ -60,20 +60,16 @@ class PcapReader:
         self.linktype = network & 0xFFFF
         self.header = bytes(hdr)
         cb.off += 24
-        self._rec = struct.Struct(self.endian + "IIII")
 
     def __iter__(self) -> Iterator[Packet]:
         """Yield the packets; one Packet object is reused, valid until the next one."""
         cb = self.cb
-        unpack = self._rec.unpack_from
         limit = max(MAX_RECORD, self.snaplen)
-        pkt = Packet(b"", self.linktype, 0, 0, 0)
+        pkt = Packet(b"", self.linktype, None, None, 0)
         count = 0
+        little = self.endian == "<"
         # Typed locals: compiled (mypyc), the offset arithmetic is on machine integers.
-        ts_hi: int
-        ts_lo: int
         incl: int
-        orig: int
         buf, off = cb.buf, cb.off
         size = len(buf)
         try:
@@ -86,7 +82,12 @@ class PcapReader:
                         return
                     buf, off = cb.buf, cb.off
                     size = len(buf)
-                ts_hi, ts_lo, incl, orig = unpack(buf, off)
+                # Only the captured length is needed: byte by byte, compiled, costs less
+                # than a struct call; the writer copies the whole header (``head``).
+                if little:
+                    incl = buf[off + 11] << 24 | buf[off + 10] << 16 | buf[off + 9] << 8 | buf[off + 8]
+                else:
+                    incl = buf[off + 8] << 24 | buf[off + 9] << 16 | buf[off + 10] << 8 | buf[off + 11]
                 if incl > limit:
                     cb.off = off
                     raise InputError(
@@ -103,10 +104,8 @@ class PcapReader:
                     buf, off = cb.buf, cb.off
                     size = len(buf)
                     end = off + 16 + incl
+                pkt.head = buf[off : off + 16]
                 pkt.data = buf[off + 16 : end]
-                pkt.ts_hi = ts_hi
-                pkt.ts_lo = ts_lo
-                pkt.orig_len = orig
                 pkt.layout = pkt.patch = None
                 cb.off = off = end
                 count += 1
@@ -120,25 +119,36 @@ class PcapWriter:
 
     def __init__(self, f: BinaryIO, reader: PcapReader):
         self.f = f
-        self._pack = struct.Struct(reader.endian + "IIII").pack
+        self._rec = struct.Struct(reader.endian + "IIII")
+        self._little = reader.endian == "<"
         self._parts: list = []  # written in batches: one call per record costs more than the copy
         f.write(reader.header)
 
     def write(self, pkt: Packet) -> None:
-        """Append one record: ``pkt.data`` and ``pkt.tail`` zero bytes."""
+        """Append one record: the record header read (``pkt.head``), ``pkt.data`` and ``pkt.tail`` zero bytes."""
         data = pkt.data
         parts = self._parts
         tail = pkt.tail
-        parts.append(self._pack(pkt.ts_hi, pkt.ts_lo, len(data) + tail, pkt.orig_len))
+        head = pkt.head
+        n = len(data) + tail
+        if self._little:
+            incl = head[11] << 24 | head[10] << 16 | head[9] << 8 | head[8]
+        else:
+            incl = head[8] << 24 | head[9] << 16 | head[10] << 8 | head[11]
+        if incl != n:  # no stage changes a frame's length; should one, the header follows
+            ts_hi, ts_lo, _incl, orig = self._rec.unpack(head)
+            head = self._rec.pack(ts_hi, ts_lo, n, orig)
+        parts.append(head)
         parts.append(data)
         if tail:
             parts.append(zeros(tail))
         if len(parts) >= 1024:
-            self.f.writelines(parts)
+            # One joined write: ``writelines`` would call ``write`` once per part.
+            self.f.write(b"".join(parts))
             parts.clear()
 
     def close(self) -> None:
         """Write what is batched (the caller flushes and syncs the file)."""
         if self._parts:
-            self.f.writelines(self._parts)
+            self.f.write(b"".join(self._parts))
             self._parts.clear()
