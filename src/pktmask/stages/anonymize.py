@@ -28,6 +28,7 @@ class AnonymizationStage(Stage):
             raise ValueError("anonymization needs a key")
         self.rewriter = Rewriter(AddressMapper(key), MacMapper(key) if anonymize_macs else None)
         self._linktypes: set[int] = set()
+        self._lt = -1  # the link type checked last: the per-packet test is one comparison
         self._name = ""
         self._masking = masking  # whether a masking stage follows (decides netlink support)
         self.frames_rewritten = 0
@@ -35,14 +36,17 @@ class AnonymizationStage(Stage):
     def start(self, ctx: FileContext) -> None:
         self._name = ctx.name
         self._linktypes = set()
+        self._lt = -1
         self.rewriter.reset_counts()
         self.frames_rewritten = 0
 
     def process(self, pkt: Packet) -> Packet:
         lt = pkt.linktype
-        if lt not in self._linktypes:
-            check_linktype(lt, self._name, self._masking)
-            self._linktypes.add(lt)
+        if lt != self._lt:
+            if lt not in self._linktypes:
+                check_linktype(lt, self._name, self._masking)
+                self._linktypes.add(lt)
+            self._lt = lt
         data = pkt.data
         layout = pkt.layout  # not ``pkt.layout or ...``: compiled, that re-boxes the tuple
         if layout is None:

@@ -49,6 +49,7 @@ _V_DROPPED: Final = 3
 _VPACK: Final = _VERDICT.pack  # bound once: a method call on the Struct costs a lookup each time
 _VERDICT_GENERAL: Final = _VPACK(_V_GENERAL, 0, 0, 0, False, 0, 0, 0, 0)
 _PAIRS: dict[int, struct.Struct] = {}
+_PAIR: Final = struct.Struct("<II").pack
 _from: Final = int.from_bytes
 
 
@@ -116,6 +117,7 @@ class MaskingStage(Stage):
     def _reset(self) -> None:
         self._tracker = StreamTracker(self._emit)
         self._linktypes: set[int] = set()
+        self._lt = -1  # the link type checked last: the per-packet test is one comparison
         self._out = bytearray()
         self._in = b""
         self._pos = 0
@@ -153,6 +155,7 @@ class MaskingStage(Stage):
         if linktype not in self._linktypes:
             check_linktype(linktype, self._name())
             self._linktypes.add(linktype)
+        self._lt = linktype
 
     # ---- pre-pass ----------------------------------------------------------------
     def _emit(self, ranges) -> None:
@@ -163,9 +166,9 @@ class MaskingStage(Stage):
             out += ranges
             return
         else:
-            n = len(ranges)
-            out += _U16.pack(n)
-            out += _pairs(n).pack(*[x for r in ranges for x in r])
+            out += _U16.pack(len(ranges))
+            for a, b in ranges:  # usually one: cheaper than flattening for one pack call
+                out += _PAIR(a, b)
         if len(out) >= (PIPE_CHUNK if self._wfd >= 0 else SPILL_CHUNK):
             self._flush_out()
 
@@ -202,7 +205,7 @@ class MaskingStage(Stage):
 
     def observe(self, pkt: Packet) -> None:
         lt = pkt.linktype
-        if lt not in self._linktypes:
+        if lt != self._lt:
             self._check(lt)
         raw = pkt.data
         data = raw if isinstance(raw, bytes) else bytes(raw)  # bytes: native ops when compiled
@@ -363,7 +366,7 @@ class MaskingStage(Stage):
 
     def process(self, pkt: Packet) -> Packet:
         lt = pkt.linktype
-        if lt not in self._linktypes:
+        if lt != self._lt:
             self._check(lt)
         data = pkt.data
         layout = pkt.layout  # not ``pkt.layout or ...``: compiled, that re-boxes the tuple
