@@ -34,7 +34,7 @@ def test_bounded_state():
     stage = DeduplicationStage(window=10)
     for i in range(10_000):
         stage.process(Packet(i.to_bytes(4, "big"), 1, 0, 0, 4))
-    assert len(stage._seen) <= 10 and len(stage._order) <= 10
+    assert len(stage._seen) <= 10 and len(stage._ring) <= 10
 
 
 def test_finish_resets_between_files():
@@ -42,3 +42,15 @@ def test_finish_resets_between_files():
     run(stage, [b"x"])
     kept, removed = run(stage, [b"x"])
     assert kept == [b"x"] and removed == 0
+
+
+def test_window_matches_a_naive_model():
+    """A frame is a duplicate iff it equals one of the ``window`` frames read just before it."""
+    import random
+
+    rng = random.Random(7)
+    frames = [bytes([rng.randrange(6)]) for _ in range(3000)]
+    for window in (1, 2, 3, 5, 17):
+        expected = [f for i, f in enumerate(frames) if f not in frames[max(0, i - window) : i]]
+        kept, removed = run(DeduplicationStage(window=window), frames)
+        assert kept == expected and removed == len(frames) - len(expected)

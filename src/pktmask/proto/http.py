@@ -36,7 +36,10 @@ _TOKEN: Final = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 # NUL is accepted in the target so that an already masked capture (query zeroed) parses again.
 _REQUEST_RE: Final = re.compile(rb"(" + _TOKEN + rb") ([\x00\x21-\x7e\x80-\xff]+) HTTP/1\.[0-9]")
 _STATUS_RE: Final = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3})(?:[ \t][^\r\n]*)?")
-_HEADER_RE: Final = re.compile(rb"(" + _TOKEN + rb"):[ \t]*")
+# Bytes allowed in a token (RFC 9110 tchar), as a table: header names are scanned byte by byte.
+_TCHAR: Final = bytes(
+    1 if chr(b).isalnum() and b < 128 or chr(b) in "!#$%&'*+.^_`|~-" else 0 for b in range(256)
+)
 _USERINFO_RE: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://([^/?#@]*)@")
 _CHUNK_RE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*|[ \t]*)")
 
@@ -121,16 +124,24 @@ def header_line_keep(line: bytes) -> tuple[bytes, bytes, Ranges] | None:
     sensitive header is not kept; everything else is.
     """
     c = content_len(line)
-    m = _HEADER_RE.match(line, 0, c)
-    if m is None:
+    # ``token ":" [ \t]*``, byte by byte: compiled, cheaper than a regular expression.
+    k = 0
+    while k < c and _TCHAR[line[k]]:
+        k += 1
+    if not k or k == c or line[k] != 0x3A:
         return None
-    name = m.group(1).lower()
-    vs = m.end()
-    value = line[vs:c].rstrip(b" \t")
+    name = line[:k].lower()
+    vs = k + 1
+    while vs < c and (line[vs] == 0x20 or line[vs] == 0x09):
+        vs += 1
+    ve = c
+    while ve > vs and (line[ve - 1] == 0x20 or line[ve - 1] == 0x09):
+        ve -= 1
+    value = line[vs:ve]
     if name in SENSITIVE and vs < c:
         return name, value, [(0, vs), (c, len(line))]
     if name in URL_HEADERS and vs < c:
-        return name, value, _keep_around(_url_cuts(line, vs, vs + len(value)), len(line))
+        return name, value, _keep_around(_url_cuts(line, vs, ve), len(line))
     return name, value, [(0, len(line))]
 
 

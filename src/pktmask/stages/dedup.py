@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from zlib import crc32
 
 from pktmask.capture.packet import Packet
@@ -27,8 +26,12 @@ class DeduplicationStage(Stage):
         self.start(None)
 
     def start(self, ctx: FileContext | None) -> None:
-        self._seen: dict = {}  # key -> how many frames in the window carry it
-        self._order: deque = deque()
+        self._seen: dict[bytes, int] = {}  # frame -> how many frames in the window carry it
+        self._prints: set[tuple[int, int]] = set()  # window 0: fingerprints of the frames seen
+        # The window's frames, oldest at ``_next`` once full: a ring (list) costs less
+        # per frame than a deque's method calls, and grows only as frames come.
+        self._ring: list[bytes] = []
+        self._next = 0
         self.removed = 0
 
     def rewind(self) -> None:
@@ -38,21 +41,25 @@ class DeduplicationStage(Stage):
         data = pkt.data
         if type(data) is not bytes:
             data = bytes(data)
-        seen = self._seen
         if not self.window:
             key = (hash(data), crc32(data))
-            if key in seen:
+            if key in self._prints:
                 self.removed += 1
                 return None
-            seen[key] = 1
+            self._prints.add(key)
             return pkt
+        seen = self._seen
         # Every frame read counts toward the window, dropped or kept (as editcap -D).
-        order = self._order
-        order.append(data)
         count = seen.get(data)
         seen[data] = 1 if count is None else count + 1
-        if len(order) > self.window:
-            old = order.popleft()
+        ring = self._ring
+        if len(ring) < self.window:
+            ring.append(data)
+        else:
+            i = self._next
+            old = ring[i]
+            ring[i] = data
+            self._next = i + 1 if i + 1 < self.window else 0
             left = seen[old] - 1
             if left:
                 seen[old] = left
