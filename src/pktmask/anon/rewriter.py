@@ -20,7 +20,7 @@ from typing import Final, Protocol
 from pktmask.anon.cryptopan import is_special_v4, is_special_v6
 from pktmask.capture.packet import Layout, Patch
 from pktmask.proto import link
-from pktmask.proto.checksum import WORD_BYTES, adjust, checksum, word_sum
+from pktmask.proto.checksum import adjust, checksum, word, word_sum
 
 
 class AddressMap(Protocol):
@@ -152,12 +152,12 @@ class Rewriter:
             # Recompute: the header's sum with its old checksum, minus that checksum.
             old = (data[l3 + 10] << 8) | data[l3 + 11]
             c = (old - _from(data[l3 : l3 + 20], "big") - pseudo) % 0xFFFF
-            head = b"".join((new_macs, data[12 : l3 + 10], WORD_BYTES[c], new_addrs))
+            head = b"".join((new_macs, data[12 : l3 + 10], word(c), new_addrs))
         at = l4 + 16 if proto == 6 else l4 + 6
         if at + 2 <= end and (proto == 6 or v6 or data[at] or data[at + 1]):
             old = (data[at] << 8) | data[at + 1]
             c = ~(((~old & 0xFFFF) + pseudo) % 0xFFFF) & 0xFFFF  # RFC 1624, as adjust()
-            return b"".join((head, data[after:at], WORD_BYTES[c], data[at + 2 :]))
+            return b"".join((head, data[after:at], word(c), data[at + 2 :]))
         return head + data[after:]
 
     # ---- address replacement: each returns the word-sum delta ------------

@@ -22,7 +22,7 @@ from pktmask.capture.packet import Packet, Patch, zeros
 from pktmask.core.pipeline.stage import FileContext, Stage
 from pktmask.errors import PktmaskError, from_oserror
 from pktmask.mask.tracker import StreamTracker
-from pktmask.proto.checksum import WORD_BYTES, adjust, ones_sum
+from pktmask.proto.checksum import adjust, ones_sum, word
 from pktmask.proto.dissect import IP4_HEADER, L4_QUOTED, dissect, fast_layout
 from pktmask.proto.link import check_linktype
 
@@ -80,13 +80,13 @@ def _headers(raw: bytes, l3: int, v6: bool, proto: int, at: int, ps: int, old: i
     spliced from slices: one slice assignment into a bytearray costs about as
     much as copying the whole frame.
     """
-    tck = WORD_BYTES[0xFFFF - s % 0xFFFF]
+    tck = word(0xFFFF - s % 0xFFFF)
     if v6:
         if patch is None:
             return b"".join((raw[:at], tck, raw[at + 2 : ps]))
         return b"".join((patch[0], raw[12 : l3 + 8], patch[2], raw[l3 + 40 : at], tck, raw[at + 2 : ps]))
     # Recompute: the old checksum minus the sum of the header that carried it.
-    ipck = WORD_BYTES[(isum - delta) % 0xFFFF]
+    ipck = word((isum - delta) % 0xFFFF)
     if proto == 17 and not old:
         tck = b"\0\0"  # a zero UDP checksum over IPv4 means "none": it stays
     if patch is None:
