@@ -1,7 +1,7 @@
 """Build hook: compile the per-packet modules with mypyc (see docs/dev/ARCHITECTURE.md, "Compiled hot path").
 
 The modules stay plain Python: the compiled build runs the same source,
-1.5 to 2 times faster. Set PKTMASK_PURE=1 to install without compiling; a
+about 3 times faster. Set PKTMASK_PURE=1 to install without compiling; a
 build whose compiler fails falls back to the pure modules (the extensions
 are optional), so a machine without gcc still gets a working pktmask.
 """

@@ -45,6 +45,29 @@ def test_pcap_roundtrip_is_byte_identical(nsec, endian):
     assert n == len(FRAMES) and reader.linktype == 101 and reader.nanosecond is nsec
 
 
+@pytest.mark.parametrize("endian", ["<", ">"], ids=["le", "be"])
+def test_pcap_writer_copies_record_headers_and_follows_a_length_change(endian):
+    """The record header is copied as read (timestamps, original length); a frame whose
+    length changed gets its captured length rewritten, nothing else."""
+    frames = [(FRAMES[0], 1500), FRAMES[1], FRAMES[2]]
+    data = pcap_bytes(frames, endian=endian)
+    reader = open_reader(io.BytesIO(data), "in")
+    out = io.BytesIO()
+    writer = make_writer(out, reader)
+    for i, pkt in enumerate(reader):
+        assert len(pkt.head) == 16 and pkt.ts_hi is None
+        if i == 1:
+            pkt.data = pkt.data[:-5]
+        elif i == 2:
+            pkt.tail = 7  # the masking stage's zeroed tail: written by the writer
+            pkt.data = pkt.data[:-7]
+        writer.write(pkt)
+    writer.close()
+    expected = pcap_bytes([(FRAMES[0], 1500), (FRAMES[1][:-5], len(FRAMES[1])),
+                           FRAMES[2][:-7] + bytes(7)], endian=endian)
+    assert out.getvalue() == expected
+
+
 def test_pcap_linktype_fcs_bits_ignored():
     data = bytearray(pcap_bytes(FRAMES))
     data[20:24] = struct.pack("<I", 0x14000001)  # FCS present flag + Ethernet
