@@ -1,6 +1,6 @@
 """The hot-path shortcuts must not change a single output byte.
 
-Every fast path (``dissect.fast_layout`` and what builds on it: the rewriter's
+Every fast path (``layout.fast_layout`` and what builds on it: the rewriter's
 and the masker's shortcuts, the anonymizer's hand-over to the masker, the
 parsers' body skipping, the pre-pass in a child process) is checked against
 the general code on the same capture.
@@ -16,7 +16,7 @@ from captures import mixed_frames, write_pcap
 from pktmask.config import MaskConfig
 from pktmask.core.pipeline.executor import SERIAL_ENV, PipelineExecutor
 from pktmask.core.temp_file_manager import TempFileManager
-from pktmask.proto import dissect as dissect_module
+from pktmask.proto import layout as layout_module
 from pktmask.stages import anonymize as anonymize_module
 from pktmask.stages import mask as mask_module
 
@@ -114,7 +114,7 @@ def test_fast_paths_equal_general_code(capture, tmp_path, monkeypatch, name):
     fast = run(capture, tmp_path, config, "fast.pcap")
     monkeypatch.setenv(SERIAL_ENV, "1")
     serial = run(capture, tmp_path, config, "serial.pcap")
-    for module in (dissect_module, anonymize_module, mask_module):
+    for module in (layout_module, anonymize_module, mask_module):
         monkeypatch.setattr(module, "fast_layout", lambda data, linktype: None)
     general = run(capture, tmp_path, config, "general.pcap")
     assert fast == serial == general
@@ -126,6 +126,6 @@ def test_capture_exercises_the_fast_path(capture):
 
     with open(capture, "rb") as f:
         frames = [bytes(p.data) for p in open_reader(f, "x")]
-    fast = [dissect_module.fast_layout(f, 1) for f in frames]
+    fast = [layout_module.fast_layout(f, 1) for f in frames]
     assert sum(1 for layout in fast if layout is not None and layout[5]) > len(frames) // 2
     assert any(layout is None for layout in fast)

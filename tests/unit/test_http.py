@@ -1,4 +1,4 @@
-"""Tests for the incremental HTTP/1.x head/body finder (pktmask.proto.http)."""
+"""Tests for the HTTP/1.x line grammar and the incremental head/body finder (pktmask.proto.http_lines, http)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pktmask.proto.http import (
-    MAX_HEAD,
+from pktmask.proto.http import MAX_HEAD, MAX_PENDING_METHODS, HttpParser, find_head_end, parse_head
+from pktmask.proto.http_lines import (
     MAX_LINE,
-    MAX_PENDING_METHODS,
-    HttpParser,
     content_len,
-    find_head_end,
     header_line_keep,
     looks_like_request,
     looks_like_response,
-    parse_head,
     request_line_keep,
     status_code,
 )

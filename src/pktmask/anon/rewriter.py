@@ -90,7 +90,7 @@ class Rewriter:
 
     # ---- fast path -----------------------------------------------------------
     def patch(self, data: bytes, l3: int, v6: bool) -> Patch | None:
-        """The address rewrite of a frame of the common shape (see ``dissect.fast_layout``),
+        """The address rewrite of a frame of the common shape (see ``layout.fast_layout``),
         its IP header at ``l3``.
 
         Returns (new MAC pair, address offset, new address pair, pseudo-header

@@ -9,7 +9,7 @@ from pktmask.errors import InputError
 # Bytes read from the input per refill: large reads keep the per-packet cost low.
 CHUNK: Final = 1 << 20
 
-# The common frame shape's offsets (see ``dissect.fast_layout``) and the anonymizer's
+# The common frame shape's offsets (see ``layout.fast_layout``) and the anonymizer's
 # rewrite of such a frame (see ``Rewriter.patch``), as packets carry them.
 Layout = tuple[int, int, int, int, bool, bool, int]
 Patch = tuple[bytes, int, bytes, int]  # new MAC pair, address offset, new addresses, word-sum delta

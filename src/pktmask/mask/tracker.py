@@ -21,9 +21,10 @@ from bisect import bisect_right
 from collections import deque
 from typing import Final
 
+from pktmask.mask.flow import Direction, Flow, Pending
 from pktmask.proto.http import HttpParser
 from pktmask.proto.sniff import HTTP_REQUEST, HTTP_RESPONSE, TLS, sniff
-from pktmask.proto.tls import TlsParser
+from pktmask.proto.tls import TlsParser, tls_upgrade_plausible
 
 FIN: Final = 0x01
 SYN: Final = 0x02
@@ -41,109 +42,6 @@ HISTORY_COMPACT: Final = 512
 
 OTHER: Final = "other"  # a direction whose protocol is neither TLS nor HTTP: all zero
 EVICTED: Final = "evicted"  # state dropped: nothing more is kept
-
-# Handshake message types a first TLS record may plausibly start with.
-_HS_TYPES: Final = frozenset({0, 1, 2, 4, 8, 11, 12, 13, 14, 15, 16, 20, 21, 22, 24})
-
-
-def tls_upgrade_plausible(chunk, upgrade: bool = False) -> bool:
-    """Extra evidence before trusting a TLS record found where the protocol was unknown.
-
-    Bodies of handshake, alert and change_cipher_spec records are kept, so a
-    false match inside another protocol would keep its bytes: require the
-    body to look like what such a record holds. An upgrade from another
-    protocol (STARTTLS) always begins with a handshake record. Application
-    data must be at least as long as the shortest real encrypted record
-    (a 16-byte AEAD tag plus a content type byte).
-    """
-    if len(chunk) < 6:
-        return False
-    ctype, length = chunk[0], (chunk[3] << 8) | chunk[4]
-    if ctype == 22:
-        if length < 4 or len(chunk) < 9 or chunk[5] not in _HS_TYPES:
-            return False
-        return ((chunk[6] << 16) | (chunk[7] << 8) | chunk[8]) <= (1 << 18)
-    if upgrade:
-        return False
-    if ctype == 20:
-        return length == 1 and chunk[5] == 1
-    if ctype == 21:
-        return length == 2 and chunk[5] in (1, 2)
-    return ctype == 23 and length >= 17
-
-
-class Direction:
-    """One direction of a TCP flow, in absolute stream offsets."""
-
-    __slots__ = ("flow", "isn", "next", "syn", "kind", "parser", "ooo", "ooo_bytes",
-                 "hs", "he", "waiting", "head", "fin")
-
-    def __init__(self, flow: Flow):
-        self.flow = flow
-        self.isn = -1  # 32-bit sequence number of offset 0 (-1: not known yet)
-        self.next = 0  # next in-order offset
-        self.syn = False  # the stream's start was seen
-        self.kind: str | None = None
-        self.parser: TlsParser | HttpParser | None = None
-        self.ooo: dict[int, bytes] = {}  # out-of-order payload by start offset
-        self.ooo_bytes = 0
-        self.hs: list[int] = []  # keep history: starts
-        self.he: list[int] = []  # ... and ends
-        self.waiting: list[Pending] = []  # unresolved segments of this direction
-        self.head = b""  # a stream's first bytes, held until there are enough to sniff
-        self.fin = False  # FIN (or RST) seen
-
-    @property
-    def decided(self) -> int:
-        """Every offset below this has its final keep/zero decision."""
-        return self.parser.decided if self.parser is not None else self.next - len(self.head)
-
-    def offset(self, seq: int) -> int:
-        """Unwrap a 32-bit sequence number to the absolute offset nearest the expected one."""
-        d = (seq - self.isn - self.next) & 0xFFFFFFFF
-        if d >= 0x80000000:
-            d -= 1 << 32
-        return self.next + d
-
-    def ranges(self, a: int, b: int) -> list[tuple[int, int]]:
-        """Keep ranges inside [a, b), relative to a."""
-        hs, he = self.hs, self.he
-        i = bisect_right(hs, a) - 1
-        if i < 0:
-            i = 0
-        out = []
-        n = len(hs)
-        while i < n and hs[i] < b:
-            s, e = hs[i], he[i]
-            if e > a:
-                out.append((max(s, a) - a, min(e, b) - a))
-            i += 1
-        return out
-
-
-class Flow:
-    """Both directions of a TCP connection, and the HTTP methods awaiting responses."""
-
-    __slots__ = ("dirs", "methods", "keys", "last")
-
-    def __init__(self, key: bytes, rkey: bytes, tick: int):
-        self.dirs = (Direction(self), Direction(self))
-        self.methods: deque[bytes] = deque()
-        self.keys = (key, rkey)  # direction keys, as registered in the tracker
-        self.last = tick  # when a segment of this flow was last seen (for eviction)
-
-
-class Pending:
-    """A segment with payload whose keep ranges may not be known yet."""
-
-    __slots__ = ("dir", "a", "b", "ranges")
-
-    def __init__(self, direction: Direction | None, a: int, b: int):
-        self.dir = direction
-        self.a = a
-        self.b = b
-        self.ranges: list[tuple[int, int]] | bytes | None = None
-
 
 class StreamTracker:
     """Decides the kept bytes of every TCP segment, in capture order.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from pktmask.proto.http import looks_like_request, looks_like_response
+from pktmask.proto.http_lines import looks_like_request, looks_like_response
 from pktmask.proto.tls import plausible_start
 
 TLS: Final = "tls"

@@ -105,6 +105,36 @@ def walk_records(data: bytes | memoryview) -> list[tuple[int, int, int]]:
     return out
 
 
+# Handshake message types a first TLS record may plausibly start with.
+_HS_TYPES: Final = frozenset({0, 1, 2, 4, 8, 11, 12, 13, 14, 15, 16, 20, 21, 22, 24})
+
+
+def tls_upgrade_plausible(chunk, upgrade: bool = False) -> bool:
+    """Extra evidence before trusting a TLS record found where the protocol was unknown.
+
+    Bodies of handshake, alert and change_cipher_spec records are kept, so a
+    false match inside another protocol would keep its bytes: require the
+    body to look like what such a record holds. An upgrade from another
+    protocol (STARTTLS) always begins with a handshake record. Application
+    data must be at least as long as the shortest real encrypted record
+    (a 16-byte AEAD tag plus a content type byte).
+    """
+    if len(chunk) < 6:
+        return False
+    ctype, length = chunk[0], (chunk[3] << 8) | chunk[4]
+    if ctype == 22:
+        if length < 4 or len(chunk) < 9 or chunk[5] not in _HS_TYPES:
+            return False
+        return ((chunk[6] << 16) | (chunk[7] << 8) | chunk[8]) <= (1 << 18)
+    if upgrade:
+        return False
+    if ctype == 20:
+        return length == 1 and chunk[5] == 1
+    if ctype == 21:
+        return length == 2 and chunk[5] in (1, 2)
+    return ctype == 23 and length >= 17
+
+
 class TlsParser:
     """Walk the TLS records of one stream direction and report the byte ranges to keep.
 

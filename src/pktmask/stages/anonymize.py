@@ -7,7 +7,7 @@ from pktmask.anon.macs import MacMapper
 from pktmask.anon.rewriter import Rewriter
 from pktmask.capture.packet import Packet
 from pktmask.core.pipeline.stage import FileContext, Stage
-from pktmask.proto.dissect import fast_layout
+from pktmask.proto.layout import fast_layout
 from pktmask.proto.link import check_linktype
 
 

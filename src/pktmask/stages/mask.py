@@ -23,7 +23,8 @@ from pktmask.core.pipeline.stage import FileContext, Stage
 from pktmask.errors import PktmaskError, from_oserror
 from pktmask.mask.tracker import StreamTracker
 from pktmask.proto.checksum import adjust, ones_sum, word
-from pktmask.proto.dissect import IP4_HEADER, L4_QUOTED, dissect, fast_layout
+from pktmask.proto.dissect import IP4_HEADER, L4_QUOTED, dissect
+from pktmask.proto.layout import fast_layout
 from pktmask.proto.link import check_linktype
 
 SPILL_CHUNK: Final = 1 << 20
