@@ -22,6 +22,7 @@ HOT = [
     "src/pktmask/stages/anonymize.py",
     "src/pktmask/stages/mask.py",
     "src/pktmask/anon/rewriter.py",
+    "src/pktmask/mask/decisions.py",
     "src/pktmask/mask/flow.py",
     "src/pktmask/mask/tracker.py",
     "src/pktmask/proto/checksum.py",

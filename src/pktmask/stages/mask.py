@@ -1,11 +1,12 @@
 """MaskingStage: zero payloads except TLS/HTTP structure, then make every checksum valid.
 
-Two passes. The pre-pass (``observe``) runs the stream tracker over every TCP
-segment and spills, in capture order, the keep ranges of each segment with
-payload (and the transport length of each fragmented datagram) to a scratch
-file from the TempFileManager. The masking pass (``process``) dissects each
-frame again, zeroes everything the dissector and the spilled decisions do not
-keep, and recomputes the checksums of every fully captured IPv4 header and
+Two passes. The pre-pass (``observe``) classifies every frame and runs the
+stream tracker over every TCP segment; it writes, in capture order, a verdict
+per packet, the keep ranges of each segment with payload and the transport
+length of each fragmented datagram to the decision stream (mask/decisions.py:
+a pipe to the masking pass, or scratch from the TempFileManager). The masking
+pass (``replay``, ``process``) reads them back, zeroes everything the
+dissector and the decisions do not keep, and recomputes the checksums of every fully captured IPv4 header and
 TCP/UDP/ICMP/ICMPv6/IGMP/GRE message (a cut short one is updated
 incrementally instead). Zeroed bytes add nothing to a checksum, so only kept
 bytes are summed.
@@ -13,44 +14,26 @@ bytes are summed.
 
 from __future__ import annotations
 
-import os
 import struct
-from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 
 from pktmask.capture.packet import Packet, Patch, zeros
 from pktmask.core.pipeline.stage import FileContext, Stage
-from pktmask.errors import PktmaskError, from_oserror
+from pktmask.mask.decisions import (
+    V_DROPPED,
+    V_FULL,
+    V_PARTIAL,
+    VERDICT_GENERAL,
+    VPACK,
+    DecisionStream,
+)
 from pktmask.mask.tracker import StreamTracker
 from pktmask.proto.checksum import adjust, ones_sum, word
 from pktmask.proto.dissect import IP4_HEADER, L4_QUOTED, dissect
 from pktmask.proto.layout import fast_layout
 from pktmask.proto.link import check_linktype
 
-SPILL_CHUNK: Final = 1 << 20
-PIPE_CHUNK: Final = 1 << 12  # through a pipe, hand decisions over soon
-# Record markers beyond any range count: the pre-pass's last word, or its failure.
-_TRAILER: Final = 0xFFFF  # then two u32: TLS records masked, HTTP messages masked
-_FAILURE: Final = 0xFFFE  # then u32 exit code, u32 length, UTF-8 message
-_U32: Final = struct.Struct("<I")
-_U16: Final = struct.Struct("<H")
 _H: Final = struct.Struct("!H").pack_into
-# The per-packet verdict the pre-pass records ahead of a packet's keep ranges:
-# kind, index of the stage that dropped it, then the fast layout (ip offset,
-# protocol, v6, payload offset, end) and, for a fully captured frame, the base
-# sums of its checksums (see ``_sums``). The final pass replays it instead of
-# running the dropping stages, the layout classification and those sums again.
-# ``replay`` reads the fields at these offsets byte by byte (little-endian).
-_VERDICT: Final = struct.Struct("<BBBB?xHIHH")
-_VSIZE: Final = 16
-_V_GENERAL: Final = 0
-_V_FULL: Final = 1
-_V_PARTIAL: Final = 2
-_V_DROPPED: Final = 3
-_VPACK: Final = _VERDICT.pack  # bound once: a method call on the Struct costs a lookup each time
-_VERDICT_GENERAL: Final = _VPACK(_V_GENERAL, 0, 0, 0, False, 0, 0, 0, 0)
-_PAIRS: dict[int, struct.Struct] = {}
-_PAIR: Final = struct.Struct("<II").pack
 _from: Final = int.from_bytes
 
 
@@ -95,13 +78,6 @@ def _headers(raw: bytes, l3: int, v6: bool, proto: int, at: int, ps: int, old: i
     return b"".join((patch[0], raw[12 : l3 + 10], ipck, patch[2], raw[l3 + 20 : at], tck, raw[at + 2 : ps]))
 
 
-def _pairs(n: int) -> struct.Struct:
-    s = _PAIRS.get(n)
-    if s is None:
-        s = _PAIRS[n] = struct.Struct(f"<{2 * n}I")
-    return s
-
-
 class MaskingStage(Stage):
     """Protocol-aware payload masking (CONTRACT §4 "Payloads"), fail closed."""
 
@@ -110,43 +86,32 @@ class MaskingStage(Stage):
 
     def __init__(self):
         self._ctx: FileContext | None = None
-        self._spill_path: Path | None = None
-        self._spill: BinaryIO | None = None
-        self._rfd = self._wfd = -1  # pipe ends when the pre-pass runs in another process
+        self._stream = DecisionStream()
         self._reset()
 
     def _reset(self) -> None:
-        self._tracker = StreamTracker(self._emit)
+        self._stream = DecisionStream(self._ctx)
+        self._tracker = StreamTracker(self._stream.ranges)
         self._linktypes: set[int] = set()
         self._lt = -1  # the link type checked last: the per-packet test is one comparison
-        self._out = bytearray()
-        self._in = b""
-        self._pos = 0
-        # Set by replay for a fully captured frame: the pre-pass took its checksum sums.
-        # Every packet is replayed before it is processed, so this never goes stale.
-        self._replayed_sums = False
-        self._tsum = 0
-        self._isum = 0
         self.bytes_zeroed = 0
         self.tls_records_masked = 0
         self.http_messages_masked = 0
 
     def start(self, ctx: FileContext) -> None:
-        self._close_spill()
-        self._reset()
+        self._stream.close()
         self._ctx = ctx
+        self._reset()
 
     def attach_pipe(self, read_fd: int = -1, write_fd: int = -1) -> None:
         """Exchange the decisions through a pipe instead of scratch: the pre-pass
         (in another process) writes to ``write_fd``, the masking pass reads ``read_fd``.
         The stage owns and closes the descriptor it is given."""
-        self._rfd, self._wfd = read_fd, write_fd
+        self._stream.attach(read_fd, write_fd)
 
     def send_failure(self, exc: BaseException) -> None:
         """From the pre-pass process: tell the masking pass why no more decisions come."""
-        msg = str(exc).encode("utf-8", "replace")[:4000]
-        self._out += _U16.pack(_FAILURE) + _U32.pack(getattr(exc, "exit_code", 1)) + _U32.pack(len(msg)) + msg
-        self._flush_out()
+        self._stream.write_failure(exc)
 
     def _name(self) -> str:
         """The current input's name, for messages."""
@@ -159,50 +124,16 @@ class MaskingStage(Stage):
         self._lt = linktype
 
     # ---- pre-pass ----------------------------------------------------------------
-    def _emit(self, ranges) -> None:
-        out = self._out
-        if not ranges:
-            out += b"\0\0"
-        elif isinstance(ranges, bytes):  # a verdict held back behind undecided segments
-            out += ranges
-            return
-        else:
-            out += _U16.pack(len(ranges))
-            for a, b in ranges:  # usually one: cheaper than flattening for one pack call
-                out += _PAIR(a, b)
-        if len(out) >= (PIPE_CHUNK if self._wfd >= 0 else SPILL_CHUNK):
-            self._flush_out()
-
-    def _flush_out(self) -> None:
-        out, self._out = self._out, bytearray()
-        if self._wfd >= 0:
-            view = memoryview(out)
-            while view:
-                sent = os.write(self._wfd, view)
-                view = view[sent:]  # not view[os.write(...):]: mypyc evaluates a slice bound twice
-            return
-        try:
-            if self._spill is None:
-                assert self._ctx is not None, "start() comes first"
-                self._spill_path = self._ctx.manager.create_temp_file(prefix="mask-", suffix=".ranges")
-                self._spill = open(self._spill_path, "wb")
-            self._spill.write(out)
-        except OSError as exc:
-            raise from_oserror(exc, str(self._spill_path)) from exc
-
     def _verdict(self, blob: bytes) -> None:
         tracker = self._tracker
         if tracker.queue:
             tracker.hold(blob)  # stays behind the keep ranges of earlier packets
             return
-        out = self._out
-        out += blob
-        if len(out) >= (PIPE_CHUNK if self._wfd >= 0 else SPILL_CHUNK):
-            self._flush_out()
+        self._stream.write(blob)
 
     def observe_drop(self, index: int) -> None:
         """Pre-pass: the stage ``index`` of the pre-pass chain dropped this packet."""
-        self._verdict(_VPACK(_V_DROPPED, index, 0, 0, False, 0, 0, 0, 0))
+        self._verdict(VPACK(V_DROPPED, index, 0, 0, False, 0, 0, 0, 0))
 
     def observe(self, pkt: Packet) -> None:
         lt = pkt.linktype
@@ -215,9 +146,9 @@ class MaskingStage(Stage):
             l3, l4, proto, end, v6, full, ps = layout
             if full:
                 tsum, isum = _sums(data, l3, l4, proto, end, v6, ps)
-                self._verdict(_VPACK(_V_FULL, 0, l3, proto, v6, ps, end, tsum, isum))
+                self._verdict(VPACK(V_FULL, 0, l3, proto, v6, ps, end, tsum, isum))
             else:
-                self._verdict(_VPACK(_V_PARTIAL, 0, l3, proto, v6, ps, end, 0, 0))
+                self._verdict(VPACK(V_PARTIAL, 0, l3, proto, v6, ps, end, 0, 0))
             if proto == 6:
                 # Byte by byte: compiled, cheaper than a struct call and its tuple.
                 seq = data[l4 + 4] << 24 | data[l4 + 5] << 16 | data[l4 + 6] << 8 | data[l4 + 7]
@@ -225,7 +156,7 @@ class MaskingStage(Stage):
                 key = data[l3 + 8 if v6 else l3 + 12 : l4 + 4]
                 self._tracker.segment_in(key, seq, data[l4 + 13], data, ps, end)
             return
-        self._verdict(_VERDICT_GENERAL)
+        self._verdict(VERDICT_GENERAL)
         d = dissect(data, lt)
         tracker = self._tracker
         for job in d.jobs:
@@ -242,128 +173,14 @@ class MaskingStage(Stage):
         tracker.finish()
         self.tls_records_masked = tracker.tls_records_masked
         self.http_messages_masked = tracker.http_messages_masked
-        self._tracker = StreamTracker(self._emit)  # let the flows go
-        self._out += _U16.pack(_TRAILER) + _U32.pack(self.tls_records_masked) + _U32.pack(self.http_messages_masked)
-        self._flush_out()
-        if self._wfd >= 0:
-            os.close(self._wfd)
-            self._wfd = -1
-            return
-        assert self._spill is not None and self._spill_path is not None  # _flush_out made them
-        try:
-            self._spill.close()
-            self._spill = open(self._spill_path, "rb")
-        except OSError as exc:
-            raise from_oserror(exc, str(self._spill_path)) from exc
+        self._tracker = StreamTracker(self._stream.ranges)  # let the flows go
+        self._stream.finish_writing(self.tls_records_masked, self.http_messages_masked)
 
     # ---- masking pass ------------------------------------------------------------
     def replay(self, pkt: Packet) -> int:
         """Final pass: take this packet's pre-pass verdict; returns -1 to keep it, or the
         index of the pre-pass stage that dropped it. A kept packet gets its ``layout``."""
-        buf, pos = self._in, self._pos
-        if len(buf) - pos < _VSIZE:
-            buf, pos = self._refill(2)
-            self._raise_marker(buf, pos)  # a failure message may be shorter than a verdict
-            buf, pos = self._refill(_VSIZE)
-        # Field by field (see _VERDICT): compiled, cheaper than unpacking a tuple.
-        kind = buf[pos]
-        self._pos = pos + _VSIZE
-        self._replayed_sums = kind == _V_FULL
-        if kind == _V_FULL or kind == _V_PARTIAL:
-            l3 = buf[pos + 2]
-            v6 = buf[pos + 4] != 0
-            end = buf[pos + 11] << 24 | buf[pos + 10] << 16 | buf[pos + 9] << 8 | buf[pos + 8]
-            pkt.layout = (l3, l3 + 40 if v6 else l3 + 20, buf[pos + 3], end, v6, kind == _V_FULL,
-                          buf[pos + 7] << 8 | buf[pos + 6])
-            self._tsum = buf[pos + 13] << 8 | buf[pos + 12]
-            self._isum = buf[pos + 15] << 8 | buf[pos + 14]
-        elif kind == _V_DROPPED:
-            return buf[pos + 1]
-        elif kind != _V_GENERAL:
-            self._raise_marker(buf, pos)
-            raise RuntimeError("masking decisions out of step with the capture")
-        return -1
-
-    def _raise_marker(self, buf, pos: int) -> None:
-        """Raise the pre-pass's failure (or report a bug) if a marker starts at ``pos``."""
-        (n,) = _U16.unpack_from(buf, pos)
-        if n >= _FAILURE:
-            self._pos = pos + 2
-            self._marker(n)
-
-    def _record(self) -> list[tuple[int, int]]:
-        """The next spilled record (keep ranges, or a datagram length)."""
-        buf, pos = self._in, self._pos
-        if len(buf) - pos < 2:
-            buf, pos = self._refill(2)
-        (n,) = _U16.unpack_from(buf, pos)
-        pos += 2
-        if not n:
-            self._pos = pos
-            return []
-        if n >= _FAILURE:
-            self._pos = pos
-            self._marker(n)
-        size = 8 * n
-        if len(buf) - pos < size:
-            self._pos = pos
-            buf, pos = self._refill(size)
-        vals = _pairs(n).unpack_from(buf, pos)
-        self._pos = pos + size
-        return [(vals[i], vals[i + 1]) for i in range(0, 2 * n, 2)]
-
-    def _refill(self, need: int) -> tuple[bytes, int]:
-        buf = self._in[self._pos :]
-        while len(buf) < need:
-            try:
-                if self._rfd >= 0:
-                    chunk = os.read(self._rfd, max(SPILL_CHUNK, need))  # whatever has arrived
-                else:
-                    assert self._spill is not None
-                    chunk = self._spill.read(max(SPILL_CHUNK, need))
-            except OSError as exc:
-                raise from_oserror(exc, str(self._spill_path or "<pipe>"), "read") from exc
-            if not chunk:
-                if self._rfd >= 0:
-                    raise PktmaskError("the masking pre-pass process ended unexpectedly", self._name())
-                raise RuntimeError("masking decisions out of step with the capture")
-            buf += chunk
-        self._in, self._pos = buf, 0
-        return buf, 0
-
-    def _marker(self, n: int) -> None:
-        """A trailer where a record was expected is a bug; a failure is the pre-pass's error."""
-        if n == _TRAILER:
-            raise RuntimeError("masking decisions out of step with the capture")
-        buf, pos = self._in, self._pos
-        if len(buf) - pos < 8:
-            buf, pos = self._refill(8)
-        code, length = _U32.unpack_from(buf, pos)[0], _U32.unpack_from(buf, pos + 4)[0]
-        self._pos = pos + 8
-        if len(buf) - self._pos < length:
-            buf, pos = self._refill(length)
-            self._pos = pos
-        msg = bytes(self._in[self._pos : self._pos + length]).decode("utf-8", "replace")
-        err = PktmaskError(msg)
-        err.exit_code = code
-        raise err
-
-    def _read_trailer(self) -> None:
-        buf, pos = self._in, self._pos
-        if len(buf) - pos < 2:
-            buf, pos = self._refill(2)
-        (n,) = _U16.unpack_from(buf, pos)
-        self._pos = pos + 2
-        if n != _TRAILER:
-            if n == _FAILURE:
-                self._marker(n)
-            raise RuntimeError("masking decisions out of step with the capture")
-        buf, pos = self._in, self._pos
-        if len(buf) - pos < 8:
-            buf, pos = self._refill(8)
-        self.tls_records_masked = _U32.unpack_from(buf, pos)[0]
-        self.http_messages_masked = _U32.unpack_from(buf, pos + 4)[0]
-        self._pos = pos + 8
+        return self._stream.read_verdict(pkt)
 
     def process(self, pkt: Packet) -> Packet:
         lt = pkt.linktype
@@ -387,10 +204,11 @@ class MaskingStage(Stage):
         n = len(raw)
         at = l4 + 16 if proto == 6 else l4 + 6
         old = (raw[at] << 8) | raw[at + 1]
-        if self._replayed_sums:  # replayed: the pre-pass took the sums
-            self._replayed_sums = False
-            s = self._tsum
-            isum = self._isum
+        stream = self._stream
+        if stream.sums:  # replayed: the pre-pass took the sums
+            stream.sums = False
+            s = stream.tsum
+            isum = stream.isum
         else:
             s, isum = _sums(raw, l3, l4, proto, end, v6, ps)
         patch = pkt.patch
@@ -400,13 +218,8 @@ class MaskingStage(Stage):
         else:
             delta = 0
         ranges = None
-        if proto == 6 and ps < end:
-            rec = self._in
-            pos = self._pos
-            if len(rec) - pos >= 2 and not rec[pos] and not rec[pos + 1]:
-                self._pos = pos + 2  # the usual record: nothing kept
-            else:
-                ranges = self._record()
+        if proto == 6 and ps < end and not stream.skip_empty():  # usually: nothing kept
+            ranges = stream.record()
         if ranges:
             buf = bytearray(raw)
             pos = ps
@@ -452,11 +265,11 @@ class MaskingStage(Stage):
         size = len(buf)
         zero = d.zero
         jobs = d.jobs
-        lengths = [self._record() for job in jobs if job[6] is not None]
+        lengths = [self._stream.record() for job in jobs if job[6] is not None]
         seg = d.tcp
         if seg is not None and seg.start < seg.end:
             pos = seg.start
-            for a, b in self._record():
+            for a, b in self._stream.record():
                 zero.append((pos, seg.start + a))
                 pos = seg.start + b
             zero.append((pos, seg.end))
@@ -511,8 +324,8 @@ class MaskingStage(Stage):
         return buf
 
     def finish(self) -> dict[str, int]:
-        self._read_trailer()
-        self._close_spill()
+        self.tls_records_masked, self.http_messages_masked = self._stream.read_trailer()
+        self._stream.close()
         counts = {
             "payload_bytes_zeroed": self.bytes_zeroed,
             "tls_records_masked": self.tls_records_masked,
@@ -520,27 +333,3 @@ class MaskingStage(Stage):
         }
         self._reset()
         return counts
-
-    def _close_spill(self) -> None:
-        for fd in (self._rfd, self._wfd):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._rfd = self._wfd = -1
-        if self._spill is not None:
-            try:
-                self._spill.close()
-            except OSError:
-                pass
-            self._spill = None
-        if self._spill_path is not None:
-            # Our own scratch: remove it now rather than at the end of the run.
-            try:
-                self._spill_path.unlink()
-            except OSError:
-                pass
-            if self._ctx is not None:
-                self._ctx.manager.unregister_temp_file(self._spill_path)
-            self._spill_path = None
