@@ -21,6 +21,7 @@ HOT = [
     "src/pktmask/stages/dedup.py",
     "src/pktmask/stages/anonymize.py",
     "src/pktmask/stages/mask.py",
+    "src/pktmask/anon/addresses.py",
     "src/pktmask/anon/rewriter.py",
     "src/pktmask/mask/decisions.py",
     "src/pktmask/mask/flow.py",

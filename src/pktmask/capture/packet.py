@@ -10,7 +10,7 @@ from pktmask.errors import InputError
 CHUNK: Final = 1 << 20
 
 # The common frame shape's offsets (see ``layout.fast_layout``) and the anonymizer's
-# rewrite of such a frame (see ``Rewriter.patch``), as packets carry them.
+# rewrite of such a frame (see ``AddressRewriter.patch``), as packets carry them.
 Layout = tuple[int, int, int, int, bool, bool, int]
 Patch = tuple[bytes, int, bytes, int]  # new MAC pair, address offset, new addresses, word-sum delta
 
