@@ -6,10 +6,10 @@ per packet, the keep ranges of each segment with payload and the transport
 length of each fragmented datagram to the decision stream (mask/decisions.py:
 a pipe to the masking pass, or scratch from the TempFileManager). The masking
 pass (``replay``, ``process``) reads them back, zeroes everything the
-dissector and the decisions do not keep, and recomputes the checksums of every fully captured IPv4 header and
-TCP/UDP/ICMP/ICMPv6/IGMP/GRE message (a cut short one is updated
-incrementally instead). Zeroed bytes add nothing to a checksum, so only kept
-bytes are summed.
+dissector and the decisions do not keep, and recomputes the checksums of
+every fully captured IPv4 header and TCP/UDP/ICMP/ICMPv6/IGMP/GRE message (a
+cut short one is updated incrementally instead). Zeroed bytes add nothing to
+a checksum, so only kept bytes are summed.
 """
 
 from __future__ import annotations
@@ -86,7 +86,6 @@ class MaskingStage(Stage):
 
     def __init__(self):
         self._ctx: FileContext | None = None
-        self._stream = DecisionStream()
         self._reset()
 
     def _reset(self) -> None:
