@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
-from pktmask.capture.packet import ChunkBuffer, Packet
+from pktmask.capture.packet import ChunkBuffer, Packet, zeros
 from pktmask.errors import InputError
 
 SHB = 0x0A0D0D0A
@@ -31,6 +31,10 @@ MAX_BLOCK = 16 << 20  # larger "blocks" are corrupt headers, as in Wireshark
 
 # Per byte order: block head (type, length), a u32, an EPB's fixed fields.
 _STRUCTS = {e: (struct.Struct(e + "II"), struct.Struct(e + "I"), struct.Struct(e + "IIIII")) for e in "<>"}
+# The writer's per-packet block headers and trailers, by section byte order.
+_EPB_HEAD: Final = {e: struct.Struct(e + "IIIIIII").pack for e in "<>"}
+_SPB_HEAD: Final = {e: struct.Struct(e + "III").pack for e in "<>"}
+_U32_PACK: Final = {e: struct.Struct(e + "I").pack for e in "<>"}
 
 IDB_KEEP = frozenset({9, 13, 14})  # if_tsresol, if_fcslen, if_tsoffset
 EPB_KEEP = frozenset({2, 4, 6})  # epb_flags, epb_dropcount, epb_queue
@@ -254,14 +258,25 @@ class PcapngWriter:
         self.section: Section | None = None
         self.ifaces_written = 0
         self.sections_written = 0
+        self._parts: list = []  # written in batches: one call per block costs more than the copy
+        self._epb = _EPB_HEAD["<"]
+        self._spb = _SPB_HEAD["<"]
+        self._u32 = _U32_PACK["<"]
+
+    def _put(self, block: bytes) -> None:
+        """Append a whole block (section and interface headers) to the batch."""
+        self._parts.append(block)
 
     def _start_section(self, sec: Section) -> None:
         self._flush_interfaces()
         e = sec.endian
-        self.f.write(struct.pack(e + "IIIHHqI", SHB, 28, BYTE_ORDER_MAGIC, sec.major, sec.minor, -1, 28))
+        self._put(struct.pack(e + "IIIHHqI", SHB, 28, BYTE_ORDER_MAGIC, sec.major, sec.minor, -1, 28))
         self.section = sec
         self.ifaces_written = 0
         self.sections_written += 1
+        self._epb = _EPB_HEAD[e]
+        self._spb = _SPB_HEAD[e]
+        self._u32 = _U32_PACK[e]
 
     def _flush_interfaces(self) -> None:
         sec = self.section
@@ -271,7 +286,7 @@ class PcapngWriter:
         for iface in sec.interfaces[self.ifaces_written :]:
             opts = iface.opts + b"\0\0\0\0" if iface.opts else b""
             length = 20 + len(opts)
-            self.f.write(
+            self._put(
                 struct.pack(e + "IIHHI", IDB, length, iface.linktype, 0, iface.snaplen)
                 + opts
                 + struct.pack(e + "I", length)
@@ -286,25 +301,28 @@ class PcapngWriter:
             self._start_section(sec)
         if self.ifaces_written < len(sec.interfaces):
             self._flush_interfaces()
-        e = sec.endian
         data = pkt.data
-        if pkt.tail:
-            data = bytes(data) + bytes(pkt.tail)
-        n = len(data)
-        pad = b"\0" * (-n & 3)
+        tail = pkt.tail
+        n = len(data) + tail
+        pad = -n & 3
+        parts = self._parts
         if pkt.ts_hi is None:  # Simple Packet Block
-            length = 16 + n + len(pad)
-            self.f.write(struct.pack(e + "III", SPB, length, pkt.orig_len))
-            self.f.write(data)
-            self.f.write(pad + struct.pack(e + "I", length))
-            return
-        opts = pkt.opts + b"\0\0\0\0" if pkt.opts else b""
-        length = 32 + n + len(pad) + len(opts)
-        self.f.write(
-            struct.pack(e + "IIIIIII", EPB, length, iface.index, pkt.ts_hi, pkt.ts_lo, n, pkt.orig_len)
-        )
-        self.f.write(data)
-        self.f.write(pad + opts + struct.pack(e + "I", length))
+            length = 16 + n + pad
+            parts.append(self._spb(SPB, length, pkt.orig_len))
+            opts = b""
+        else:
+            opts = pkt.opts + b"\0\0\0\0" if pkt.opts else b""
+            length = 32 + n + pad + len(opts)
+            parts.append(self._epb(EPB, length, iface.index, pkt.ts_hi, pkt.ts_lo, n, pkt.orig_len))
+        parts.append(data)
+        if tail + pad:
+            parts.append(zeros(tail + pad))  # the masked tail, then the padding
+        if opts:
+            parts.append(opts)
+        parts.append(self._u32(length))
+        if len(parts) >= 1024:
+            self.f.write(b"".join(parts))
+            parts.clear()
 
     def close(self) -> None:
         """Emit sections and interfaces that no packet referenced (e.g. an empty capture)."""
@@ -318,3 +336,6 @@ class PcapngWriter:
             ):
                 self._start_section(sec)
         self._flush_interfaces()
+        if self._parts:
+            self.f.write(b"".join(self._parts))
+            self._parts.clear()
