@@ -263,14 +263,10 @@ class PcapngWriter:
         self._spb = _SPB_HEAD["<"]
         self._u32 = _U32_PACK["<"]
 
-    def _put(self, block: bytes) -> None:
-        """Append a whole block (section and interface headers) to the batch."""
-        self._parts.append(block)
-
     def _start_section(self, sec: Section) -> None:
         self._flush_interfaces()
         e = sec.endian
-        self._put(struct.pack(e + "IIIHHqI", SHB, 28, BYTE_ORDER_MAGIC, sec.major, sec.minor, -1, 28))
+        self._parts.append(struct.pack(e + "IIIHHqI", SHB, 28, BYTE_ORDER_MAGIC, sec.major, sec.minor, -1, 28))
         self.section = sec
         self.ifaces_written = 0
         self.sections_written += 1
@@ -286,7 +282,7 @@ class PcapngWriter:
         for iface in sec.interfaces[self.ifaces_written :]:
             opts = iface.opts + b"\0\0\0\0" if iface.opts else b""
             length = 20 + len(opts)
-            self._put(
+            self._parts.append(
                 struct.pack(e + "IIHHI", IDB, length, iface.linktype, 0, iface.snaplen)
                 + opts
                 + struct.pack(e + "I", length)

@@ -35,7 +35,8 @@ _U16: Final = struct.Struct("<H")
 # replays it instead of running the dropping stages, the layout classification and
 # those sums again. ``read_verdict`` reads the fields at these offsets byte by byte.
 VERDICT: Final = struct.Struct("<BBBB?xHIHH")
-_VSIZE: Final = 16
+_VSIZE: Final = 16  # a literal, so compiled code inlines it
+assert VERDICT.size == _VSIZE
 V_GENERAL: Final = 0  # not the common shape: the masking pass dissects it
 V_FULL: Final = 1  # the common shape, fully captured: layout and sums follow
 V_PARTIAL: Final = 2  # the common shape, cut short: layout follows

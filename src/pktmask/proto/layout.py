@@ -40,12 +40,7 @@ def fast_layout(data: bytes | bytearray, linktype: int) -> Layout | None:
         total = raw[l3 + 2] << 8 | raw[l3 + 3]
         proto = raw[l3 + 9]
         l4 = l3 + 20
-        if total < 20:
-            full, end = True, n
-        elif l3 + total <= n:
-            full, end = True, l3 + total
-        else:
-            full, end = False, n
+        stated = l3 + total if total >= 20 else 0
         v6 = False
     elif et == 0x86DD:
         if n < l3 + 40 or raw[l3] >> 4 != 6:
@@ -53,15 +48,17 @@ def fast_layout(data: bytes | bytearray, linktype: int) -> Layout | None:
         plen = raw[l3 + 4] << 8 | raw[l3 + 5]
         proto = raw[l3 + 6]
         l4 = l3 + 40
-        if not plen:
-            full, end = True, n
-        elif l4 + plen <= n:
-            full, end = True, l4 + plen
-        else:
-            full, end = False, n
+        stated = l4 + plen if plen else 0
         v6 = True
     else:
         return None
+    # Where the IP header says the packet ends (0: it does not say), against the capture.
+    if not stated:
+        full, end = True, n
+    elif stated <= n:
+        full, end = True, stated
+    else:
+        full, end = False, n
     if proto == 6:
         doff = (raw[l4 + 12] >> 4) * 4 if l4 + 13 <= end else 0
         ps = l4 + (doff if doff > 20 else 20)
