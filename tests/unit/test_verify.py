@@ -11,7 +11,7 @@ from pktmask.config import MaskConfig
 from pktmask.core.pipeline.executor import PipelineExecutor
 from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.errors import InputError
-from pktmask.proto.dissect import dissect
+from pktmask.proto.walk import walk as dissect
 from pktmask.verify import verify
 from pktmask.verify.addresses import AddressBook
 from pktmask.verify.dns import read_message, read_name, to_wire
@@ -350,11 +350,11 @@ def test_dns_messages_need_a_dns_port_and_a_matching_udp_length():
     dns = bytes(Ether() / IP() / UDP(sport=40000, dport=5353) / DNS(qd=DNSQR(qname="printer.local")))
     other = bytes(Ether() / IP() / UDP(sport=40000, dport=4000) / Raw(b"x" * 20))
     for frame, expected in ((dns, 1), (other, 0)):
-        d = dissect(frame, 1, want_jobs=False)
+        d = dissect(frame, 1)
         areas = payload_areas(frame, d)
         msgs = [m for a in areas for m in dns_messages(frame, a)]
         assert len(msgs) == expected
-    area = payload_areas(dns, dissect(dns, 1, want_jobs=False))[0]
+    area = payload_areas(dns, dissect(dns, 1))[0]
     assert read_message(next(dns_messages(dns, area))[1]).names == [b"printer.local"]
 
 

@@ -4,7 +4,7 @@ Ethernet with at most one 802.1Q tag; IPv4 without options and not
 fragmented, or IPv6 without extension headers; TCP with a complete header,
 or UDP (not VXLAN). Most frames of most captures have it; the anonymizer,
 the masker and the masking pre-pass take their fast branch for it, and
-everything else goes through the general walkers (``dissect``, ``Rewriter.frame``).
+everything else goes through the general walk (``walk.walk``, consumed by ``Rewriter.frame`` and the masker).
 """
 
 from __future__ import annotations

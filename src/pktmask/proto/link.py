@@ -46,6 +46,9 @@ ET_TEB: Final = 0x6558  # transparent Ethernet bridging (GRE)
 ET_PPP: Final = 0x880B  # PPP in GRE (PPTP)
 VLAN_TYPES: Final = frozenset({ET_VLAN, ET_QINQ, ET_QINQ_OLD})
 
+# ARPHRD types (Linux cooked captures' link-layer address type).
+ARPHRD_ETHER: Final = 1
+
 PPP_IPV4: Final = 0x0021
 PPP_IPV6: Final = 0x0057
 

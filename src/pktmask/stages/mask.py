@@ -6,7 +6,7 @@ per packet, the keep ranges of each segment with payload and the transport
 length of each fragmented datagram to the decision stream (mask/decisions.py:
 a pipe to the masking pass, or scratch from the TempFileManager). The masking
 pass (``replay``, ``process``) reads them back, zeroes everything the
-dissector and the decisions do not keep, and recomputes the checksums of
+walk and the decisions do not keep, and recomputes the checksums of
 every fully captured IPv4 header and TCP/UDP/ICMP/ICMPv6/IGMP/GRE message (a
 cut short one is updated incrementally instead). Zeroed bytes add nothing to
 a checksum, so only kept bytes are summed.
@@ -29,9 +29,9 @@ from pktmask.mask.decisions import (
 )
 from pktmask.mask.tracker import StreamTracker
 from pktmask.proto.checksum import adjust, ones_sum, word
-from pktmask.proto.dissect import IP4_HEADER, L4_QUOTED, dissect
 from pktmask.proto.layout import fast_layout
 from pktmask.proto.link import check_linktype
+from pktmask.proto.walk import IP4_HEADER, L4_QUOTED, walk
 
 _H: Final = struct.Struct("!H").pack_into
 _from: Final = int.from_bytes
@@ -156,11 +156,11 @@ class MaskingStage(Stage):
                 self._tracker.segment_in(key, seq, data[l4 + 13], data, ps, end)
             return
         self._verdict(VERDICT_GENERAL)
-        d = dissect(data, lt)
+        d = walk(data, lt)
         tracker = self._tracker
         for job in d.jobs:
-            if job[6] is not None:
-                tracker.datagram(job[6])
+            if job.mask and job.frag is not None:
+                tracker.datagram(job.frag)
         if d.last_fragment is not None:
             tracker.last_fragment(*d.last_fragment)
         seg = d.tcp
@@ -258,13 +258,13 @@ class MaskingStage(Stage):
         return pkt
 
     def _general(self, data, lt: int):
-        """Mask any frame the dissector understands (and zero what it does not)."""
-        d = dissect(data, lt)
+        """Mask any frame the walker understands (and zero what it does not)."""
+        d = walk(data, lt)
         buf = bytearray(data)
         size = len(buf)
         zero = d.zero
-        jobs = d.jobs
-        lengths = [self._stream.record() for job in jobs if job[6] is not None]
+        jobs = [j for j in d.jobs if j.mask]
+        lengths = [self._stream.record() for job in jobs if job.frag is not None]
         seg = d.tcp
         if seg is not None and seg.start < seg.end:
             pos = seg.start
@@ -272,8 +272,9 @@ class MaskingStage(Stage):
                 zero.append((pos, seg.start + a))
                 pos = seg.start + b
             zero.append((pos, seg.end))
-        before = [ones_sum(buf[j[1] : min(j[2], size)]) if j[2] > size or j[0] == L4_QUOTED else 0
+        before = [ones_sum(buf[j.start : min(j.end, size)]) if j.end > size or j.kind == L4_QUOTED else 0
                   for j in jobs]
+        pseudo = [j.pseudo_sum(buf) if j.pseudo else 0 for j in jobs]
         zeroed = 0
         for a, b in zero:
             if b > size:
@@ -283,7 +284,8 @@ class MaskingStage(Stage):
                 zeroed += b - a
         self.bytes_zeroed += zeroed
         for i in range(len(jobs) - 1, -1, -1):
-            kind, start, end, at, pseudo, zero_ok, frag = jobs[i]
+            j = jobs[i]
+            kind, start, end, at, frag = j.kind, j.start, j.end, j.at, j.frag
             if frag is not None:
                 length = lengths.pop()
             if at + 2 > size:
@@ -293,14 +295,14 @@ class MaskingStage(Stage):
                 buf[at : at + 2] = ((-ones_sum(buf[start:end])) % 0xFFFF).to_bytes(2, "big")
                 continue
             old = (buf[at] << 8) | buf[at + 1]
-            if zero_ok and old == 0:
+            if j.zero_ok and old == 0:
                 continue
             if kind == L4_QUOTED:
                 # A quoted header: keep its checksum consistent with what was zeroed after it.
                 new = adjust(old, ones_sum(buf[start : min(end, size)]) - before[i])
             elif frag is not None:
                 # Later fragments are all zeros: the first one's bytes make the whole sum.
-                if pseudo:
+                if pseudo[i]:
                     if at == start + 6:  # UDP states the datagram's length itself
                         total = (buf[start + 4] << 8) | buf[start + 5]
                     elif length:
@@ -310,12 +312,12 @@ class MaskingStage(Stage):
                 else:
                     total = 0
                 buf[at : at + 2] = b"\0\0"
-                new = 0xFFFF - (ones_sum(buf[start:end]) + pseudo + total) % 0xFFFF
+                new = 0xFFFF - (ones_sum(buf[start:end]) + pseudo[i] + total) % 0xFFFF
             elif end <= size:
                 buf[at : at + 2] = b"\0\0"
                 s = ones_sum(buf[start:end])
-                if pseudo:
-                    s += pseudo + (end - start)
+                if pseudo[i]:
+                    s += pseudo[i] + (end - start)
                 new = 0xFFFF - s % 0xFFFF
             else:  # cut short: update for what changed in the captured part
                 new = adjust(old, ones_sum(buf[start:size]) - before[i])

@@ -1,6 +1,6 @@
 """The payload areas of a frame and what the audit reads out of them.
 
-A frame's payload areas are what the masking dissector does not treat as
+A frame's payload areas are what the masking walker does not treat as
 header: its ``zero`` ranges (UDP/ICMP payloads, unknown protocols, padding,
 later fragments...) and the TCP payload span. Only there are raw address
 bytes and text needles searched: header fields (checksums, sequence numbers)
@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from pktmask.proto.dissect import Dissection
+from pktmask.proto.walk import Walk as Dissection
 
 DNS_PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR
 MIN_STRING = 16

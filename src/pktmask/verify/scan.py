@@ -27,7 +27,7 @@ from pktmask.capture.formats import Reader, open_reader
 from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.errors import InputError, from_oserror
 from pktmask.mask.tracker import StreamTracker
-from pktmask.proto.dissect import dissect
+from pktmask.proto.walk import walk
 from pktmask.verify.addresses import IP, AddressBook, AddressWalker, show
 from pktmask.verify.dns import read_message, to_wire
 from pktmask.verify.findings import Findings
@@ -123,7 +123,7 @@ def gather(path: str | Path) -> Needles:
         for pkt in reader:
             data = bytes(pkt.data)
             walker.frame(data, pkt.linktype)
-            d = dissect(data, pkt.linktype, want_jobs=False)
+            d = walk(data, pkt.linktype)
             ports = d.tcp.key[-4:] if d.tcp is not None else None
             for area in payload_areas(data, d):
                 chunk = data[area.start : area.end]
@@ -197,7 +197,7 @@ class SanitizedScan:
             with open_capture(path) as reader:
                 for pkt in reader:
                     data = pkt.data
-                    seg = dissect(data, pkt.linktype, want_jobs=False).tcp
+                    seg = walk(data, pkt.linktype).tcp
                     if seg is not None:
                         payload = tracker_view(bytes(data[seg.start : seg.end]))
                         tracker.segment(seg.key, seg.seq, seg.flags, payload)
@@ -230,7 +230,7 @@ class SanitizedScan:
                 self.packet = number
                 data = bytes(pkt.data)
                 walker.frame(data, pkt.linktype)
-                d = dissect(data, pkt.linktype, want_jobs=False)
+                d = walk(data, pkt.linktype)
                 seg = d.tcp
                 keep: list[tuple[int, int]] = []
                 ports = None

@@ -1,8 +1,10 @@
-"""Tests for the masking dissector (pktmask.proto.dissect.dissect) on scapy-built frames.
+"""Tests for the encapsulation walker (pktmask.proto.walk.walk) on scapy-built frames, as the masker sees it.
 
 For every layer: which bytes are zeroed (``zero``), which TCP payload span
-goes to the stream tracker (``tcp``), which checksums are fixed afterwards
-(``jobs``), and what a fragmented datagram's last fragment reports.
+goes to the stream tracker (``tcp``), which checksums the masker fixes
+afterwards (``jobs`` with ``mask``), and what a fragmented datagram's last
+fragment reports. The anonymizer's side (``fields``) is tested through
+``Rewriter`` in test_rewriter.py.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from scapy.layers.l2 import CookedLinux
 from scapy.layers.ppp import PPP, PPPoE
 from scapy.layers.vxlan import VXLAN
 
-from pktmask.proto.dissect import IP4_HEADER, L4_PLAIN, L4_PSEUDO, L4_QUOTED, MAX_DEPTH, dissect
+from pktmask.proto.walk import IP4_HEADER, L4_PLAIN, L4_PSEUDO, L4_QUOTED, MAX_DEPTH, walk
 
 ETH = 1
 E = Ether(src="02:11:22:33:44:55", dst="02:66:77:88:99:aa")
@@ -51,6 +53,14 @@ PAYLOAD = b"SECRET-PAYLOAD-0123456789"
 
 def addr4(a: str) -> bytes:
     return bytes(int(x) for x in a.split("."))
+
+
+def dissect(buf, linktype: int):
+    """The walk with the masker's jobs as tuples: (kind, start, end, at, pseudo sum, zero_ok, frag)."""
+    w = walk(buf, linktype)
+    w.jobs = [(j.kind, j.start, j.end, j.at, j.pseudo_sum(buf) if j.pseudo else 0, j.zero_ok, j.frag)
+              for j in w.jobs if j.mask]
+    return w
 
 
 def frame(pkt) -> bytes:
