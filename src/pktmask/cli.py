@@ -81,9 +81,9 @@ def main() -> None:
     """pktmask: make packet captures safe to share.
 
     Removes duplicate frames, anonymizes addresses with a keyed
-    prefix-preserving scheme (Crypto-PAn) and masks payloads while keeping
-    protocol structure — and leaves nothing behind in the temp dir, whatever
-    happens to the run.
+    prefix-preserving map (a hardened Crypto-PAn) and masks payloads while
+    keeping protocol structure — and leaves nothing behind in the temp dir,
+    whatever happens to the run.
     """
 
 
@@ -101,8 +101,12 @@ def main() -> None:
 @click.option("--anonymize-macs/--keep-macs", default=True, show_default=True,
               help="With --anonymize: keyed MAC pseudonyms (group bit and broadcast kept).")
 @click.option("--key-file", type=click.Path(path_type=Path), metavar="PATH",
-              help="32-byte Crypto-PAn key: 32 raw bytes, or 64 hex chars (+ newline). "
+              help="32-byte anonymization key: 32 raw bytes, or 64 hex chars (+ newline). "
                    "Same key => same pseudonyms across files and runs. Default: random per run.")
+@click.option("--cryptopan-compat", is_flag=True,
+              help="With --anonymize: the reference Crypto-PAn address map (same output as other "
+                   "Crypto-PAn tools) instead of the hardened default; it keeps low bits far more "
+                   "often than chance (see README).")
 @click.option("--force", is_flag=True, help="Replace an existing OUTPUT (never the INPUT).")
 @click.option("-r", "--recursive", is_flag=True, help="Directory INPUT: descend and mirror the tree.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
@@ -117,7 +121,8 @@ def main() -> None:
               help="Where scratch roots live (default: $TMPDIR or the system default).")
 @click.option("--keep-temp", is_flag=True, help="Keep the scratch root for debugging; its path is printed.")
 def mask(input_path, output_path, anonymize, mask_payloads, dedup, dedup_window, anonymize_macs,
-         key_file, force, recursive, jobs, as_json, report_path, quiet, verbose, debug, temp_dir, keep_temp):
+         key_file, cryptopan_compat, force, recursive, jobs, as_json, report_path, quiet, verbose, debug,
+         temp_dir, keep_temp):
     """Sanitize INPUT into OUTPUT: a capture file (pcap or pcapng, format kept), a directory of
     captures into a directory (names mirrored), or - for stdin/stdout.
 
@@ -137,6 +142,7 @@ def mask(input_path, output_path, anonymize, mask_payloads, dedup, dedup_window,
     outcome = MaskOutcome()
     code = EXIT_OK
     kept_root = None
+    address_map = None
     with manager:
         try:
             if as_json and output_path == "-":
@@ -153,8 +159,10 @@ def mask(input_path, output_path, anonymize, mask_payloads, dedup, dedup_window,
                 dedup_window=dedup_window,
                 anonymize_macs=anonymize_macs,
                 key=_load_key(key_file, anonymize),
+                cryptopan_compat=cryptopan_compat,
                 force=force,
             )
+            address_map = config.address_map
             manager.run_root  # noqa: B018 - every mask run owns a root from the start
             request = MaskRequest(input_path, output_path, config, recursive, jobs, verbose)
             try:
@@ -174,7 +182,7 @@ def mask(input_path, output_path, anonymize, mask_payloads, dedup, dedup_window,
             kept_root = manager.run_root
     if kept_root is not None:
         click.echo(f"pktmask: scratch kept in {kept_root}", err=True)
-    report = build_report(outcome.results, outcome.skipped)
+    report = build_report(outcome.results, outcome.skipped, address_map)
     if report_path is not None and (outcome.results or outcome.skipped):
         code = _write_report(report_path, report, debug) or code
     renderer.summary(report)

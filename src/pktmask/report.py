@@ -49,8 +49,13 @@ class FileResult:
             setattr(self, key, getattr(self, key) + value)
 
 
-def build_report(results: list[FileResult], skipped: list[str] | None = None) -> dict:
-    """Return the report object for a run: version, ok, files, totals."""
+def build_report(results: list[FileResult], skipped: list[str] | None = None,
+                 address_map: str | None = None) -> dict:
+    """Return the report object for a run: version, ok, address map, files, totals.
+
+    ``address_map`` names the address map used (``hardened`` or
+    ``cryptopan-compat``; None without anonymization), never its key.
+    """
     totals = {key: sum(getattr(r, key) for r in results) for key in COUNTERS}
     totals["files"] = len(results)
     totals["files_failed"] = sum(1 for r in results if not r.ok)
@@ -64,6 +69,7 @@ def build_report(results: list[FileResult], skipped: list[str] | None = None) ->
         "schema_version": SCHEMA_VERSION,
         "version": __version__,
         "ok": all(r.ok for r in results),
+        "address_map": address_map,
         "files": files,
         "skipped": list(skipped or []),
         "totals": totals,

@@ -4,8 +4,9 @@ Every encapsulation and every place an address can hide gets its own capture,
 crafted with scapy here. A frame builder takes an address translator ``m``:
 built with the identity translator it gives the input; built with a translator
 holding the expected pseudonyms (``AddressMapper``/``MacMapper`` under the test
-key, whose correctness against the Crypto-PAn reference is proven by the unit
-tests) it gives, byte for byte, the frame pktmask must write, every checksum
+key; the unit tests prove the default address map against its specification
+and the reference Crypto-PAn of ``--cryptopan-compat`` against published
+vectors) it gives, byte for byte, the frame pktmask must write, every checksum
 recomputed by scapy. So one comparison proves that every address was mapped,
 nothing else changed, and every checksum (also inside ICMP quotes) is right.
 
@@ -21,6 +22,7 @@ options get their own runs over all the captures at once.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -1031,6 +1033,85 @@ def test_hex_key_file_equals_raw_key_file(run, tmp_path, key_file):
 
     assert out_hex.read_bytes() == out_raw.read_bytes()
     assert read_pcap(out_hex)[1] == to_bytes(b_ethernet(Addr(KEY)) + b_arp(Addr(KEY)))
+
+
+# ------------------------------------------------------------------ the address map: hardened or reference
+
+# The key of the Crypto-PAn reference distribution's sample program, and
+# address pairs its reference implementation gives (sample trace, Go/C# ports).
+# 185.75.62.183 is a fixed point of the reference map under this key.
+REFERENCE_KEY = bytes(
+    [21, 34, 23, 141, 51, 164, 207, 128, 19, 10, 91, 22, 73, 144, 125, 16,
+     216, 152, 143, 131, 121, 121, 101, 39, 98, 87, 76, 45, 42, 132, 34, 2]
+)  # fmt: skip
+REFERENCE_PAIRS = [
+    ("10.185.25.118", "117.161.29.118"), ("128.11.68.132", "135.242.180.132"),
+    ("192.102.249.13", "252.138.62.131"), ("24.5.0.80", "100.9.15.210"),
+    ("185.75.62.183", "185.75.62.183"),
+    ("2001:db8::1", "4401:2bc:603f:d91d:27f:ff8e:e6f1:dc1e"),
+    ("2001:db8::2", "4401:2bc:603f:d91d:27f:ff8e:e6f1:dc1c"),
+]
+
+
+def _map_frames(pairs) -> list:
+    """One UDP frame per consecutive pair of addresses of one family (source, destination)."""
+    e = Ether(src=M1, dst=M2)
+    v4s = [o for o, _ in pairs if "." in o]
+    v6s = [o for o, _ in pairs if ":" in o]
+    frames = [e / IP(src=a, dst=b) / UDP(sport=1, dport=2) for a, b in zip(v4s, v4s[1:] + v4s[:1], strict=True)]
+    frames += [e / IPv6(src=a, dst=b) / UDP(sport=1, dport=2) for a, b in zip(v6s, v6s[1:] + v6s[:1], strict=True)]
+    return frames
+
+
+def _sources(path: Path) -> list[str]:
+    return [(p[IP] if IP in p else p[IPv6]).src for p in rdpcap(str(path))]
+
+
+def test_cryptopan_compat_gives_the_reference_map_and_default_differs(run, tmp_path):
+    """Same key: --cryptopan-compat writes the reference Crypto-PAn pseudonyms, the default others."""
+    key = tmp_path / "reference.key"
+    key.write_bytes(REFERENCE_KEY)
+    frames = _map_frames(REFERENCE_PAIRS)
+    originals = [o for o, _ in REFERENCE_PAIRS if "." in o] + [o for o, _ in REFERENCE_PAIRS if ":" in o]
+    reference = dict(REFERENCE_PAIRS)
+
+    _s, compat = mask(run, tmp_path, frames, NO_MASK, "--key-file", key, "--cryptopan-compat",
+                      outname="compat.pcap")
+    _s, default = mask(run, tmp_path, frames, NO_MASK, "--key-file", key, outname="default.pcap")
+
+    assert _sources(compat) == [reference[o] for o in originals]
+    hardened = Addr(REFERENCE_KEY)
+    assert _sources(default) == [hardened(o) for o in originals]
+    assert all(d != c for d, c in zip(_sources(default), _sources(compat), strict=True))
+    assert "185.75.62.183" not in _sources(default)
+
+
+def test_address_map_in_report_and_batch_workers(run, tmp_path):
+    """The JSON report names the map (never the key); --jobs workers use the map asked for."""
+    key = tmp_path / "reference.key"
+    key.write_bytes(REFERENCE_KEY)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    pairs = REFERENCE_PAIRS[:3], REFERENCE_PAIRS[3:]
+    for i, part in enumerate(pairs):
+        write_pcap(tree / f"f{i}.pcap", to_bytes(_map_frames(part)))
+    reference = dict(REFERENCE_PAIRS)
+    runs = {"compat": ["--cryptopan-compat"], "hardened": []}
+
+    for name, extra in runs.items():
+        out = tmp_path / f"out-{name}"
+        r = run("mask", tree, out, "--jobs", "2", "--json", NO_MASK, "--key-file", key, *extra)
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+        assert run.leftovers() == []
+        report = json.loads(r.stdout)
+        assert report["address_map"] == ("cryptopan-compat" if extra else "hardened")
+        assert REFERENCE_KEY.hex() not in r.stdout.decode()
+        want = reference if extra else {o: Addr(REFERENCE_KEY)(o) for o in reference}
+        for i, part in enumerate(pairs):
+            assert set(_sources(out / f"f{i}.pcap")) == {want[o] for o, _ in part}
+
+    r = run("mask", tree, tmp_path / "out-none", "--json", "--no-anonymize", NO_MASK)
+    assert r.returncode == 0 and json.loads(r.stdout)["address_map"] is None
 
 
 # ------------------------------------------------------------------ known leaks and crashes

@@ -1,15 +1,34 @@
-"""Tests for pktmask.anon.cryptopan: reference vectors, prefix preservation, mapper rules."""
+"""Tests for pktmask.anon.cryptopan: the hardened map (default) and the reference Crypto-PAn map.
+
+Reference vectors for the compat map; a bit-by-bit specification, pinned
+vectors and chance-level statistics for the hardened one; prefix
+preservation, inversion and the mapper rules for both.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import random
 
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pktmask.anon.cryptopan import AddressMapper, CryptoPAn, is_special_v4, is_special_v6
+from pktmask.anon.cryptopan import (
+    AddressMapper,
+    CryptoPAn,
+    HardenedMap,
+    PrefixMap,
+    address_map,
+    address_map_name,
+    is_special_v4,
+    is_special_v6,
+)
+
+MAPS = [HardenedMap, CryptoPAn]
 
 # The key of the sample program in the Crypto-PAn reference distribution.
 REFERENCE_KEY = bytes(
@@ -188,7 +207,7 @@ def reference() -> CryptoPAn:
     return CryptoPAn(REFERENCE_KEY)
 
 
-# -- reference compatibility -------------------------------------------------
+# -- reference compatibility (the compat map) --------------------------------
 
 
 def test_sample_trace_is_complete() -> None:
@@ -203,8 +222,8 @@ def test_sample_trace(reference: CryptoPAn, orig: str, anon: str) -> None:
 
 @pytest.mark.parametrize(("orig", "anon"), SAMPLE_TRACE)
 def test_sample_trace_through_mapper(orig: str, anon: str) -> None:
-    # None of the sample addresses is special, so the mapper must agree.
-    assert AddressMapper(REFERENCE_KEY).map_v4(v4(orig)) == v4(anon)
+    # None of the sample addresses is special, so the compat mapper must agree.
+    assert AddressMapper(REFERENCE_KEY, compat=True).map_v4(v4(orig)) == v4(anon)
 
 
 @pytest.mark.parametrize(("key", "orig", "anon"), OTHER_V4_VECTORS)
@@ -217,6 +236,161 @@ def test_published_v6_vectors(key: bytes, orig: str, anon: str) -> None:
     assert CryptoPAn(key).anonymize_v6(v6(orig)) == v6(anon)
 
 
+# -- the hardened map (default) ----------------------------------------------
+
+_LABELS = {32: b"pktmask address map v1 ipv4", 128: b"pktmask address map v1 ipv6"}
+
+
+def spec_hardened(key: bytes, addr: bytes) -> bytes:
+    """The hardened map written bit by bit from its definition (one AES call per bit).
+
+    AES-256 key: HMAC-SHA256(key, label of the family); block_i: the first i
+    bits of the address, a 1, zeros; output bit i: address bit i XOR the top
+    bit of AES(block_i).
+    """
+    width = 8 * len(addr)
+    subkey = hmac.new(key, _LABELS[width], hashlib.sha256).digest()
+    aes = Cipher(algorithms.AES(subkey), modes.ECB()).encryptor()
+    a = int.from_bytes(addr, "big")
+    out = 0
+    for i in range(width):
+        block = ((a >> (width - i)) << (128 - i)) | (1 << (127 - i))
+        flip = aes.update(block.to_bytes(16, "big"))[0] >> 7
+        out = out << 1 | ((a >> (width - 1 - i)) & 1) ^ flip
+    return out.to_bytes(len(addr), "big")
+
+
+def test_hardened_matches_its_specification() -> None:
+    rng = random.Random(7)
+    for key in (REFERENCE_KEY, _SEQ_KEY, rng.randbytes(32)):
+        pan = HardenedMap(key)
+        for size, anonymize in ((4, pan.anonymize_v4), (16, pan.anonymize_v6)):
+            addrs = [bytes(size), b"\xff" * size, *(rng.randbytes(size) for _ in range(40))]
+            for addr in addrs:
+                assert anonymize(addr) == spec_hardened(key, addr), addr.hex()
+
+
+# Pinned so that a change to the construction (which would change every
+# pseudonym a kept key gives) cannot go unnoticed.
+HARDENED_VECTORS = [
+    (REFERENCE_KEY, "185.75.62.183", "211.78.239.230"),
+    (REFERENCE_KEY, "192.0.2.1", "154.193.23.196"),
+    (REFERENCE_KEY, "0.0.0.1", "4.129.80.67"),
+    (REFERENCE_KEY, "2001:db8::1", "84bb:952d:cdf1:6bd8:ff1b:15d7:5c71:510c"),
+    (REFERENCE_KEY, "2001:db8::2", "84bb:952d:cdf1:6bd8:ff1b:15d7:5c71:510f"),
+    (REFERENCE_KEY, "fe80::1", "51de:bea8:94c1:a019:e38f:190f:c9bc:6696"),
+    (_SEQ_KEY, "192.0.2.1", "196.132.190.210"),
+    (_SEQ_KEY, "255.255.255.254", "254.118.134.26"),
+    (_SEQ_KEY, "2001:db8::1", "489b:c9ec:d274:5f22:8a31:bb60:f106:3cc6"),
+]
+
+
+@pytest.mark.parametrize(("key", "orig", "anon"), HARDENED_VECTORS)
+def test_hardened_vectors(key: bytes, orig: str, anon: str) -> None:
+    pan = HardenedMap(key)
+    if "." in orig:
+        assert pan.anonymize_v4(v4(orig)) == v4(anon)
+        assert pan.deanonymize_v4(v4(anon)) == v4(orig)
+    else:
+        assert pan.anonymize_v6(v6(orig)) == v6(anon)
+        assert pan.deanonymize_v6(v6(anon)) == v6(orig)
+
+
+def test_reference_fixed_point_is_not_fixed_by_default() -> None:
+    # Under the reference sample key, Crypto-PAn maps 185.75.62.183 to itself.
+    addr = v4("185.75.62.183")
+    assert CryptoPAn(REFERENCE_KEY).anonymize_v4(addr) == addr
+    assert HardenedMap(REFERENCE_KEY).anonymize_v4(addr) != addr
+    assert AddressMapper(REFERENCE_KEY).map_v4(addr) != addr
+    assert AddressMapper(REFERENCE_KEY, compat=True).map_v4(addr) == addr
+
+
+def test_default_is_hardened_and_differs_from_compat() -> None:
+    assert isinstance(address_map(REFERENCE_KEY), HardenedMap)
+    assert isinstance(address_map(REFERENCE_KEY, compat=True), CryptoPAn)
+    assert AddressMapper(REFERENCE_KEY).name == "hardened"
+    assert AddressMapper(REFERENCE_KEY, compat=True).name == "cryptopan-compat"
+    hard, ref = HardenedMap(REFERENCE_KEY), CryptoPAn(REFERENCE_KEY)
+    addrs4, addrs6 = _random_addrs(4, 100, 8), _random_addrs(16, 100, 9)
+    assert sum(hard.anonymize_v4(a) != ref.anonymize_v4(a) for a in addrs4) > 90
+    assert sum(hard.anonymize_v6(a) != ref.anonymize_v6(a) for a in addrs6) > 90
+
+
+def test_families_are_independent_in_the_hardened_map() -> None:
+    """The image of an IPv4 address is not the top of the image of an IPv6 address sharing its bits."""
+    hard, ref = HardenedMap(REFERENCE_KEY), CryptoPAn(REFERENCE_KEY)
+    addrs = _random_addrs(4, 100, 10)
+    # The reference map shares key and pad between families: always equal.
+    assert all(ref.anonymize_v6(a + bytes(12))[:4] == ref.anonymize_v4(a) for a in addrs)
+    assert sum(hard.anonymize_v6(a + bytes(12))[:4] == hard.anonymize_v4(a) for a in addrs) == 0
+
+
+# -- inversion by the key holder ---------------------------------------------
+
+
+@pytest.mark.parametrize("cls", MAPS)
+def test_inverse_round_trip(cls: type[PrefixMap]) -> None:
+    rng = random.Random(11)
+    for key in (REFERENCE_KEY, rng.randbytes(32)):
+        pan = cls(key)
+        for addr in [bytes(4), b"\xff" * 4, *_random_addrs(4, 200, 12)]:
+            image = pan.anonymize_v4(addr)
+            assert pan.deanonymize_v4(image) == addr
+            assert pan.anonymize_v4(pan.deanonymize_v4(addr)) == addr  # a bijection both ways
+        for addr in [bytes(16), b"\xff" * 16, *_random_addrs(16, 30, 13)]:
+            image = pan.anonymize_v6(addr)
+            assert pan.deanonymize_v6(image) == addr
+            assert pan.anonymize_v6(pan.deanonymize_v6(addr)) == addr
+
+
+@given(key=st.binary(min_size=32, max_size=32), a4=st.binary(min_size=4, max_size=4),
+       a6=st.binary(min_size=16, max_size=16))
+def test_hardened_inverse_any_key(key: bytes, a4: bytes, a6: bytes) -> None:
+    pan = HardenedMap(key)
+    assert pan.deanonymize_v4(pan.anonymize_v4(a4)) == a4
+    assert pan.deanonymize_v6(pan.anonymize_v6(a6)) == a6
+
+
+def test_sample_trace_inverts(reference: CryptoPAn) -> None:
+    for orig, anon in SAMPLE_TRACE:
+        assert reference.deanonymize_v4(v4(anon)) == v4(orig)
+
+
+# -- statistics: the hardened map keeps bits at chance level -----------------
+
+
+def _keep_counts(pan: PrefixMap, addrs: list[bytes]) -> tuple[int, int, int]:
+    """(fixed points, last octet kept, last 16 bits kept) over ``addrs``."""
+    anonymize = pan.anonymize_v4 if len(addrs[0]) == 4 else pan.anonymize_v6
+    fixed = octet = word = 0
+    for a in addrs:
+        b = anonymize(a)
+        fixed += a == b
+        octet += a[-1] == b[-1]
+        word += a[-2:] == b[-2:]
+    return fixed, octet, word
+
+
+@pytest.mark.parametrize("size", [4, 16])
+def test_hardened_keeps_bits_at_chance(size: int) -> None:
+    """5000 addresses under 2 keys: no fixed point, the last octet kept about 1 time in 256.
+
+    Chance gives 39 kept last octets in 10000 (sd 6) and 0.15 kept last 16
+    bits; the bounds are generous. The reference map, on the same sample,
+    keeps about 6.7% of last octets (0.5 * 0.75^7): the test can tell them apart.
+    """
+    rng = random.Random(size)
+    keys = [rng.randbytes(32) for _ in range(2)]
+    addrs = _random_addrs(size, 5000, 20 + size)
+    totals = [sum(c) for c in zip(*(_keep_counts(HardenedMap(k), addrs) for k in keys), strict=True)]
+    fixed, octet, word = totals
+    assert fixed == 0
+    assert 10 <= octet <= 100
+    assert word <= 5
+    _fixed, ref_octet, _word = _keep_counts(CryptoPAn(keys[0]), addrs)
+    assert ref_octet > 200  # of 5000: the reference map's weakness is real
+
+
 # -- prefix preservation -----------------------------------------------------
 
 
@@ -227,32 +401,52 @@ def _partner(addr: int, k: int, bits: int, rest: int) -> int:
     return (flipped >> low << low) | (rest & ((1 << low) - 1))
 
 
+@pytest.mark.parametrize("cls", MAPS)
 @given(
     key=st.binary(min_size=32, max_size=32),
     addr=st.integers(0, 2**32 - 1),
     k=st.integers(0, 32),
     rest=st.integers(0, 2**32 - 1),
 )
-def test_prefix_preserved_v4(key: bytes, addr: int, k: int, rest: int) -> None:
-    pan = CryptoPAn(key)
+def test_prefix_preserved_v4(cls: type[PrefixMap], key: bytes, addr: int, k: int, rest: int) -> None:
+    pan = cls(key)
     other = addr if k == 32 else _partner(addr, k, 32, rest)
     a, b = addr.to_bytes(4, "big"), other.to_bytes(4, "big")
     assert common_prefix(a, b) == k
     assert common_prefix(pan.anonymize_v4(a), pan.anonymize_v4(b)) == k
 
 
+@pytest.mark.parametrize("cls", MAPS)
 @given(
     key=st.binary(min_size=32, max_size=32),
     addr=st.integers(0, 2**128 - 1),
     k=st.integers(0, 128),
     rest=st.integers(0, 2**128 - 1),
 )
-def test_prefix_preserved_v6(key: bytes, addr: int, k: int, rest: int) -> None:
-    pan = CryptoPAn(key)
+def test_prefix_preserved_v6(cls: type[PrefixMap], key: bytes, addr: int, k: int, rest: int) -> None:
+    pan = cls(key)
     other = addr if k == 128 else _partner(addr, k, 128, rest)
     a, b = addr.to_bytes(16, "big"), other.to_bytes(16, "big")
     assert common_prefix(a, b) == k
     assert common_prefix(pan.anonymize_v6(a), pan.anonymize_v6(b)) == k
+
+
+@pytest.mark.parametrize(("size", "pairs"), [(4, 2000), (16, 300)])
+def test_hardened_prefix_preserved_random_pairs(size: int, pairs: int) -> None:
+    """Random pairs with every shared-prefix length: images share exactly as many leading bits."""
+    rng = random.Random(30 + size)
+    bits = 8 * size
+    pan = HardenedMap(rng.randbytes(32))
+    anonymize = pan.anonymize_v4 if size == 4 else pan.anonymize_v6
+    seen = set()
+    for _ in range(pairs):
+        addr, k = rng.getrandbits(bits), rng.randint(0, bits)
+        other = addr if k == bits else _partner(addr, k, bits, rng.getrandbits(bits))
+        a, b = addr.to_bytes(size, "big"), other.to_bytes(size, "big")
+        assert common_prefix(a, b) == k
+        assert common_prefix(anonymize(a), anonymize(b)) == k
+        seen.add(k)
+    assert len(seen) > bits * 0.9
 
 
 # -- determinism and keys ----------------------------------------------------
@@ -263,44 +457,54 @@ def _random_addrs(size: int, count: int, seed: int) -> list[bytes]:
     return [rng.randbytes(size) for _ in range(count)]
 
 
-def test_deterministic_across_instances() -> None:
-    first, second = CryptoPAn(REFERENCE_KEY), CryptoPAn(bytearray(REFERENCE_KEY))
+@pytest.mark.parametrize("cls", MAPS)
+def test_deterministic_across_instances(cls: type[PrefixMap]) -> None:
+    first, second = cls(REFERENCE_KEY), cls(bytearray(REFERENCE_KEY))
     for addr in _random_addrs(4, 200, 1):
         assert first.anonymize_v4(addr) == second.anonymize_v4(addr) == first.anonymize_v4(addr)
     for addr in _random_addrs(16, 50, 2):
         assert first.anonymize_v6(addr) == second.anonymize_v6(addr)
 
 
-def test_different_keys_differ() -> None:
-    one, two = CryptoPAn(bytes(32)), CryptoPAn(bytes(31) + b"\x01")
+@pytest.mark.parametrize("cls", MAPS)
+def test_different_keys_differ(cls: type[PrefixMap]) -> None:
+    one, two = cls(bytes(32)), cls(bytes(31) + b"\x01")
     addrs4 = _random_addrs(4, 100, 3)
     addrs6 = _random_addrs(16, 100, 4)
     assert [one.anonymize_v4(a) for a in addrs4] != [two.anonymize_v4(a) for a in addrs4]
     assert [one.anonymize_v6(a) for a in addrs6] != [two.anonymize_v6(a) for a in addrs6]
     # Not just different somewhere: almost every address must differ.
     assert sum(one.anonymize_v4(a) != two.anonymize_v4(a) for a in addrs4) > 90
+    assert sum(one.anonymize_v6(a) != two.anonymize_v6(a) for a in addrs6) > 90
 
 
-def test_bijective_on_a_small_subnet(reference: CryptoPAn) -> None:
-    outs = [reference.anonymize_v4(bytes([10, 1, 2, i])) for i in range(256)]
+@pytest.mark.parametrize("cls", MAPS)
+def test_bijective_on_a_small_subnet(cls: type[PrefixMap]) -> None:
+    pan = cls(REFERENCE_KEY)
+    outs = [pan.anonymize_v4(bytes([10, 1, 2, i])) for i in range(256)]
     assert len(set(outs)) == 256  # one-to-one
     assert len({o[:3] for o in outs}) == 1  # the shared /24 maps to one /24
 
 
 @pytest.mark.parametrize("bad", [b"", b"\x00" * 31, b"\x00" * 33, "x" * 32, None])
 def test_bad_key_rejected(bad: object) -> None:
+    for make in (CryptoPAn, HardenedMap, AddressMapper):
+        with pytest.raises(ValueError):
+            make(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        CryptoPAn(bad)  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        AddressMapper(bad)  # type: ignore[arg-type]
+        AddressMapper(bad, compat=True)  # type: ignore[arg-type]
 
 
-def test_wrong_address_length_rejected(reference: CryptoPAn) -> None:
-    mapper = AddressMapper(REFERENCE_KEY)
+@pytest.mark.parametrize("cls", MAPS)
+def test_wrong_address_length_rejected(cls: type[PrefixMap]) -> None:
+    pan = cls(REFERENCE_KEY)
+    mapper = AddressMapper(REFERENCE_KEY, compat=cls is CryptoPAn)
     for call, bad in [
-        (reference.anonymize_v4, b"\x01\x02\x03"),
-        (reference.anonymize_v4, b"\x00" * 16),
-        (reference.anonymize_v6, b"\x00" * 4),
+        (pan.anonymize_v4, b"\x01\x02\x03"),
+        (pan.anonymize_v4, b"\x00" * 16),
+        (pan.anonymize_v6, b"\x00" * 4),
+        (pan.deanonymize_v4, b"\x00" * 5),
+        (pan.deanonymize_v6, b"\x00" * 15),
         (mapper.map_v4, b"\x7f\x00\x00"),  # a would-be loopback prefix must not slip through
         (mapper.map_v6, b"\xff" * 15),
     ]:
@@ -341,9 +545,11 @@ def test_special_addresses_unchanged() -> None:
     assert mapper.distinct == 0
 
 
-def test_private_and_other_addresses_change() -> None:
-    pan = CryptoPAn(REFERENCE_KEY)
-    mapper = AddressMapper(REFERENCE_KEY)
+@pytest.mark.parametrize("compat", [False, True])
+def test_private_and_other_addresses_change(compat: bool) -> None:
+    pan = CryptoPAn(REFERENCE_KEY) if compat else HardenedMap(REFERENCE_KEY)
+    mapper = AddressMapper(REFERENCE_KEY, compat=compat)
+    assert mapper.name == pan.name == address_map_name(compat)
     for a in NOT_SPECIAL_V4:
         out = mapper.map_v4(v4(a))
         assert out != v4(a)
@@ -389,7 +595,7 @@ def test_distinct_stops_at_limit() -> None:
     mapper.map_v4(bytes([10, 0, 0, 99]))
     assert (mapper.distinct, mapper.distinct_exact) == (5, False)
     # Mapping keeps working past the limit.
-    assert mapper.map_v4(bytes([10, 0, 0, 100])) == CryptoPAn(REFERENCE_KEY).anonymize_v4(
+    assert mapper.map_v4(bytes([10, 0, 0, 100])) == HardenedMap(REFERENCE_KEY).anonymize_v4(
         bytes([10, 0, 0, 100])
     )
 

@@ -147,6 +147,8 @@ def _worker_argv(req: MaskRequest, manager: TempFileManager) -> list[str]:
             "--dedup" if cfg.dedup else "--no-dedup",
             "--dedup-window", str(cfg.dedup_window),
             "--anonymize-macs" if cfg.anonymize_macs else "--keep-macs"]
+    if cfg.cryptopan_compat:
+        argv.append("--cryptopan-compat")
     if cfg.key is not None:
         # One key for the whole run, handed over in a 0600 file inside our 0700 root.
         key_path = manager.create_temp_file(prefix="key-")

@@ -18,7 +18,7 @@ def build_stages(config: MaskConfig) -> list[Stage]:
 
         assert config.key is not None, "the CLI resolves the key before building stages"
         stages.append(AnonymizationStage(config.key, anonymize_macs=config.anonymize_macs,
-                                         masking=config.mask_payloads))
+                                         masking=config.mask_payloads, compat=config.cryptopan_compat))
     if config.mask_payloads:
         from pktmask.stages.mask import MaskingStage
 

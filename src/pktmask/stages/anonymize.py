@@ -12,10 +12,12 @@ from pktmask.proto.link import check_linktype
 
 
 class AnonymizationStage(Stage):
-    """Rewrites IPv4/IPv6 addresses (Crypto-PAn) and MACs (keyed pseudonyms) in every frame.
+    """Rewrites IPv4/IPv6 addresses (keyed prefix-preserving map) and MACs (keyed pseudonyms) in every frame.
 
-    One instance serves a whole run, so every file gets the same mapping.
-    Raises UnsupportedLinkTypeError for a link type it cannot walk.
+    One instance serves a whole run, so every file gets the same mapping. The
+    address map is the hardened one, or the reference Crypto-PAn with
+    ``compat`` (``anon/cryptopan.py``). Raises UnsupportedLinkTypeError for a
+    link type it cannot walk.
     """
 
     name = "anonymize"
@@ -23,10 +25,12 @@ class AnonymizationStage(Stage):
     # the same keep ranges on original or rewritten packets, so its pre-pass skips us.
     prepass_transparent = True
 
-    def __init__(self, key: bytes, anonymize_macs: bool = True, masking: bool = False):
+    def __init__(self, key: bytes, anonymize_macs: bool = True, masking: bool = False,
+                 compat: bool = False):
         if key is None:
             raise ValueError("anonymization needs a key")
-        self.rewriter = Rewriter(AddressMapper(key), MacMapper(key) if anonymize_macs else None)
+        self.rewriter = Rewriter(AddressMapper(key, compat=compat),
+                                 MacMapper(key) if anonymize_macs else None)
         self._linktypes: set[int] = set()
         self._lt = -1  # the link type checked last: the per-packet test is one comparison
         self._name = ""
