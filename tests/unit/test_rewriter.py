@@ -104,6 +104,14 @@ class Addr:
         return text_addr(self.raw(text))
 
 
+def solicited(m: Addr, target: str, mac: bool = False) -> str:
+    """The solicited-node address (or its MAC) of ``target`` as ``m`` maps it."""
+    low = m.raw(target)[13:]
+    if mac:
+        return text_addr(b"\x33\x33\xff" + (low if m.macs else raw_addr(target)[13:]))
+    return text_addr(bytes.fromhex("ff0200000000000000000001ff") + low)
+
+
 def rewriter(macs: bool = True) -> Rewriter:
     return Rewriter(AddressMapper(KEY), MacMapper(KEY) if macs else None)
 
@@ -204,7 +212,9 @@ FRAMES = {
                              / Raw(bytes(udp6(m)))),
     "icmpv6-unreachable-cut": (1, lambda m: eth(m) / IPv6(src=m(R6), dst=m(A6)) / ICMPv6DestUnreach()
                                / Raw(bytes(udp6(m))[:44])),
-    "ndp-ns": (1, lambda m: eth(m, M1, "33:33:ff:00:00:10") / IPv6(src=m(LL1), dst="ff02::1:ff00:10", hlim=255)
+    # The solicited-node address and its MAC follow the (mapped) target's low 24 bits.
+    "ndp-ns": (1, lambda m: Ether(src=m(M1), dst=solicited(m, A6, mac=True))
+               / IPv6(src=m(LL1), dst=solicited(m, A6), hlim=255)
                / ICMPv6ND_NS(tgt=m(A6)) / ICMPv6NDOptSrcLLAddr(lladdr=m(M1))),
     "ndp-na": (1, lambda m: eth(m, M2, M1) / IPv6(src=m(A6), dst=m(LL1), hlim=255) / ICMPv6ND_NA(tgt=m(A6))
                / ICMPv6NDOptDstLLAddr(lladdr=m(M2))),

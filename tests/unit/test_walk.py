@@ -270,11 +270,12 @@ def test_icmp_error_quotes_header_zeroes_quoted_payload():
     quoted = frame(IP(src=B4, dst=A4) / UDP(sport=5, dport=6) / Raw(PAYLOAD))
     buf = frame(E / IP(src=A4, dst=B4) / ICMP(type=3, code=3) / Raw(quoted))
     d = dissect(buf, ETH)
-    assert d.zero == [(14 + 20 + 8 + 28, len(buf))]
-    # The outer IP header and ICMP message get checksum jobs; the quoted UDP header an
-    # incremental one (its payload is zeroed, its checksum must follow).
+    assert d.zero == [(38, 42), (14 + 20 + 8 + 28, len(buf))]  # the unused word, the quoted payload
+    # The outer IP header and ICMP message get checksum jobs, the quoted IP header too
+    # (its options may be zeroed); the quoted UDP header an incremental one (its payload
+    # is zeroed, its checksum must follow).
     assert jobs_by_kind(d) == [(IP4_HEADER, 14, 34, 24), (L4_PLAIN, 34, len(buf), 36),
-                               (L4_QUOTED, 62, len(buf), 68)]
+                               (IP4_HEADER, 42, 62, 52), (L4_QUOTED, 62, len(buf), 68)]
     assert d.tcp is None
 
 
@@ -282,15 +283,15 @@ def test_icmp_error_quoting_tcp_is_no_segment():
     quoted = frame(IP(src=B4, dst=A4) / TCP(sport=443, dport=40000) / Raw(PAYLOAD))
     buf = frame(E / IP(src=A4, dst=B4) / ICMP(type=11) / Raw(quoted))
     d = dissect(buf, ETH)
-    assert d.tcp is None and d.zero == [(14 + 20 + 8 + 40, len(buf))]
+    assert d.tcp is None and d.zero == [(38, 42), (14 + 20 + 8 + 40, len(buf))]
 
 
 def test_icmpv6_error_and_nd_options():
     quoted = frame(IPv6(src=B6, dst=A6) / UDP() / Raw(PAYLOAD))
     buf = frame(E / IPv6(src=A6, dst=B6) / ICMPv6DestUnreach() / Raw(quoted))
-    assert dissect(buf, ETH).zero == [(14 + 40 + 8 + 48, len(buf))]
+    assert dissect(buf, ETH).zero == [(58, 62), (14 + 40 + 8 + 48, len(buf))]
     buf = frame(E / IPv6(src=A6, dst=B6) / ICMPv6ND_NS(tgt=B6) / ICMPv6NDOptSrcLLAddr(lladdr="02:00:00:00:00:09"))
-    assert dissect(buf, ETH).zero == []  # target and link-layer address option are header
+    assert dissect(buf, ETH).zero == [(58, 62)]  # reserved; target and link-layer address option are header
 
 
 def test_arp_kept_padding_zeroed():
@@ -315,7 +316,7 @@ def test_other_link_types():
     assert dissect(ip, 101).zero == [(28, len(ip))]
     assert dissect(ip, 228).zero == [(28, len(ip))]
     sll = frame(CookedLinux(proto=0x0800) / IP(src=A4, dst=B4) / UDP() / Raw(PAYLOAD))
-    assert dissect(sll, 113).zero == [(16 + 28, len(sll))]
+    assert dissect(sll, 113).zero == [(6, 14), (16 + 28, len(sll))]  # no Ethernet address: hidden
     null = struct.pack("<I", 2) + ip
     assert dissect(null, 0).zero == [(4 + 28, len(null))]
     assert dissect(ip, 9999).zero == [(0, len(ip))]  # unknown: nothing understood

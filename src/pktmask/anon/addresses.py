@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from pktmask.anon.cryptopan import is_special_v4, is_special_v6
+from pktmask.anon.multicast import SOLICITED_NODE_MAC, map_group
 from pktmask.capture.packet import Layout, Patch
 from pktmask.proto.checksum import word, word_sum
 
@@ -161,7 +162,14 @@ class AddressRewriter:
         return self._addr(buf, o, 4, self._c4, self.mapper.map_v4, is_special_v4)
 
     def _a6(self, buf, o: int) -> int:
-        return self._addr(buf, o, 16, self._c6, self.mapper.map_v6, is_special_v6)
+        return self._addr(buf, o, 16, self._c6, self._map_v6, is_special_v6)
+
+    def _map_v6(self, addr: bytes) -> bytes:
+        """Unicast addresses by the key's map; multicast ones keep their value except the
+        unicast bits some of them embed (``multicast.map_group``)."""
+        if addr[0] == 0xFF:
+            return map_group(addr, self.mapper.map_v6)
+        return self.mapper.map_v6(addr)
 
     def _addr(self, buf, o: int, size: int, cache: dict, map_fn, special) -> int:
         """Map the ``size``-byte address at ``o`` in place (cached); returns the word-sum delta."""
@@ -205,7 +213,10 @@ class AddressRewriter:
         if hit is None:
             if len(self._cm) >= CACHE_LIMIT:
                 self._cm.clear()
-            new = self.macs.map(old)
+            if old[:3] == SOLICITED_NODE_MAC:  # carries the low 24 bits of an IPv6 address
+                new = SOLICITED_NODE_MAC + b"\0\0\0"
+            else:
+                new = self.macs.map(old)
             if new != old:
                 self.distinct += 1
             hit = self._cm[old] = (new, _pair_delta(old, new))

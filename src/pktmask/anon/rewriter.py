@@ -58,9 +58,19 @@ class Rewriter(AddressRewriter):
                 self._a4(buf, off)
             else:
                 self._a6(buf, off)
+        for at, src, kind in w.derived:  # a solicited-node address follows its mapped target
+            if kind == F_MAC and self.macs is None:
+                continue  # MACs kept as they are
+            low = bytes(buf[src : src + 3])
+            if buf[at : at + 3] != low:
+                buf[at : at + 3] = low
+                self.changed = True
         for a, b in w.wipe:
-            buf[a:b] = zeros(b - a)
-            self.changed = True
+            if b > size:
+                b = size
+            if a < b and any(buf[a:b]):
+                buf[a:b] = zeros(b - a)
+                self.changed = True
         if not self.changed:
             return
         for i in range(len(jobs) - 1, -1, -1):  # inner regions first: outer ones include them

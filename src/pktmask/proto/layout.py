@@ -17,7 +17,7 @@ def fast_layout(data: bytes | bytearray, linktype: int) -> Layout | None:
 
     The shape: Ethernet with at most one 802.1Q tag; IPv4 without options,
     not fragmented, or IPv6 without extension headers; TCP with a complete
-    header, or UDP (not VXLAN). Returns (ip offset, l4 offset, protocol,
+    header and no option but NOP NOP timestamps, or UDP (not VXLAN). Returns (ip offset, l4 offset, protocol,
     end, v6, full, payload offset): ``end`` is where the IP packet ends
     within the capture, ``full`` whether all of it was captured. Everything
     else goes through the general walkers.
@@ -61,6 +61,13 @@ def fast_layout(data: bytes | bytearray, linktype: int) -> Layout | None:
         full, end = False, n
     if proto == 6:
         doff = (raw[l4 + 12] >> 4) * 4 if l4 + 13 <= end else 0
+        if doff == 32:
+            # Options kept as they are only in their commonest form, NOP NOP timestamps;
+            # any other option goes to the walker, which keeps or zeroes each one.
+            if raw[l4 + 20] != 1 or raw[l4 + 21] != 1 or raw[l4 + 22] != 8 or raw[l4 + 23] != 10:
+                return None
+        elif doff > 20:
+            return None
         ps = l4 + (doff if doff > 20 else 20)
         if ps > end:
             return None

@@ -66,10 +66,16 @@ ICMP_PARAMPROB: Final = 12
 ICMP_TSTAMP: Final = 13
 ICMP_TSTAMPREPLY: Final = 14
 ICMP_ERRORS: Final = frozenset({ICMP_UNREACH, ICMP_SOURCEQUENCH, ICMP_REDIRECT, ICMP_TIMXCEED, ICMP_PARAMPROB})
+ICMP_UNREACH_NEEDFRAG: Final = 4  # code: bytes 6..7 carry the next-hop MTU
+# Types whose second word (identifier/sequence, router advert counts) is defined.
+ICMP_KEEP_WORD: Final = frozenset({ICMP_ECHOREPLY, ICMP_ECHO, 9, 15, 16, 17, 18})
 
 # ICMPv6 types.
 ICMP6_UNREACH: Final = 1
+ICMP6_TOOBIG: Final = 2
 ICMP6_PARAMPROB: Final = 4
+ICMP6_ECHO_REQUEST: Final = 128
+ICMP6_ECHO_REPLY: Final = 129
 MLD_QUERY: Final = 130
 MLD_REPORT: Final = 131
 MLD_DONE: Final = 132
@@ -93,6 +99,19 @@ NDOPT_RDNSS: Final = 25
 # IGMP types.
 IGMP_QUERY: Final = 0x11
 IGMP_V3_REPORT: Final = 0x22
+# v1/v2 messages of 8 bytes: type, max response, checksum, group.
+IGMP_GROUP_MESSAGES: Final = frozenset({IGMP_QUERY, 0x12, 0x16, 0x17})
+
+# TCP options.
+TCPOPT_EOL: Final = 0
+TCPOPT_NOP: Final = 1
+TCPOPT_MSS: Final = 2
+TCPOPT_WSCALE: Final = 3
+TCPOPT_SACK_PERMITTED: Final = 4
+TCPOPT_SACK: Final = 5
+TCPOPT_TIMESTAMP: Final = 8
+TCPOPT_MPTCP: Final = 30
+MPTCP_ADD_ADDR: Final = 3
 
 # TCP/UDP ports with an encapsulation behind them.
 UDP_VXLAN: Final = 4789

@@ -272,8 +272,7 @@ class MaskingStage(Stage):
                 zero.append((pos, seg.start + a))
                 pos = seg.start + b
             zero.append((pos, seg.end))
-        before = [ones_sum(buf[j.start : min(j.end, size)]) if j.end > size or j.kind == L4_QUOTED else 0
-                  for j in jobs]
+        before = [ones_sum(buf[j.start : j.end]) if j.kind == L4_QUOTED and j.end <= size else 0 for j in jobs]
         pseudo = [j.pseudo_sum(buf) if j.pseudo else 0 for j in jobs]
         zeroed = 0
         for a, b in zero:
@@ -297,9 +296,14 @@ class MaskingStage(Stage):
             old = (buf[at] << 8) | buf[at + 1]
             if j.zero_ok and old == 0:
                 continue
-            if kind == L4_QUOTED:
-                # A quoted header: keep its checksum consistent with what was zeroed after it.
-                new = adjust(old, ones_sum(buf[start : min(end, size)]) - before[i])
+            if end > size:
+                # Cut short (a quoted packet, a segment past the snap length): the checksum
+                # cannot be recomputed over the sanitized bytes, and an update would tell of
+                # the zeroed and the missing ones. Zeroed (docs/policy.md).
+                new = 0
+            elif kind == L4_QUOTED:
+                # A quoted header, all of it quoted: consistent with what was zeroed after it.
+                new = adjust(old, ones_sum(buf[start:end]) - before[i])
             elif frag is not None:
                 # Later fragments are all zeros: the first one's bytes make the whole sum.
                 if pseudo[i]:
@@ -307,20 +311,19 @@ class MaskingStage(Stage):
                         total = (buf[start + 4] << 8) | buf[start + 5]
                     elif length:
                         total = length[0][0]
-                    else:
-                        continue  # last fragment never seen: length unknown, leave as is
+                    else:  # last fragment never seen: the length is unknown, and the old
+                        buf[at : at + 2] = b"\0\0"  # checksum would tell of the zeroed bytes
+                        continue
                 else:
                     total = 0
                 buf[at : at + 2] = b"\0\0"
                 new = 0xFFFF - (ones_sum(buf[start:end]) + pseudo[i] + total) % 0xFFFF
-            elif end <= size:
+            else:
                 buf[at : at + 2] = b"\0\0"
                 s = ones_sum(buf[start:end])
                 if pseudo[i]:
                     s += pseudo[i] + (end - start)
                 new = 0xFFFF - s % 0xFFFF
-            else:  # cut short: update for what changed in the captured part
-                new = adjust(old, ones_sum(buf[start:size]) - before[i])
             buf[at : at + 2] = new.to_bytes(2, "big")
         return buf
 
