@@ -429,7 +429,8 @@ def b_mpls(m):
 
 def b_mpls_pw(m):
     # Ethernet pseudowire: bottom label, 4-byte control word (first nibble 0), then a whole frame.
-    head = bytes(eth(m, type=0x8847) / MPLS(label=300, s=1, ttl=64)) + b"\0\0\0\x01"
+    # The control word cannot be told from the start of a frame without one: it is zeroed.
+    head = bytes(eth(m, type=0x8847) / MPLS(label=300, s=1, ttl=64)) + (b"\0\0\0\x01" if m.ips is None else bytes(4))
     return [head + bytes(eth(m, M3, M4) / tcp4(m, C, D)), head + bytes(eth(m, M4, M3) / udp6(m, C6, D6))]
 
 
@@ -510,11 +511,20 @@ def icmp6_error(cls, **fields):
     return build
 
 
+def solicited(m, target: str, mac: bool = False) -> str:
+    """The solicited-node address (or its MAC) of ``target`` as ``m`` maps it: it follows the
+    mapped target's low 24 bits (the MAC only when MACs are mapped)."""
+    low = m.raw(target)[13:]
+    if mac:
+        return text_addr(b"\x33\x33\xff" + (low if m.macs or m.ips is None else raw_addr(target)[13:]))
+    return text_addr(bytes.fromhex("ff0200000000000000000001ff") + low)
+
+
 def b_ns(m):
-    return [eth(m, M1, "33:33:ff:00:00:10") / IPv6(src=m(LL1), dst=m("ff02::1:ff00:10"), hlim=255)
+    return [Ether(src=m(M1), dst=solicited(m, A6, mac=True)) / IPv6(src=m(LL1), dst=solicited(m, A6), hlim=255)
             / ICMPv6ND_NS(tgt=m(A6)) / ICMPv6NDOptSrcLLAddr(lladdr=m(M1)),
             # duplicate address detection: from ::, no option
-            eth(m, M1, "33:33:ff:00:00:20") / IPv6(src=m("::"), dst=m("ff02::1:ff00:20"), hlim=255)
+            Ether(src=m(M1), dst=solicited(m, B6, mac=True)) / IPv6(src=m("::"), dst=solicited(m, B6), hlim=255)
             / ICMPv6ND_NS(tgt=m(B6))]
 
 

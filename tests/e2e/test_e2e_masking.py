@@ -906,12 +906,12 @@ def test_flow_reuse(run, tmp_path):
 
 
 def test_snaplen_cut_segments(run, tmp_path):
-    """Frames cut short by a snaplen: no marker survives; checksums are updated for what changed.
+    """Frames cut short by a snaplen: no marker survives; their transport checksums are zeroed.
 
-    A cut-short packet's checksum cannot be recomputed; it must equal the checksum
-    of the whole original packet with the captured part as masked.
+    A cut-short packet's checksum cannot be recomputed over the sanitized bytes; an
+    incremental update would be a 16-bit function of the zeroed and the missing bytes.
     """
-    from scapy.all import IP, TCP, Ether
+    from scapy.all import TCP, Ether
 
     client, server = tls12_session()
     conv = Conv().handshake()
@@ -928,11 +928,9 @@ def test_snaplen_cut_segments(run, tmp_path):
         if len(frame) <= snap:
             continue
         cut += 1
-        whole = Ether(o + frame[snap:])
-        claimed = whole[TCP].chksum
-        del whole[TCP].chksum
-        del whole[IP].chksum
-        assert Ether(bytes(whole))[TCP].chksum == claimed, f"TCP checksum of a cut frame at offset {seg.off}"
+        # Its checksum cannot be recomputed over the sanitized bytes, and an update would
+        # tell of the zeroed and the missing ones: it is zeroed.
+        assert Ether(o)[TCP].chksum == 0, f"TCP checksum of a cut frame at offset {seg.off}"
     assert cut >= 4
 
 
