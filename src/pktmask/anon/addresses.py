@@ -15,7 +15,7 @@ from typing import Final, Protocol
 from pktmask.anon.cryptopan import is_special_v4, is_special_v6
 from pktmask.anon.multicast import SOLICITED_NODE_MAC, map_group
 from pktmask.capture.packet import Layout, Patch
-from pktmask.proto.checksum import word, word_sum
+from pktmask.proto.checksum import adjust, word, word_sum
 
 
 class AddressMap(Protocol):
@@ -153,7 +153,7 @@ class AddressRewriter:
         at = l4 + 16 if proto == 6 else l4 + 6
         if at + 2 <= end and (proto == 6 or v6 or data[at] or data[at + 1]):
             old = (data[at] << 8) | data[at + 1]
-            c = ~(((~old & 0xFFFF) + pseudo) % 0xFFFF) & 0xFFFF  # RFC 1624, as adjust()
+            c = adjust(old, pseudo, proto == 17)  # RFC 1624
             return b"".join((head, data[after:at], word(c), data[at + 2 :]))
         return head + data[after:]
 

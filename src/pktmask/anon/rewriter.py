@@ -88,4 +88,4 @@ class Rewriter(AddressRewriter):
                 continue  # a zero UDP checksum over IPv4 means "none": it stays
             delta = (ones_sum(buf[j.start : min(j.end, size)]) + j.pseudo_sum(buf) - sums[i]) % 0xFFFF
             if delta:
-                buf[at : at + 2] = word(adjust(old, delta))
+                buf[at : at + 2] = word(adjust(old, delta, j.proto == 17 or j.proto == 136))

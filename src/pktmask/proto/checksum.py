@@ -39,11 +39,22 @@ def word_sum(data) -> int:
     return _from(data, "big") % 0xFFFF
 
 
-def adjust(csum: int, delta: int) -> int:
+def field(s: int, udp: bool) -> int:
+    """Return the checksum field for data whose one's complement sum is ``s`` (modulo 0xFFFF).
+
+    Data that is not all zeros sums to 0xFFFF, never to 0x0000, so ``s % 0xFFFF == 0``
+    means a sum of 0xFFFF and a checksum of 0x0000 (RFC 1624). UDP and UDP-Lite send a
+    computed 0x0000 as 0xFFFF instead (RFC 768, RFC 3828): their 0x0000 means "none".
+    """
+    x = s % 0xFFFF
+    if x:
+        return 0xFFFF - x
+    return 0xFFFF if udp else 0
+
+
+def adjust(csum: int, delta: int, udp: bool = False) -> int:
     """Return checksum ``csum`` updated for data whose word sum changed by ``delta``.
 
-    RFC 1624 eqn. 3: HC' = ~(~HC + m' - m). The result is never 0x0000 (a
-    sum of zero is represented as 0xFFFF), so a UDP checksum stays "present".
+    RFC 1624 eqn. 3: HC' = ~(~HC + m' - m), with its +0 rule as ``field``.
     """
-    x = ((~csum & 0xFFFF) + delta) % 0xFFFF
-    return ~x & 0xFFFF
+    return field((~csum & 0xFFFF) + delta, udp)

@@ -28,13 +28,14 @@ from pktmask.mask.decisions import (
     DecisionStream,
 )
 from pktmask.mask.tracker import StreamTracker
-from pktmask.proto.checksum import adjust, ones_sum, word
+from pktmask.proto.checksum import adjust, field, ones_sum, word
 from pktmask.proto.layout import fast_layout
 from pktmask.proto.link import check_linktype
 from pktmask.proto.walk import IP4_HEADER, L4_QUOTED, walk
 
 _H: Final = struct.Struct("!H").pack_into
 _from: Final = int.from_bytes
+_UDP: Final = frozenset({17, 136})  # UDP and UDP-Lite: a computed 0x0000 is sent as 0xFFFF
 
 
 def _sums(raw: bytes, l3: int, l4: int, proto: int, end: int, v6: bool, ps: int) -> tuple[int, int]:
@@ -64,7 +65,7 @@ def _headers(raw: bytes, l3: int, v6: bool, proto: int, at: int, ps: int, old: i
     spliced from slices: one slice assignment into a bytearray costs about as
     much as copying the whole frame.
     """
-    tck = word(0xFFFF - s % 0xFFFF)
+    tck = word(field(s, proto == 17))
     if v6:
         if patch is None:
             return b"".join((raw[:at], tck, raw[at + 2 : ps]))
@@ -253,7 +254,7 @@ class MaskingStage(Stage):
             if proto == 17 and not old:
                 pkt.data = buf
                 return pkt  # a zero UDP checksum over IPv4 means "none": it stays
-        _H(buf, at, 0xFFFF - s % 0xFFFF)
+        _H(buf, at, field(s, proto == 17))
         pkt.data = buf
         return pkt
 
@@ -303,7 +304,7 @@ class MaskingStage(Stage):
                 new = 0
             elif kind == L4_QUOTED:
                 # A quoted header, all of it quoted: consistent with what was zeroed after it.
-                new = adjust(old, ones_sum(buf[start:end]) - before[i])
+                new = adjust(old, ones_sum(buf[start:end]) - before[i], j.proto in _UDP)
             elif frag is not None:
                 # Later fragments are all zeros: the first one's bytes make the whole sum.
                 if pseudo[i]:
@@ -317,13 +318,13 @@ class MaskingStage(Stage):
                 else:
                     total = 0
                 buf[at : at + 2] = b"\0\0"
-                new = 0xFFFF - (ones_sum(buf[start:end]) + pseudo[i] + total) % 0xFFFF
+                new = field(ones_sum(buf[start:end]) + pseudo[i] + total, j.proto in _UDP)
             else:
                 buf[at : at + 2] = b"\0\0"
                 s = ones_sum(buf[start:end])
                 if pseudo[i]:
                     s += pseudo[i] + (end - start)
-                new = 0xFFFF - s % 0xFFFF
+                new = field(s, j.proto in _UDP)
             buf[at : at + 2] = new.to_bytes(2, "big")
         return buf
 
