@@ -66,6 +66,23 @@ def within(keep: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, int]]
     return [(max(s, a) - a, min(e, b) - a) for s, e in merged if s < b and e > a]
 
 
+def runs(keep: list[tuple[int, int]], cuts: list[int]) -> list[tuple[int, int]]:
+    """``keep`` split where the first copies' chunks start (the tracker's history runs)."""
+    out = []
+    for s, e in keep:
+        for c in sorted(cuts):
+            if s < c < e:
+                out.append((s, c))
+                s = c
+        out.append((s, e))
+    return out
+
+
+def covered(history: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, int]]:
+    """What a faithful copy of [a, b) keeps: the runs it covers in full, merged, relative to a."""
+    return within([(s, e) for s, e in history if a <= s and e <= b], a, b)
+
+
 def starts(stream: bytes) -> list[int]:
     out, i = [], 0
     while i < len(stream):
@@ -205,7 +222,9 @@ def test_retransmission_before_decision():
 
 
 def test_overlapping_segments():
-    """Repacketized retransmissions overlapping old and new bytes."""
+    """Repacketized retransmissions overlapping old and new bytes: a copy keeps the kept runs
+    of the history it covers in full (their digests match) and its new bytes as parsed; a run
+    it covers only in part cannot be checked and is zeroed."""
     h = Harness()
     h.syn(0)
     h.send(0, 0, TLS_CLIENT[:100])
@@ -213,7 +232,12 @@ def test_overlapping_segments():
     h.send(0, 200, TLS_CLIENT[200:400])
     h.send(0, 10, TLS_CLIENT[10:500])  # covers everything so far and more
     h.send(0, 500, TLS_CLIENT[500:])
-    assert h.finish() == h.expect({0: tls_keep(TLS_CLIENT)})
+    history = runs(tls_keep(TLS_CLIENT), [100, 260, 400, 500])  # where new bytes started
+    out = h.finish()
+    assert out == [covered(history, a, a + n) for _, a, n in h.segs]
+    # The first copies keep everything; a copy never keeps what its first copy zeroed.
+    assert [out[0], out[4]] == [within(tls_keep(TLS_CLIENT), 0, 100), within(tls_keep(TLS_CLIENT), 500, 10**6)]
+    assert out[1][0][0] == 100 - 50  # [50, 100) of the ClientHello run [0, 100): not checkable
 
 
 @pytest.mark.parametrize("isn", [0xFFFFFFFF, 0xFFFFFF00, 0xFFFFFFF0 - 205])
@@ -521,3 +545,180 @@ def test_held_blobs_come_out_after_the_segments_ahead_of_them(monkeypatch):
     assert out[6] == within(tls_keep(stream), 3, 200)
     assert t.held == 0
     t.finish()
+
+
+# ---------------------------------------------------------------- copies with other bytes (issue 12)
+
+
+REQ = b"GET /a?q=1 HTTP/1.1\r\nAccept: text/html\r\n\r\n"
+FORGED = b"GET /a?q=1 HTTP/1.1\r\nCookie: secret=xy\r\n\r\n"  # same length, same seq
+
+
+def http_harness() -> Harness:
+    h = Harness()
+    h.ports = (40000, 80)
+    h.syn(0)
+    return h
+
+
+def kept(data: bytes, ranges: list[tuple[int, int]]) -> bytes:
+    """The bytes of ``data`` a segment's ranges keep, others as NUL (what the mask pass writes)."""
+    out = bytearray(len(data))
+    for a, b in ranges:
+        out[a:b] = data[a:b]
+    return bytes(out)
+
+
+def test_exact_http_retransmission_keeps_the_same_ranges():
+    h = http_harness()
+    h.send(0, 0, REQ)
+    h.send(0, 0, REQ)
+    out = h.finish()
+    assert out[0] == out[1] == [(0, 7), (10, len(REQ))]  # the query value is zeroed
+
+
+def test_copy_with_other_bytes_keeps_only_what_it_repeats():
+    """Same seq, different header: the run whose bytes differ is zeroed, the equal run stays."""
+    h = http_harness()
+    h.send(0, 0, REQ)
+    h.send(0, 0, FORGED)
+    out = h.finish()
+    assert out[0] == [(0, 7), (10, len(REQ))]
+    assert out[1] == [(0, 7)]  # "GET /a?" is the same bytes; the rest of the head is not
+    assert b"secret" not in kept(FORGED, out[1])
+
+
+def test_copy_of_undecided_bytes_compared_byte_for_byte():
+    """A copy arriving while its first copy's last line is still undecided (held, not yet in the history)."""
+    h = http_harness()
+    cut = REQ.index(b"Accept") + 9  # inside "text/html"
+    h.send(0, 0, REQ[:cut])
+    h.send(0, 0, FORGED[:cut])  # "Cookie: s" where the first copy had "Accept: t"
+    h.send(0, 0, REQ[:cut])  # a faithful copy of the same bytes
+    assert h.out == []
+    h.send(0, cut, REQ[cut:])
+    out = h.finish()
+    line = REQ.index(b"Accept")
+    assert out[0] == out[2] == [(0, 7), (10, cut)]
+    assert out[1] == [(0, 7), (10, line)]  # the request line: decided, checked by digest
+    assert out[3] == [(0, len(REQ) - cut)]
+
+
+@pytest.mark.parametrize("tail", [b"Host: h", b"Host: x"], ids=["same", "changed"])
+def test_copy_covering_the_tail_of_a_segment_and_new_data(tail):
+    """A copy from the start of a kept run: checked run by run; its new bytes are parsed as usual."""
+    h = http_harness()
+    first = b"GET /a?q=1 HTTP/1.1\r\nHost: h\r\n"
+    more = b"Accept: */*\r\n\r\n"
+    h.send(0, 0, first)
+    h.send(0, 7, (first[7:-9] + tail + b"\r\n") + more)  # from the zeroed query on
+    h.send(0, 15, first[15:] + more)  # from inside the run [10, len(first)): not checkable
+    out = h.finish()
+    n = len(first)
+    assert out[0] == [(0, 7), (10, n)]
+    new = (n - 7, n - 7 + len(more))
+    assert out[1] == ([(10 - 7, new[1])] if tail == b"Host: h" else [new])
+    # The third copy covers only part of the first segment's run: those bytes are zeroed;
+    # ``more`` was decided from the second copy's bytes, which it repeats.
+    assert out[2] == [(n - 15, n - 15 + len(more))]
+
+
+def test_copy_after_its_history_was_dropped_is_zeroed(monkeypatch):
+    """Past RETX_WINDOW (once the history is compacted) a copy cannot be checked: fail closed."""
+    monkeypatch.setattr(tracker_mod, "RETX_WINDOW", 2000)
+    h = Harness()
+    h.syn(0)
+    stream = b"".join(rec(23, filler(20, i)) for i in range(tracker_mod.HISTORY_COMPACT + 100))
+    pieces = h.cut(0, stream, [250] * (len(stream) // 250))
+    for p in pieces:
+        h.send(0, *p)
+    h.send(0, *pieces[0])  # long gone from the history
+    h.send(0, *pieces[-2])  # recent: still checked, and kept
+    out = h.finish()
+    keep = tls_keep(stream)
+    assert out[0] == within(keep, 0, 250) != []
+    assert out[-2] == []
+    assert out[-1] == out[len(pieces) - 2] != []
+
+
+def test_tls_copy_with_a_changed_record_header():
+    """Headers of data records are runs of their own (the bodies between are zeroed): a copy
+    with a changed header has it zeroed, and the body it announces is not kept either."""
+    h = Harness()
+    h.syn(0)
+    stream = hs_record(1, 60) + rec(23, filler(50, 2)) + rec(23, filler(30, 3)) + rec(23, filler(10, 4))
+    s = starts(stream)
+    forged = bytearray(stream)
+    forged[s[2]] = 22  # application_data claimed to be handshake: its body would be kept if parsed
+    forged[s[3] + 4] ^= 1  # and another length
+    h.send(0, 0, stream)
+    h.send(0, 0, bytes(forged))
+    h.send(0, 0, stream)
+    out = h.finish()
+    assert out[0] == out[2] == tls_keep(stream) == [(0, s[1] + 5), (s[2], s[2] + 5), (s[3], s[3] + 5)]
+    assert out[1] == [(0, s[1] + 5)]  # the handshake record and the next header: the same bytes
+    assert h.t.tls_records_masked == 3
+
+
+def test_out_of_order_copies_first_one_wins():
+    """Buffered out of order, the first copy is fed; later copies (same start, or overlapping
+    from an earlier start, or arriving in order over it) are compared with it."""
+    h = http_harness()
+    line = REQ.index(b"Accept")
+    h.send(0, line, REQ[line:])  # ahead of a hole: buffered
+    h.send(0, line, FORGED[line:])  # same start, other bytes
+    h.send(0, 7, FORGED[7:])  # from before the hole: new bytes [7, line), then buffered ones
+    h.send(0, 0, REQ[:7])  # fills the hole
+    out = h.finish()
+    assert out[0] == [(0, len(REQ) - line)]
+    assert out[1] == []
+    assert out[2] == [(3, line - 7)]  # " HTTP/1.1\r\n" only: the cookie line is not the first copy
+    assert out[3] == [(0, 7)]
+    assert all(b"secret" not in kept(FORGED[a:], r) for r, a in zip(out[1:3], (line, 7), strict=True))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_kept_bytes_are_always_the_first_copys(seed):
+    """Random cuts, reordering and copies with random bytes overwritten: every byte any segment
+    keeps equals the first copy (in capture order) of that stream offset."""
+    import random
+
+    rnd = random.Random(seed)
+    h = Harness()
+    if seed % 2:
+        stream = TLS_CLIENT + TLS_SERVER
+    else:
+        h.ports = (40000, 80)
+        stream = b"".join(
+            http_msg(b"GET /%d?" % i, (b"q=SECRET",), b" HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nCookie: ",
+                     (b"c=SECRET",), b"\r\n\r\n")[0] for i in range(8))
+    h.syn(0)
+    segs: list[tuple[int, bytes]] = []
+    pos = 0
+    while pos < len(stream):
+        n = rnd.choice([1, 3, 7, 20, 60, 150, 400])
+        segs.append((pos, stream[pos : pos + n]))
+        pos += n
+    for _ in range(len(segs) // 2):  # copies: repacketized, some with other bytes
+        a = rnd.randrange(len(stream))
+        data = bytearray(stream[a : a + rnd.choice([1, 5, 30, 100, 300])])
+        if rnd.random() < 0.6:
+            x = rnd.randrange(len(data))
+            y = min(len(data), x + rnd.choice([1, 4, 16]))
+            data[x:y] = bytes(rnd.randrange(256) for _ in range(y - x))
+        segs.insert(rnd.randrange(len(segs) + 1), (a, bytes(data)))
+    for i in range(len(segs) - 1):  # local reordering
+        if rnd.random() < 0.2:
+            segs[i], segs[i + 1] = segs[i + 1], segs[i]
+    first = bytearray(len(stream))
+    seen = [False] * len(stream)
+    for off, data in segs:
+        for i, c in enumerate(data):
+            if not seen[off + i]:
+                seen[off + i], first[off + i] = True, c
+        h.send(0, off, data)
+    out = h.finish()
+    assert any(out) or first[:64] != stream[:64]  # unless the stream's start came garbled first
+    for (off, data), ranges in zip(segs, out, strict=True):
+        for x, y in ranges:
+            assert data[x:y] == first[off + x : off + y], (off, x, y)

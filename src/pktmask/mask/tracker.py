@@ -6,13 +6,19 @@ TLS or HTTP parser chosen by sniffing its first bytes. For every segment with
 payload, in capture order, ``emit`` receives the keep ranges relative to the
 payload start; everything else of that payload is zeroed by the mask pass.
 
-Properties: retransmitted and overlapping bytes get the decision their first
-copy got (within RETX_WINDOW of the stream); a gap (lost segment, or buffers
-full) is zeroed and the parser resynchronises at a later segment start; a
-capture starting mid-stream is sniffed segment by segment; flow state is
-bounded (MAX_FLOWS, least recently used first out) and emission waits at most
-MAX_PENDING segments for an undecided one, which is then zeroed where still
-undecided. Fail closed throughout: bytes nobody decided to keep are zeroed.
+Properties: the parser sees each stream offset once, from its first copy in
+capture order (out-of-order buffers keep first copies too); a retransmitted or
+overlapping copy keeps only bytes its first copy kept, and only where it
+repeats them: every kept run of the history carries a CRC-32 of the first
+copy's bytes, a copy covering a run in full must match it, a run covered in
+part or beyond RETX_WINDOW of the stream (history dropped) is zeroed, and
+copies of bytes still undecided or buffered are compared byte for byte. A gap
+(lost segment, or buffers full) is zeroed and the parser resynchronises at a
+later segment start; a capture starting mid-stream is sniffed segment by
+segment; flow state is bounded (MAX_FLOWS, least recently used first out) and
+emission waits at most MAX_PENDING segments for an undecided one, which is then
+zeroed where still undecided. Fail closed throughout: bytes nobody decided to
+keep are zeroed.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ MAX_DATAGRAMS: Final = 1 << 16  # fragmented datagrams waiting for their last fr
 MAX_PENDING = 100_000
 OOO_LIMIT = 1 << 20  # out-of-order bytes buffered per direction before declaring a gap
 OOO_TOTAL: Final = 64 << 20  # ... and over all flows
-RETX_WINDOW: Final = 4 << 20  # keep decisions this far back for retransmissions
+RETX_WINDOW = 4 << 20  # keep decisions (and their digests) this far back for retransmissions
 HISTORY_COMPACT: Final = 512
 
 OTHER: Final = "other"  # a direction whose protocol is neither TLS nor HTTP: all zero
@@ -245,28 +251,66 @@ class StreamTracker:
 
     # ---- reassembly ------------------------------------------------------------
     def _data(self, d: Direction, p: Pending, payload) -> None:
+        """A segment off the in-order fast path: a copy of fed bytes, in order, or ahead of a hole."""
         a, b = p.a, p.b
+        nxt = d.next
+        if a < nxt:
+            # A retransmission or overlap: it may keep only what it repeats of the first copy.
+            bad = d.check(a, b if b < nxt else nxt, payload)
+            if bad:
+                p.bad = bad
         if b <= d.decided:
-            p.ranges = d.ranges(a, b)
+            d.settle(p, b)
             return
-        if a <= d.next:
-            if b > d.next:
-                self._feed(d, payload[d.next - a :] if a < d.next else payload)
+        if b > nxt:
+            if d.ooo:
+                self._insert(d, p, a if a > nxt else nxt, payload)
+            elif a <= nxt:
+                self._feed(d, payload[nxt - a :] if a < nxt else payload)
+            else:
+                self._store(d, a, payload)
+            if d.ooo:
                 self._drain_ooo(d)
-        else:
-            if a not in d.ooo or len(d.ooo[a]) < b - a:
-                old = len(d.ooo.get(a, b""))
-                d.ooo[a] = bytes(payload)
-                d.ooo_bytes += b - a - old
-                self.ooo_total += b - a - old
-            if d.ooo_bytes > OOO_LIMIT or self.ooo_total > OOO_TOTAL:
-                self._flush(d)
+                if d.ooo_bytes > OOO_LIMIT or self.ooo_total > OOO_TOTAL:
+                    self._flush(d)
         if p.ranges is None:
             if b <= d.decided:
-                p.ranges = d.ranges(a, b)
+                d.settle(p, b)
             else:
                 d.waiting.append(p)
         self._resolve(d)
+
+    def _insert(self, d: Direction, p: Pending, lo: int, payload) -> None:
+        """Buffer the bytes of segment ``p`` from ``lo`` (not before ``d.next``) with the first copies.
+
+        Parts that no buffered segment holds are stored; where one does, its
+        bytes stay (they will be fed) and this copy must repeat them or is not
+        kept there. Buffered pieces never overlap.
+        """
+        a, b = p.a, p.b
+        ooo = d.ooo
+        bad = p.bad
+        pos = lo
+        for s in sorted([k for k in ooo if k < b and k + len(ooo[k]) > lo]):
+            data = ooo[s]
+            e = s + len(data)
+            if s > pos:
+                self._store(d, pos, payload[pos - a : s - a])
+                pos = s
+            y = e if e < b else b
+            if payload[pos - a : y - a] != data[pos - s : y - s]:
+                if bad is None:
+                    bad = p.bad = []
+                bad.append((pos - a, y - a))
+            pos = y
+        if pos < b:
+            self._store(d, pos, payload[pos - a :])
+
+    def _store(self, d: Direction, start: int, view) -> None:
+        data = bytes(view)
+        d.ooo[start] = data
+        d.ooo_bytes += len(data)
+        self.ooo_total += len(data)
 
     def _feed(self, d: Direction, chunk) -> None:
         """Feed the next in-order bytes (starting at d.next) to the direction's parser."""
@@ -291,21 +335,17 @@ class StreamTracker:
                 # The stream's first bytes are neither TLS nor HTTP: zeroed, and from
                 # now on only a TLS upgrade (STARTTLS) can make bytes worth keeping.
                 d.kind = OTHER
-        d.next += len(chunk)
+        start = d.next
+        d.next = start + len(chunk)
         parser = d.parser
         if parser is None:
             return
         parser.feed(chunk)
         ranges = parser.take_ranges()
-        if ranges:
-            hs, he = d.hs, d.he
-            for s, e in ranges:
-                if he and he[-1] == s:
-                    he[-1] = e
-                else:
-                    hs.append(s)
-                    he.append(e)
-            if len(hs) > HISTORY_COMPACT:
+        dec = parser.decided
+        if ranges or dec < d.next or d.tail:
+            d.remember(start, chunk, ranges, dec)
+            if len(d.hs) > HISTORY_COMPACT:
                 self._prune(d)
 
     def _drain_ooo(self, d: Direction) -> None:
@@ -333,6 +373,7 @@ class StreamTracker:
             if start > d.next:
                 if d.parser is not None:
                     d.parser.gap(start)
+                d.tail = b""  # everything up to the gap is decided now
                 d.next = start
             self._drain_ooo(d)
         self._resolve(d, final=True)
@@ -343,6 +384,7 @@ class StreamTracker:
         if k:
             del d.hs[:k]
             del d.he[:k]
+            del d.hd[:k]
 
     def _resolve(self, d: Direction, final: bool = False) -> None:
         """Fix the ranges of this direction's segments that are now decided (or must be)."""
@@ -353,7 +395,7 @@ class StreamTracker:
         for p in d.waiting:
             if p.b <= decided or final:
                 # With ``final``, bytes not yet decided are zeroed: ranges stop at ``decided``.
-                p.ranges = d.ranges(p.a, min(p.b, decided))
+                d.settle(p, min(p.b, decided))
             else:
                 keep.append(p)
         d.waiting = keep
@@ -367,6 +409,7 @@ class StreamTracker:
                 self.http_messages_masked += d.parser.messages_masked
             d.parser = None
             d.kind = EVICTED
+            d.tail = b""
 
     def _drain(self, force: bool = False) -> None:
         """Emit the decided segments at the head of the queue, in order."""
@@ -386,3 +429,4 @@ class StreamTracker:
             elif isinstance(ranges, bytes):
                 self.held -= 1
             emit(ranges)
+
