@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-CATEGORIES = {"ip", "mac", "dns", "http", "strings"}
+CATEGORIES = {"ip", "mac", "dns", "http", "strings", "fields"}
 
 
 def verify_json(run, original, sanitized):
