@@ -350,3 +350,37 @@ def test_dns_messages_need_a_dns_port():
         assert len(msgs) == expected
     walker.frame(dns, 1)
     assert read_message(next(udp_dns(dns, *walker.udp[0]))[1]).names == [b"printer.local"]
+
+
+# ---------------------------------------------------------------- lining up the two files
+
+
+def test_frames_dropped_by_dedup_are_skipped(original, tmp_path, manager):
+    out = sanitize(original, tmp_path / "out.pcap", manager, key=KEY, dedup=True)
+    report = verify(original, out, manager)
+    assert report["aligned"] is True and report["clean"] is True, report["findings"]
+    assert report["alignment"] == {"packets": len(audit_frames()) - 1, "skipped_duplicates": 1}
+
+
+def test_frames_that_cannot_be_lined_up_fall_back_to_needles(original, tmp_path, manager):
+    frames = audit_frames()
+    shifted = write_pcap(tmp_path / "shifted.pcap", frames[:3] + frames[4:])  # one frame lost
+    report = verify(original, shifted, manager)
+    assert report["aligned"] is False and "could not be lined up" in report["notes"][0]
+    assert "packet 4 of ORIGINAL" in report["alignment"]["failed"]
+    assert report["findings"] == [] and report["categories"]["fields"]["leaks"] == 0
+    cats = report["categories"]
+    assert report["clean"] is False and cats["ip"]["leaks"] and cats["http"]["leaks"]
+    assert {ex["where"] for ex in cats["ip"]["examples"]} == {"header"}
+    assert "intranet.example" in values(cats["http"], "policy_examples")
+
+
+def test_field_findings_name_packet_offset_and_field(original, tmp_path, manager):
+    report = verify(original, original, manager)
+    assert report["findings_total"] >= len(report["findings"]) > 0
+    first = report["findings"][0]
+    assert set(first) == {"packet", "original_packet", "offset", "length", "field", "kind"}
+    assert {"packet": 1, "original_packet": 1, "offset": 0, "length": 6, "field": "eth.dst",
+            "kind": "not mapped"} in report["findings"]
+    cookie = next(f for f in report["findings"] if f["field"] == "tcp.payload" and f["packet"] == 8)
+    assert cookie["kind"] == "unchanged"
