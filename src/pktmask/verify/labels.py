@@ -66,8 +66,8 @@ def special_mac(mac: bytes) -> bool:
 
 def group_kind(addr: bytes) -> int:
     """The label of a 16-byte IPv6 address field: ADDR6, or SNODE / GPREFIX for derived groups."""
-    if addr[0] != 0xFF:
-        return ADDR6
+    if len(addr) < 16 or addr[0] != 0xFF:
+        return ADDR6  # a cut-short field becomes OTHER in Spans.add
     if addr[:13] == _SOLICITED:
         return SNODE
     flags = addr[1] >> 4

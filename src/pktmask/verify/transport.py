@@ -46,9 +46,21 @@ class Transport:
     complete: set[bytes]
 
     def l4(self, proto: int, p: int, end: int, addrs, frag: bytes | None, quoted: bool) -> None:
-        n = self.n
-        if p >= n:
+        """Label the transport layer at ``p``; nothing it labels reaches past ``end``, where the
+        IP header says the datagram ends (a field that would is not kept: Spans.add)."""
+        if p >= self.n:
             return
+        spans = self.s
+        outer = spans.n
+        if end < outer:
+            spans.n = end
+        try:
+            self.l4_(proto, p, end, addrs, frag, quoted)
+        finally:
+            spans.n = outer
+
+    def l4_(self, proto: int, p: int, end: int, addrs, frag: bytes | None, quoted: bool) -> None:
+        n = self.n
         ck = KEEP if quoted or (end <= n and (frag is None or frag in self.complete)) else ZERO
         plain = quoted or frag is not None  # no stream, no payload walk
         if proto == TCP:
