@@ -78,20 +78,14 @@ class AddressBook:
         """Record an address; special ones are skipped."""
         raw = bytes(raw)
         if category == MAC:
-            target = self.macs
-            if special_mac(raw):
-                return
+            target, special = self.macs, special_mac
         elif len(raw) == 4:
-            target = self.v4
-            if special_v4(raw):
-                return
+            target, special = self.v4, special_v4
         elif len(raw) == 16:
-            target = self.v6
-            if special_v6(raw):
-                return
+            target, special = self.v6, special_v6
         else:
             return
-        if raw in target or len(target) >= self.limit:
+        if raw in target or len(target) >= self.limit or special(raw):
             return
         target.add(raw)
         # Index the 4-byte window of the address with the fewest 00/ff bytes: those
@@ -108,13 +102,16 @@ class AddressBook:
         return raw in (self.v4 if len(raw) == 4 else self.v6)
 
     # ---- search ------------------------------------------------------------
-    def find(self, data: bytes, lowered: bytes, windows: set[int]
+    def find(self, data: bytes, lowered: bytes, windows: set[int], spelled: bool = True
              ) -> Iterator[tuple[str, bytes, int, int, str]]:
         """Yield ``(category, address, start, end, where)`` for each address found in ``data``.
 
-        ``lowered`` is ``data.lower()`` and ``windows`` its raw ``window_keys``.
+        ``lowered`` is ``data.lower()`` and ``windows`` its raw ``window_keys``; ``spelled``:
+        text spellings too, not only raw bytes.
         """
         yield from self._find_raw(data, windows)
+        if not spelled:
+            return
         if self.v4:
             if b"." in lowered:
                 yield from self._find_v4(lowered)

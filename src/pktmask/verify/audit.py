@@ -122,7 +122,7 @@ class Aligned:
                 if len(seen) < MAX_SEEN:
                     seen.setdefault(h, hash(s))
                 self.fields(o, s, items, keep)
-                self.searcher.frame(s, self.packet, items, keep, tcp, walker.udp)
+                self.searcher.frame(s, self.packet, items, keep, tcp, walker.udp, o)
                 spkt = next(later, None)
             if spkt is not None:
                 raise Misaligned(f"SANITIZED has packets after the last of ORIGINAL ({self.packet} lined up)")

@@ -39,6 +39,7 @@ TEXT = "payload (text)"
 DNS_WIRE = "payload (DNS wire format)"
 DNS_MESSAGE = "DNS message"
 ADDRESS_KINDS = {ADDR4: IP, ADDR6: IP, MAC_FIELD: MAC}
+POLICY_CATEGORIES = ("dns", "http")
 
 
 def display(value: bytes) -> str:
@@ -90,6 +91,7 @@ class Needles:
     def __init__(self):
         self.addresses = AddressBook()
         self.text = NeedleIndex()
+        self.policy_text = NeedleIndex()  # dns and http only: what is worth telling about kept bytes
         self.values: dict[str, dict[bytes, str]] = {c: {} for c in MAX_VALUES}  # lower-cased -> shown
 
     @property
@@ -105,11 +107,13 @@ class Needles:
             return
         shown = display(value)
         known[low] = shown
-        self.text.add(low, (category, shown, TEXT))
-        if category == "dns":
-            wire = to_wire(low)
-            if wire is not None:
-                self.text.add(wire, (category, shown, DNS_WIRE))
+        indexes = (self.text, self.policy_text) if category in POLICY_CATEGORIES else (self.text,)
+        for index in indexes:
+            index.add(low, (category, shown, TEXT))
+            if category == "dns":
+                wire = to_wire(low)
+                if wire is not None:
+                    index.add(wire, (category, shown, DNS_WIRE))
 
     def add_dns(self, msg: bytes) -> None:
         content = read_message(msg)
@@ -193,12 +197,36 @@ class Searcher:
         self.needles = needles
         self.findings = findings
 
-    def frame(self, data: bytes, packet: int, items, keep: list[tuple[int, int]], tcp, udp) -> None:
+    def frame(self, data: bytes, packet: int, items, keep: list[tuple[int, int]], tcp, udp,
+              original: bytes | None = None) -> None:
         """Search the non-header areas of ``data`` (spans ``items`` of its walk); ``keep`` lists
-        the TCP payload runs the policy keeps; ``tcp`` and ``udp`` are the walk's payloads."""
+        the TCP payload runs the policy keeps; ``tcp`` and ``udp`` are the walk's payloads.
+
+        With ``original`` (the lined-up ORIGINAL frame), a kept run that still holds its
+        original bytes can hide no leak: it is searched only for the addresses (raw), DNS names
+        and HTTP values worth reporting as kept by policy (long strings would hit every HTTP
+        head they were gathered from, at great cost and for no news). A kept run the sanitizer
+        changed is searched in full, and a find there is kept by policy only where it is the
+        original bytes in their original place.
+        """
         for a, b, stream in areas(items, len(data)):
-            if data.count(0, a, b) != b - a:
+            if data.count(0, a, b) == b - a:
+                continue
+            if original is None or not stream:
                 self.area(data, a, b, keep if stream else [], packet)
+                continue
+            q = a
+            for x, y in keep:
+                if q < x:
+                    self.area(data, q, x, [], packet)
+                if x < y:
+                    if data[x:y] == original[x:y]:
+                        self.area(data, x, y, [(x, y)], packet, self.needles.policy_text, False)
+                    else:
+                        self.area(data, x, y, [], packet, original=original)
+                q = max(q, y)
+            if q < b:
+                self.area(data, q, b, [], packet)
         names = self.needles.dns_names
         if not names:
             return
@@ -215,22 +243,35 @@ class Searcher:
                 if shown is not None:
                     self.findings.record("dns", shown, packet, DNS_MESSAGE, kept)
 
-    def area(self, data: bytes, a: int, b: int, keep: list[tuple[int, int]], packet: int) -> None:
+    def area(self, data: bytes, a: int, b: int, keep: list[tuple[int, int]], packet: int,
+             text: NeedleIndex | None = None, spelled: bool = True, original: bytes | None = None) -> None:
+        """Search ``data[a:b]``: a find inside ``keep`` (or, given ``original``, one that is the
+        original bytes in place) is kept by policy. ``text``: the needle index (default: all);
+        ``spelled``: look for addresses spelled as text too, not only raw."""
+        if data.count(0, a, b) == b - a:
+            return
         record = self.findings.record
         chunk = data[a:b]
         lowered = chunk.lower()
+
+        def kept(s: int, e: int) -> bool:
+            if original is not None:
+                return original[a + s:a + e] == chunk[s:e]
+            return _inside(a + s, a + e, keep)
+
         book = self.needles.addresses
         if len(book):
             windows = window_keys(chunk) if book.raw_keys else set()
-            for category, raw, s, e, where in book.find(chunk, lowered, windows):
-                record(category, show(raw), packet, where, _inside(a + s, a + e, keep))
-        text = self.needles.text
+            for category, raw, s, e, where in book.find(chunk, lowered, windows, spelled):
+                record(category, show(raw), packet, where, kept(s, e))
+        if text is None:
+            text = self.needles.text
         if len(text):
             windows = window_keys(lowered)
             for p, needle, tags in text.find(lowered, windows):
-                kept = _inside(a + p, a + p + len(needle), keep)
+                found = kept(p, p + len(needle))
                 for category, shown, where in tags:
-                    record(category, shown, packet, where, kept)
+                    record(category, shown, packet, where, found)
 
     def header_addresses(self, data: bytes, items, packet: int) -> None:
         """Needles-only mode: an address field of SANITIZED holding an address of ORIGINAL."""

@@ -110,12 +110,13 @@ class Transport:
     # ---- TCP ---------------------------------------------------------------------------
     def tcp_(self, p: int, end: int, addrs, ck: int, plain: bool) -> None:
         buf, n, add = self.buf, self.n, self.s.add
-        add(p, p + 4, KEEP, "")
-        add(p + 4, p + 8, KEEP, "")
-        add(p + 8, p + 12, KEEP, "")
-        add(p + 12, p + 16, KEEP, "")
-        add(p + 16, p + 18, ck, "tcp.checksum")
-        add(p + 18, p + 20, KEEP, "")
+        if ck == KEEP and p + 20 <= self.s.n:
+            add(p, p + 20, KEEP, "")
+        else:  # field by field: what is cut short is not kept
+            for a, b in ((p, p + 4), (p + 4, p + 8), (p + 8, p + 12), (p + 12, p + 16)):
+                add(a, b, KEEP, "")
+            add(p + 16, p + 18, ck, "tcp.checksum")
+            add(p + 18, p + 20, KEEP, "")
         if p + 20 > n:
             self.other(p + 20, end, "tcp (cut short)")
             return
