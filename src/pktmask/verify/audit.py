@@ -8,7 +8,8 @@ moved. Passes:
 
 1. ORIGINAL: needles, stream model, complete fragmented datagrams.
 2. ORIGINAL and SANITIZED side by side, frame by frame (same lengths and order; an ORIGINAL
-   frame identical to an earlier one whose SANITIZED copy is not next was dropped by dedup):
+   frame identical to a recent one (MAX_SEEN frames) whose SANITIZED copy is not next was
+   dropped by dedup):
    every unchanged non-zero byte where the policy zeroes, every pseudonym field holding its
    original value, every non-zero must-be-zero checksum is a finding; the needles are
    searched in every non-header area.
@@ -35,6 +36,7 @@ counts them all).
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 
 from pktmask.core.temp_file_manager import TempFileManager
@@ -46,7 +48,7 @@ from pktmask.verify.labels import MAC as MAC_FIELD
 from pktmask.verify.scan import Pass1, Searcher, open_capture
 from pktmask.verify.streams import StreamModel
 
-MAX_SEEN = 1 << 22  # frames remembered to recognise duplicates dedup may have dropped
+MAX_SEEN = 1 << 18  # recent frames remembered to recognise duplicates dedup may have dropped
 
 
 class Misaligned(Exception):
@@ -92,7 +94,7 @@ class Aligned:
         self.original = 0
 
     def run(self, original: str | Path, sanitized: str | Path) -> None:
-        walker, model, seen = self.walker, self.model, {}
+        walker, model, seen, order = self.walker, self.model, {}, deque()
         model.restart()
         skipped = 0
         with open_capture(original) as ro, open_capture(sanitized) as rs:
@@ -119,8 +121,11 @@ class Aligned:
                                      f"packet {self.packet + 1} of SANITIZED ({len(s)} bytes)")
                 self.packet += 1
                 self.original = number
-                if len(seen) < MAX_SEEN:
-                    seen.setdefault(h, hash(s))
+                if h not in seen:
+                    seen[h] = hash(s)
+                    order.append(h)
+                    if len(order) > MAX_SEEN:
+                        del seen[order.popleft()]
                 self.fields(o, s, items, keep)
                 self.searcher.frame(s, self.packet, items, keep, tcp, walker.udp, o)
                 spkt = next(later, None)
