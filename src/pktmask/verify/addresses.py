@@ -1,8 +1,8 @@
 """The addresses of a capture, and where they show up again.
 
 The addresses come from the audit's own dissector (``fields``: every pseudonym field of
-ORIGINAL) and from DNS answers. ``AddressBook`` holds the bounded sets of IPv4, IPv6 and MAC addresses found
-in ORIGINAL and finds them in payload bytes in every common spelling:
+ORIGINAL) and from DNS answers. ``AddressBook`` holds the bounded sets of IPv4, IPv6 and MAC
+addresses found in ORIGINAL and finds them in payload bytes in every common spelling:
 
 * raw bytes (4, 16, 6), through a 4-byte window index like ``needles``;
 * text: dotted IPv4 (digit boundaries), any IPv6 text form (parsed, so

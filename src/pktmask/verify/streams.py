@@ -24,7 +24,7 @@ from typing import Final
 
 from pktmask.verify.payloads import Http, Tls, http_start, tls_start
 
-FIN, SYN, RST = 0x01, 0x02, 0x04
+SYN: Final = 0x02
 BASE: Final = 1 << 40  # absolute offset of a direction's first sequence number
 SNIFF_BYTES: Final = 16
 OOO_DIRECTION: Final = 4 << 20
