@@ -24,6 +24,7 @@ from typing import Final
 
 from pktmask.verify.payloads import Http, Tls, http_start, tls_start
 
+FIN_OR_RST: Final = 0x05
 SYN: Final = 0x02
 BASE: Final = 1 << 40  # absolute offset of a direction's first sequence number
 SNIFF_BYTES: Final = 16
@@ -31,7 +32,7 @@ OOO_DIRECTION: Final = 4 << 20
 OOO_TOTAL: Final = 64 << 20
 KEPT_TOTAL: Final = 256 << 20
 MAX_DIRECTIONS: Final = 1 << 20
-OTHER_KIND, TLS_KIND, HTTP_KIND = "other", "tls", "http"
+OTHER_KIND, TLS_KIND, HTTP_KIND, CLOSED = "other", "tls", "http", "closed"
 
 
 class Position:
@@ -108,8 +109,14 @@ class StreamModel:
             d = self.dirs[ident] = Direction()
         if flags & SYN and d.next is None:
             d.syn, d.next = True, a
-        if not payload:
-            return
+        if payload:
+            self._data(d, ident, a, payload)
+        if flags & FIN_OR_RST and not d.ooo and d.next is not None and a + len(payload) <= d.next:
+            # The direction ended with nothing missing: its parser is not needed any more
+            # (later copies of its bytes are behind ``next``), so many flows cost little.
+            d.parser, d.head, d.kind = None, b"", CLOSED
+
+    def _data(self, d: Direction, ident, a: int, payload: bytes) -> None:
         if d.next is None:
             d.next = a
         b = a + len(payload)
@@ -163,6 +170,8 @@ class StreamModel:
 
     def _feed(self, d: Direction, ident, at: int, chunk: bytes) -> None:
         d.next = at + len(chunk)
+        if d.kind == CLOSED:
+            return
         if d.parser is None or d.kind == OTHER_KIND:
             if d.syn and d.kind is None and (d.head or len(chunk) < SNIFF_BYTES):
                 # A stream's first bytes may come in tiny pieces: sniff once there are enough.
