@@ -6,7 +6,8 @@ survive sanitizing. A planted item is either a byte string (every occurrence in 
 counts) or a ``Spot`` (frame index, offset, value) for a value too short or too common to be
 searched for (a 2-byte checksum, a 3-byte stub). ``Leak.write(path)`` writes the capture with
 ``captures.write_pcap``; ``Leak.locations()`` lists ``(frame, offset, value)`` for every planted
-value, which is where the planted-leak tests copy the original bytes back into a sanitized file.
+value, which is where the planted-leak tests copy the original bytes back into a sanitized file
+(``plant``).
 
 Planted values are distinctive: IPv4 10.99.x.x, IPv6 2001:db8:99::/48, MACs 02:99:..., text
 with "PLANTED"/"planted". The policy they exercise is docs/policy.md (issue 12 header policy).
@@ -113,6 +114,25 @@ class Leak(NamedTuple):
                     pos = data.find(item, pos + 1)
             assert found, (self.name, item)
         return sorted(set(out))
+
+
+def frame_offsets(buf: bytes) -> list[int]:
+    """Where each frame's bytes start in a little-endian classic pcap (as captures.write_pcap writes)."""
+    pos, out = 24, []
+    while pos < len(buf):
+        out.append(pos + 16)
+        pos += 16 + struct.unpack_from("<I", buf, pos + 8)[0]
+    return out
+
+
+def plant(path, locations, dest) -> Path:
+    """Copy ``(frame, offset, bytes)`` items into the classic pcap at ``path``; write it to ``dest``."""
+    buf = bytearray(Path(path).read_bytes())
+    starts = frame_offsets(bytes(buf))
+    for frame, offset, value in locations:
+        buf[starts[frame] + offset:starts[frame] + offset + len(value)] = value
+    Path(dest).write_bytes(bytes(buf))
+    return Path(dest)
 
 
 # ---------------------------------------------------------------- helpers

@@ -221,15 +221,18 @@ Examples:
 @click.option("--temp-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), metavar="PATH",
               help="Where scratch roots live (default: $TMPDIR or the system default).")
 def verify(original, sanitized, as_json, quiet, verbose, debug, temp_dir):
-    """Audit SANITIZED for what ORIGINAL holds that must not be shared.
+    """Audit SANITIZED against ORIGINAL, independently of the sanitizer's code.
 
-    Gathers from ORIGINAL every non-special IP and MAC (headers, inner, ARP,
-    ICMP-quoted), DNS names, HTTP Host/Cookie/Authorization values and query
-    strings, and long printable payload strings, and searches SANITIZED for
-    each (raw bytes, text forms, reverse-DNS names, case-insensitive text).
-    What the masking policy keeps on purpose (TLS handshakes, so SNI and
-    certificate names; HTTP heads, so Host) is listed as kept by policy, not as
-    a leak. Exit 0 clean, 1 leaks found (or an input failed), 2 usage.
+    Lines the two captures up frame by frame and checks every byte against the
+    header policy with a dissector of its own: a byte the policy zeroes that
+    survived unchanged, a pseudonym field (IP, MAC) holding its original value,
+    a checksum that must be zero and is not, are findings (packet, offset,
+    field). Also gathers from ORIGINAL every non-special IP and MAC, DNS names,
+    HTTP Host/Cookie/Authorization values and query strings, and long printable
+    payload strings, and searches SANITIZED for each (raw bytes, text forms,
+    reverse-DNS names, case-insensitive text); what the policy keeps on purpose
+    (TLS handshakes, HTTP heads) is listed as kept by policy, not as a leak.
+    Exit 0 clean, 1 leaks found (or an input failed), 2 usage.
     """
     setup_logging(verbose, quiet, debug)
     from pktmask.core.temp_file_manager import get_temp_file_manager

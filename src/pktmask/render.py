@@ -191,4 +191,11 @@ def render_verify(report: dict, as_json: bool, quiet: bool) -> None:
     for name, cat in report["categories"].items():
         for ex in cat["policy_examples"][:2]:
             out.write(f"  policy {name:8s} {ex['value'][:60]!s:60s} packet {ex['packet']} ({ex['where']})\n")
+    findings = report.get("findings", [])
+    if findings:
+        out.write(f"\n{report['findings_total']} field finding(s); the first:\n")
+        for f in findings[:10]:
+            out.write(f"  packet {f['packet']} offset {f['offset']} length {f['length']}: {f['field']} ({f['kind']})\n")
+    for note in report.get("notes", []):
+        out.write(f"\nnote: {note}\n")
     out.write(f"\n{verdict}\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-CATEGORIES = {"ip", "mac", "dns", "http", "strings"}
+CATEGORIES = {"ip", "mac", "dns", "http", "strings", "fields"}
 
 
 def verify_json(run, original, sanitized):
@@ -51,4 +51,27 @@ def test_verify_usage_and_bad_input(run, tmp_path, sample_pcap):
     bad.write_bytes(b"garbage")
     res = run("verify", sample_pcap, bad)
     assert res.returncode == 1 and b"bad.pcap" in res.stderr and b"Traceback" not in res.stderr
+    assert run.leftovers() == []
+
+
+def test_planted_leak_is_named_by_packet_and_offset(run, tmp_path):
+    # An identifier the sanitizer must not keep, copied back into its output: exit 1, and the
+    # JSON names where it is.
+    import leak_captures
+    from leak_captures import plant
+
+    leak = leak_captures.tcp_fast_open_cookie()
+    src = leak.write(tmp_path / "tfo.pcap")
+    key = tmp_path / "key"
+    key.write_bytes(bytes(range(32)))
+    out = tmp_path / "tfo-out.pcap"
+    assert run("mask", src, out, "--key-file", key).returncode == 0
+    (frame, offset, value), = leak.locations()
+    planted = plant(out, [(frame, offset, value)], tmp_path / "tfo-planted.pcap")
+    code, report = verify_json(run, src, planted)
+    assert code == 1 and report["clean"] is False and report["aligned"] is True
+    assert {"packet": 1, "original_packet": 1, "offset": offset, "length": len(value),
+            "field": "tcp.option[34].data", "kind": "unchanged"} in report["findings"]
+    res = run("verify", src, planted)
+    assert res.returncode == 1 and b"tcp.option[34].data" in res.stdout
     assert run.leftovers() == []

@@ -1,4 +1,4 @@
-"""The leak audit (pktmask.verify): DNS reader, needle search, address spellings, whole runs."""
+"""The leak audit (pktmask.verify): whole runs, alignment, DNS reader, needle search, address spellings."""
 
 from __future__ import annotations
 
@@ -11,24 +11,18 @@ from pktmask.config import MaskConfig
 from pktmask.core.pipeline.executor import PipelineExecutor
 from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.errors import InputError
-from pktmask.proto.walk import walk as dissect
 from pktmask.verify import verify
 from pktmask.verify.addresses import AddressBook
 from pktmask.verify.dns import read_message, read_name, to_wire
+from pktmask.verify.fields import Walker
 from pktmask.verify.needles import FEW_HITS, NeedleIndex, window_keys
-from pktmask.verify.payload import (
-    dns_messages,
-    http_values,
-    payload_areas,
-    printable_pieces,
-    tracker_view,
-)
+from pktmask.verify.payload import http_values, printable_pieces, udp_dns
 from pktmask.verify.scan import MAX_VALUES, Needles
 
 KEY = bytes(range(32))
 SNI = "sni-host.example.org"
 LONG_STRING = b"The quarterly numbers for ACME are in the attachment"
-CATEGORIES = ("ip", "mac", "dns", "http", "strings")
+CATEGORIES = ("ip", "mac", "dns", "http", "strings", "fields")
 
 
 # ---------------------------------------------------------------- capture builders
@@ -180,7 +174,7 @@ def test_masked_http_stream_that_lost_sync_stays_clean(tmp_path, manager):
     out = sanitize(src, tmp_path / "h-out.pcap", manager, key=KEY)
     report = verify(src, out, manager)
     assert report["clean"] is True, report["categories"]["strings"]["examples"]
-    assert "X-Powered-By: Express" in values(report["categories"]["strings"], "policy_examples")
+    assert "www.example.com" in values(report["categories"]["http"], "policy_examples")
 
 
 def test_bad_inputs_raise_input_error_and_leave_no_scratch(original, tmp_path, manager):
@@ -344,23 +338,49 @@ def test_printable_pieces():
     assert list(printable_pieces(run[:70])) == [run[:64], run[54:70]]  # the tail is never too short
 
 
-def test_dns_messages_need_a_dns_port_and_a_matching_udp_length():
+def test_dns_messages_need_a_dns_port():
     from scapy.all import DNS, DNSQR, IP, UDP, Ether, Raw
 
     dns = bytes(Ether() / IP() / UDP(sport=40000, dport=5353) / DNS(qd=DNSQR(qname="printer.local")))
     other = bytes(Ether() / IP() / UDP(sport=40000, dport=4000) / Raw(b"x" * 20))
+    walker = Walker()
     for frame, expected in ((dns, 1), (other, 0)):
-        d = dissect(frame, 1)
-        areas = payload_areas(frame, d)
-        msgs = [m for a in areas for m in dns_messages(frame, a)]
+        walker.frame(frame, 1)
+        msgs = [m for u in walker.udp for m in udp_dns(frame, *u)]
         assert len(msgs) == expected
-    area = payload_areas(dns, dissect(dns, 1))[0]
-    assert read_message(next(dns_messages(dns, area))[1]).names == [b"printer.local"]
+    walker.frame(dns, 1)
+    assert read_message(next(udp_dns(dns, *walker.udp[0]))[1]).names == [b"printer.local"]
 
 
-def test_tracker_view_restores_masked_http_text_only():
-    masked = b"GET /a?\x00\x00\x00 HTTP/1.1\r\nCookie: \x00\x00\r\n\r\n\x00\x00\x00"
-    assert tracker_view(masked) == b"GET /a?xxx HTTP/1.1\r\nCookie: xx\r\n\r\n?\nx"
-    tls = b"\x17\x03\x03\x00\x05\x00\x00\x00\x00\x00"
-    assert tracker_view(tls) == tls
-    assert tracker_view(b"plain") == b"plain"
+# ---------------------------------------------------------------- lining up the two files
+
+
+def test_frames_dropped_by_dedup_are_skipped(original, tmp_path, manager):
+    out = sanitize(original, tmp_path / "out.pcap", manager, key=KEY, dedup=True)
+    report = verify(original, out, manager)
+    assert report["aligned"] is True and report["clean"] is True, report["findings"]
+    assert report["alignment"] == {"packets": len(audit_frames()) - 1, "skipped_duplicates": 1}
+
+
+def test_frames_that_cannot_be_lined_up_fall_back_to_needles(original, tmp_path, manager):
+    frames = audit_frames()
+    shifted = write_pcap(tmp_path / "shifted.pcap", frames[:3] + frames[4:])  # one frame lost
+    report = verify(original, shifted, manager)
+    assert report["aligned"] is False and "could not be lined up" in report["notes"][0]
+    assert "packet 4 of ORIGINAL" in report["alignment"]["failed"]
+    assert report["findings"] == [] and report["categories"]["fields"]["leaks"] == 0
+    cats = report["categories"]
+    assert report["clean"] is False and cats["ip"]["leaks"] and cats["http"]["leaks"]
+    assert {ex["where"] for ex in cats["ip"]["examples"]} == {"header"}
+    assert "intranet.example" in values(cats["http"], "policy_examples")
+
+
+def test_field_findings_name_packet_offset_and_field(original, tmp_path, manager):
+    report = verify(original, original, manager)
+    assert report["findings_total"] >= len(report["findings"]) > 0
+    first = report["findings"][0]
+    assert set(first) == {"packet", "original_packet", "offset", "length", "field", "kind"}
+    assert {"packet": 1, "original_packet": 1, "offset": 0, "length": 6, "field": "eth.dst",
+            "kind": "not mapped"} in report["findings"]
+    cookie = next(f for f in report["findings"] if f["field"] == "tcp.payload" and f["packet"] == 8)
+    assert cookie["kind"] == "unchanged"

@@ -1,10 +1,10 @@
-"""``pktmask verify``: a leak audit of a sanitized capture against its original.
+"""``pktmask verify``: an independent leak audit of a sanitized capture against its original.
 
-``verify(original, sanitized, manager)`` gathers what ORIGINAL holds that
-must not be shared (addresses, DNS names, HTTP header values and query
-strings, long printable strings) and reports where each shows up again in
-SANITIZED: as a leak, or inside bytes the masking policy keeps on purpose.
-See ``audit`` for the report format.
+``verify(original, sanitized, manager)`` lines the two captures up frame by frame and checks
+every byte against the header policy (docs/policy.md) with a dissector and a TCP stream model
+of its own, sharing no code with the sanitizer; it also gathers what ORIGINAL holds that must
+not be shared (addresses, DNS names, HTTP values, long printable strings) and reports where
+each shows up again in SANITIZED. See ``audit`` for the report format.
 """
 
 from pktmask.verify.audit import verify

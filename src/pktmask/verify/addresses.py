@@ -1,11 +1,8 @@
 """The addresses of a capture, and where they show up again.
 
-``AddressWalker`` drives the anonymizer's own ``Rewriter`` with pass-through
-mappers, so the audit sees exactly the address fields the anonymizer rewrites
-(outer and inner headers, ARP, quoted ICMP packets, NDP, MLD/IGMP sources...).
-
-``AddressBook`` holds the bounded sets of IPv4, IPv6 and MAC addresses found
-in ORIGINAL and finds them in payload bytes in every common spelling:
+The addresses come from the audit's own dissector (``fields``: every pseudonym field of
+ORIGINAL) and from DNS answers. ``AddressBook`` holds the bounded sets of IPv4, IPv6 and MAC
+addresses found in ORIGINAL and finds them in payload bytes in every common spelling:
 
 * raw bytes (4, 16, 6), through a 4-byte window index like ``needles``;
 * text: dotted IPv4 (digit boundaries), any IPv6 text form (parsed, so
@@ -24,8 +21,7 @@ import ipaddress
 import re
 from collections.abc import Iterator
 
-from pktmask.anon.cryptopan import is_special_v4, is_special_v6
-from pktmask.anon.rewriter import Rewriter
+from pktmask.verify.labels import special_mac, special_v4, special_v6
 from pktmask.verify.needles import hit_positions, key_of
 
 MAX_ADDRESSES = 100_000  # per family (IPv4, IPv6, MAC)
@@ -35,8 +31,6 @@ RAW = "payload (binary)"
 TEXT = "payload (text)"
 REVERSE = "payload (reverse DNS name)"
 
-_BROADCAST = b"\xff" * 6
-_ZERO_MAC = bytes(6)
 
 # Text patterns run over lower-cased payload bytes. The lookahead form yields a
 # candidate at every start position, so overlapping spellings are all seen.
@@ -55,53 +49,11 @@ _V6_REVERSE = re.compile(rb"((?:[0-9a-f]\.){32})ip6\.arpa")
 _V6_REVERSE_WIRE = re.compile(rb"((?:\x01[0-9a-f]){32})\x03ip6\x04arpa")
 
 
-def is_special_mac(mac: bytes) -> bool:
-    """Broadcast, all-zero and group (multicast) MACs are not identifying."""
-    return mac == _BROADCAST or mac == _ZERO_MAC or bool(mac[0] & 1)
-
-
 def show(raw: bytes) -> str:
     """The usual text form of a 4-, 16- or 6-byte address."""
     if len(raw) == 6:
         return ":".join(f"{b:02x}" for b in raw)
     return str(ipaddress.ip_address(raw))
-
-
-class AddressWalker:
-    """Reports every non-special address in a frame's address fields to ``sink(category, raw)``.
-
-    It is the anonymizer's ``Rewriter`` with mappers that record instead of
-    rewrite. The Rewriter caches per address, so ``sink`` hears an address
-    the first time it is seen (again only after the cache is emptied).
-    """
-
-    def __init__(self, sink):
-        self._sink = sink
-        self._rewriter = Rewriter(self, _MacTap(sink))
-
-    def map_v4(self, addr: bytes) -> bytes:
-        if not is_special_v4(addr):
-            self._sink(IP, addr)
-        return addr
-
-    def map_v6(self, addr: bytes) -> bytes:
-        if not is_special_v6(addr):
-            self._sink(IP, addr)
-        return addr
-
-    def frame(self, data: bytes, linktype: int) -> None:
-        """Walk one frame (a copy: the Rewriter may normalize a checksum even when nothing maps)."""
-        self._rewriter.frame(bytearray(data), linktype)
-
-
-class _MacTap:
-    def __init__(self, sink):
-        self._sink = sink
-
-    def map(self, mac: bytes) -> bytes:
-        if not is_special_mac(mac):
-            self._sink(MAC, mac)
-        return mac
 
 
 class AddressBook:
@@ -123,23 +75,17 @@ class AddressBook:
         return len(self.macs) if category == MAC else len(self.v4) + len(self.v6)
 
     def add(self, category: str, raw: bytes) -> None:
-        """Record an address (a sink for ``AddressWalker``); special ones are skipped."""
+        """Record an address; special ones are skipped."""
         raw = bytes(raw)
         if category == MAC:
-            target = self.macs
-            if is_special_mac(raw):
-                return
+            target, special = self.macs, special_mac
         elif len(raw) == 4:
-            target = self.v4
-            if is_special_v4(raw):
-                return
+            target, special = self.v4, special_v4
         elif len(raw) == 16:
-            target = self.v6
-            if is_special_v6(raw):
-                return
+            target, special = self.v6, special_v6
         else:
             return
-        if raw in target or len(target) >= self.limit:
+        if raw in target or len(target) >= self.limit or special(raw):
             return
         target.add(raw)
         # Index the 4-byte window of the address with the fewest 00/ff bytes: those
@@ -156,13 +102,16 @@ class AddressBook:
         return raw in (self.v4 if len(raw) == 4 else self.v6)
 
     # ---- search ------------------------------------------------------------
-    def find(self, data: bytes, lowered: bytes, windows: set[int]
+    def find(self, data: bytes, lowered: bytes, windows: set[int], spelled: bool = True
              ) -> Iterator[tuple[str, bytes, int, int, str]]:
         """Yield ``(category, address, start, end, where)`` for each address found in ``data``.
 
-        ``lowered`` is ``data.lower()`` and ``windows`` its raw ``window_keys``.
+        ``lowered`` is ``data.lower()`` and ``windows`` its raw ``window_keys``; ``spelled``:
+        text spellings too, not only raw bytes.
         """
         yield from self._find_raw(data, windows)
+        if not spelled:
+            return
         if self.v4:
             if b"." in lowered:
                 yield from self._find_v4(lowered)

@@ -1,41 +1,223 @@
-"""The public entry point of the leak audit and its report.
+"""The public entry point of the leak audit: an independent check of SANITIZED against ORIGINAL.
+
+The audit shares no code with the sanitizer (tests/unit/test_verify_independence.py enforces
+it): its own dissector (``fields``, ``transport``) says what each byte of an ORIGINAL frame
+may be after sanitizing (docs/policy.md), its own stream model (``streams``, ``payloads``)
+says which TCP payload bytes are kept, and the needles (``scan``) catch identifiers that
+moved. Passes:
+
+1. ORIGINAL: needles, stream model, complete fragmented datagrams.
+2. ORIGINAL and SANITIZED side by side, frame by frame (same lengths and order; an ORIGINAL
+   frame identical to a recent one (MAX_SEEN frames) whose SANITIZED copy is not next was
+   dropped by dedup):
+   every unchanged non-zero byte where the policy zeroes, every pseudonym field holding its
+   original value, every non-zero must-be-zero checksum is a finding; the needles are
+   searched in every non-header area.
+3. Only if the frames cannot be lined up: the needles alone, over SANITIZED walked and
+   stream-modelled on its own (the report says ``"aligned": false`` and why).
 
 The report (schema_version 1) is a JSON-able dict::
 
     {"schema_version": 1, "original": str, "sanitized": str, "clean": bool,
-     "categories": {"ip" | "mac" | "dns" | "http" | "strings":
+     "aligned": bool, "alignment": {"packets": int, "skipped_duplicates": int, ["failed": str]},
+     "notes": [str, ...],
+     "categories": {"ip" | "mac" | "dns" | "http" | "strings" | "fields":
          {"gathered": int, "leaks": int, "kept_by_policy": int,
           "examples": [{"value": str, "packet": int, "where": str}, ...],
-          "policy_examples": [...]}}}
+          "policy_examples": [...]}},
+     "findings": [{"packet": int, "original_packet": int, "offset": int, "length": int,
+                   "field": str, "kind": "unchanged" | "not mapped" | "not zero"}, ...],
+     "findings_total": int}
 
-``gathered`` counts the distinct values collected from ORIGINAL; ``leaks``
-and ``kept_by_policy`` count distinct values found in SANITIZED outside /
-inside bytes the masking policy keeps; ``clean`` is true when no category
-has a leak. Examples (at most 5 of each kind) carry only the found value,
-the 1-based packet number in SANITIZED and where it was found ("header",
-"payload (binary)", "payload (text)", "payload (reverse DNS name)",
-"payload (DNS wire format)", "DNS message").
+``clean`` is true when no category has a leak. Packet numbers are 1-based, in SANITIZED
+(``original_packet`` in ORIGINAL). Findings list at most 1000 entries (``findings_total``
+counts them all).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 
 from pktmask.core.temp_file_manager import TempFileManager
-from pktmask.verify.findings import CATEGORIES, Findings
-from pktmask.verify.scan import SanitizedScan, gather
+from pktmask.verify.addresses import IP, MAC, show
+from pktmask.verify.fields import Walker
+from pktmask.verify.findings import CATEGORIES, NOT_MAPPED, NOT_ZERO, UNCHANGED, Findings
+from pktmask.verify.labels import KEEP, OTHER, STREAM, ZERO, leaks_unchanged
+from pktmask.verify.labels import MAC as MAC_FIELD
+from pktmask.verify.scan import Pass1, Searcher, open_capture
+from pktmask.verify.streams import StreamModel
+
+MAX_SEEN = 1 << 18  # recent frames remembered to recognise duplicates dedup may have dropped
+
+
+class Misaligned(Exception):
+    """ORIGINAL and SANITIZED cannot be lined up frame by frame."""
 
 
 def verify(original: str | Path, sanitized: str | Path, manager: TempFileManager) -> dict:
-    """Audit SANITIZED for what ORIGINAL holds; returns the report described above.
+    """Audit SANITIZED against ORIGINAL; returns the report described above.
 
-    Scratch (the keep-range spill) comes from ``manager`` and is gone when
-    this returns or raises. Raises InputError when either file cannot be read
-    as a capture.
+    Needs no scratch (``manager`` is accepted for the CLI's sake). Raises InputError when
+    either file cannot be read as a capture.
     """
-    needles = gather(original)
+    first = Pass1().run(original)
     findings = Findings()
     for category in CATEGORIES:
-        findings.tallies[category].gathered = needles.count(category)
-    SanitizedScan(needles, findings, manager).run(sanitized)
+        findings.tallies[category].gathered = first.needles.count(category)
+    findings.tallies["fields"].gathered = first.packets
+    if first.model.gave_up:
+        findings.notes.append("the stream model reached its memory bound: later kept TCP payload "
+                              "bytes count as must-be-zero")
+    audit = Aligned(first, findings)
+    try:
+        audit.run(original, sanitized)
+    except Misaligned as exc:
+        findings.reset_search()
+        findings.aligned = False
+        findings.alignment = {"packets": 0, "skipped_duplicates": 0, "failed": str(exc)}
+        findings.notes.append("ORIGINAL and SANITIZED could not be lined up frame by frame: only the "
+                              "needles were searched")
+        needles_only(first, findings, sanitized)
     return findings.report(str(original), str(sanitized))
+
+
+class Aligned:
+    """Pass 2 (see the module docstring)."""
+
+    def __init__(self, first: Pass1, findings: Findings):
+        self.walker = Walker(first.complete)
+        self.model = first.model
+        self.findings = findings
+        self.searcher = Searcher(first.needles, findings)
+        self.packet = 0
+        self.original = 0
+
+    def run(self, original: str | Path, sanitized: str | Path) -> None:
+        walker, model, seen, order = self.walker, self.model, {}, deque()
+        model.restart()
+        skipped = 0
+        with open_capture(original) as ro, open_capture(sanitized) as rs:
+            later = iter(rs)
+            spkt = next(later, None)
+            for number, opkt in enumerate(ro, 1):
+                o, lt = bytes(opkt.data), opkt.linktype
+                items = walker.frame(o, lt).items
+                tcp = walker.tcp
+                keep = []
+                if tcp is not None:
+                    a = tcp[3]
+                    keep = [(a + x, a + y) for x, y in model.kept(tcp[0], tcp[1], tcp[2], o[a:tcp[4]])]
+                h = hash((lt, o))
+                prior = seen.get(h)
+                s = bytes(spkt.data) if spkt is not None else None
+                if prior is not None and (s is None or len(s) != len(o) or spkt.linktype != lt or hash(s) != prior):
+                    skipped += 1  # a duplicate dedup dropped
+                    continue
+                if s is None:
+                    raise Misaligned(f"SANITIZED ends before packet {number} of ORIGINAL")
+                if len(s) != len(o) or spkt.linktype != lt:
+                    raise Misaligned(f"packet {number} of ORIGINAL ({len(o)} bytes) does not line up with "
+                                     f"packet {self.packet + 1} of SANITIZED ({len(s)} bytes)")
+                self.packet += 1
+                self.original = number
+                if h not in seen:
+                    seen[h] = hash(s)
+                    order.append(h)
+                    if len(order) > MAX_SEEN:
+                        del seen[order.popleft()]
+                self.fields(o, s, items, keep)
+                self.searcher.frame(s, self.packet, items, keep, tcp, walker.udp, o)
+                spkt = next(later, None)
+            if spkt is not None:
+                raise Misaligned(f"SANITIZED has packets after the last of ORIGINAL ({self.packet} lined up)")
+        self.findings.alignment = {"packets": self.packet, "skipped_duplicates": skipped}
+
+    # ---- the field audit -----------------------------------------------------------------
+    def fields(self, o: bytes, s: bytes, items, keep: list[tuple[int, int]]) -> None:
+        pos = 0
+        for a, b, kind, name in items:
+            if pos < a:
+                self.other(o, s, pos, a, "unlabelled")
+            elif a < pos:  # overlapping spans: the first one decides
+                if b <= pos:
+                    continue
+                a = pos
+            if kind == KEEP:
+                pass
+            elif kind == OTHER:
+                self.other(o, s, a, b, name)
+            elif kind == STREAM:
+                q = a
+                for x, y in keep:
+                    if q < x:
+                        self.other(o, s, q, x, name)
+                    q = max(q, y)
+                if q < b:
+                    self.other(o, s, q, b, name)
+            elif kind == ZERO:
+                if s.count(0, a, b) != b - a:
+                    self.finding(a, b - a, name, NOT_ZERO)
+            else:
+                value = o[a:b]
+                if s[a:b] == value and leaks_unchanged(kind, value):
+                    self.findings.field(self.packet, self.original, a, b - a, name, NOT_MAPPED,
+                                        MAC if kind == MAC_FIELD else IP, show(value))
+            if b > pos:
+                pos = b
+        if pos < len(o):
+            self.other(o, s, pos, len(o), "unlabelled")
+
+    def other(self, o: bytes, s: bytes, a: int, b: int, name: str) -> None:
+        """Report every unchanged stretch holding a non-zero byte in ``[a, b)``."""
+        if s.count(0, a, b) == b - a:
+            return
+        if o[a:b] == s[a:b]:
+            self.stretch(s, a, b, name)
+            return
+        run = -1
+        for i in range(a, b):
+            if o[i] == s[i]:
+                if run < 0:
+                    run = i
+            elif run >= 0:
+                self.stretch(s, run, i, name)
+                run = -1
+        if run >= 0:
+            self.stretch(s, run, b, name)
+
+    def stretch(self, s: bytes, a: int, b: int, name: str) -> None:
+        part = s[a:b]
+        body = part.strip(b"\0")
+        if body:
+            start = a + len(part) - len(part.lstrip(b"\0"))
+            self.finding(start, len(body), name, UNCHANGED)
+
+    def finding(self, offset: int, length: int, name: str, kind: str) -> None:
+        self.findings.field(self.packet, self.original, offset, length, name, kind)
+
+
+def needles_only(first: Pass1, findings: Findings, sanitized: str | Path) -> None:
+    """Pass 3: SANITIZED alone, walked and stream-modelled on its own, searched for the needles."""
+    walker, model = Walker(), StreamModel()
+    with open_capture(sanitized) as reader:
+        for pkt in reader:
+            data = bytes(pkt.data)
+            walker.frame(data, pkt.linktype)
+            tcp = walker.tcp
+            if tcp is not None:
+                model.segment(tcp[0], tcp[1], tcp[2], data[tcp[3]:tcp[4]])
+    model.finish()
+    model.restart()
+    searcher = Searcher(first.needles, findings)
+    with open_capture(sanitized) as reader:
+        for number, pkt in enumerate(reader, 1):
+            data = bytes(pkt.data)
+            items = walker.frame(data, pkt.linktype).items
+            tcp = walker.tcp
+            keep = []
+            if tcp is not None:
+                a = tcp[3]
+                keep = [(a + x, a + y) for x, y in model.kept(tcp[0], tcp[1], tcp[2], data[a:tcp[4]])]
+            searcher.header_addresses(data, items, number)
+            searcher.frame(data, number, items, keep, tcp, walker.udp)

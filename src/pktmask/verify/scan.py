@@ -1,46 +1,34 @@
-"""The three streaming passes of the leak audit.
+"""The needles of the leak audit: gathered from ORIGINAL, searched for in SANITIZED.
 
-``gather(ORIGINAL)`` collects, in one pass, what must not survive
-sanitizing: addresses (from the address fields the anonymizer rewrites, and
-A/AAAA answers), DNS names, HTTP values and long printable strings, each set
-bounded so memory does not grow with the file.
+``gather(ORIGINAL)`` is the audit's first pass. With the audit's own dissector (``fields``)
+it collects what must not survive sanitizing: the addresses of every pseudonym field and of
+DNS answers, DNS names, HTTP values and long printable strings of the bytes the policy
+zeroes (each set bounded so memory does not grow with the file). The same pass feeds every
+TCP segment to the stream model and notes which fragmented datagrams are complete.
 
-``SanitizedScan.run(SANITIZED)`` then reads SANITIZED twice. Pass A runs the
-masking policy's stream tracker over every TCP segment, as the masking
-pre-pass does, and spills the keep ranges of each segment with payload to a
-scratch file. Pass B walks the address fields again (an original address
-there is a leak) and searches every payload area; a find that lies inside a
-keep range of its TCP segment is kept by policy (SNI and certificate names in
-TLS handshakes, Host headers in HTTP heads), anywhere else it is a leak.
+``Searcher.frame`` looks for the needles in the areas of a SANITIZED frame that are not
+header fields: a find inside bytes the stream model keeps (SNI and certificate names in TLS
+handshakes, Host headers in HTTP heads) is kept by policy, anywhere else it is a leak.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pktmask.capture.formats import Reader, open_reader
-from pktmask.core.temp_file_manager import TempFileManager
-from pktmask.errors import InputError, from_oserror
-from pktmask.mask.tracker import StreamTracker
-from pktmask.proto.walk import walk
-from pktmask.verify.addresses import IP, AddressBook, AddressWalker, show
+from pktmask.errors import InputError
+from pktmask.verify.addresses import IP, MAC, AddressBook, show
 from pktmask.verify.dns import read_message, to_wire
+from pktmask.verify.fields import Walker
 from pktmask.verify.findings import Findings
+from pktmask.verify.labels import ADDR4, ADDR6, OTHER, STREAM
+from pktmask.verify.labels import MAC as MAC_FIELD
 from pktmask.verify.needles import NeedleIndex, window_keys
-from pktmask.verify.payload import (
-    Area,
-    dns_messages,
-    http_values,
-    is_blank,
-    payload_areas,
-    printable_pieces,
-    tracker_view,
-)
+from pktmask.verify.payload import http_values, is_blank, printable_pieces, tcp_dns, udp_dns
+from pktmask.verify.streams import StreamModel
 
 MAX_VALUES = {"dns": 20_000, "http": 20_000, "strings": 20_000}
 MIN_NAME = 4  # shorter DNS names ("lan", "com") are too common to mean anything
@@ -50,10 +38,8 @@ _NAME = re.compile(rb"[\x20-\x7e\x80-\xff]+")
 TEXT = "payload (text)"
 DNS_WIRE = "payload (DNS wire format)"
 DNS_MESSAGE = "DNS message"
-HEADER = "header"
-
-_COUNT = struct.Struct("<H")  # the masking stage's spill record: count, then (start, end) pairs
-SPILL_BUFFER = 1 << 20
+ADDRESS_KINDS = {ADDR4: IP, ADDR6: IP, MAC_FIELD: MAC}
+POLICY_CATEGORIES = ("dns", "http")
 
 
 def display(value: bytes) -> str:
@@ -73,12 +59,39 @@ def open_capture(path: str | Path) -> Iterator[Reader]:
         yield open_reader(f, name)
 
 
+def areas(items: list[tuple[int, int, int, str]], n: int) -> list[tuple[int, int, bool]]:
+    """The spans of a frame that are not header fields, merged: ``(start, end, holds TCP payload)``.
+
+    Bytes no span covers count too (the dissector did not understand them).
+    """
+    out: list[tuple[int, int, bool]] = []
+    pos = 0
+    for a, b, kind, _ in items:
+        if pos < a:
+            _merge(out, pos, a, False)
+        if kind == OTHER or kind == STREAM:
+            _merge(out, a, b, kind == STREAM)
+        if b > pos:
+            pos = b
+    if pos < n:
+        _merge(out, pos, n, False)
+    return out
+
+
+def _merge(out: list, a: int, b: int, stream: bool) -> None:
+    if out and out[-1][1] == a:
+        out[-1] = (out[-1][0], b, out[-1][2] or stream)
+    else:
+        out.append((a, b, stream))
+
+
 class Needles:
     """What ORIGINAL holds: addresses and the text needles of the dns/http/strings categories."""
 
     def __init__(self):
         self.addresses = AddressBook()
         self.text = NeedleIndex()
+        self.policy_text = NeedleIndex()  # dns and http only: what is worth telling about kept bytes
         self.values: dict[str, dict[bytes, str]] = {c: {} for c in MAX_VALUES}  # lower-cased -> shown
 
     @property
@@ -94,11 +107,13 @@ class Needles:
             return
         shown = display(value)
         known[low] = shown
-        self.text.add(low, (category, shown, TEXT))
-        if category == "dns":
-            wire = to_wire(low)
-            if wire is not None:
-                self.text.add(wire, (category, shown, DNS_WIRE))
+        indexes = (self.text, self.policy_text) if category in POLICY_CATEGORIES else (self.text,)
+        for index in indexes:
+            index.add(low, (category, shown, TEXT))
+            if category == "dns":
+                wire = to_wire(low)
+                if wire is not None:
+                    index.add(wire, (category, shown, DNS_WIRE))
 
     def add_dns(self, msg: bytes) -> None:
         content = read_message(msg)
@@ -114,159 +129,157 @@ class Needles:
             return len(self.values[category])
         return self.addresses.count(category)
 
+    def frame(self, data: bytes, walker: Walker) -> None:
+        """Gather from one walked ORIGINAL frame."""
+        book = self.addresses
+        for a, b, kind, _ in walker.s.items:
+            category = ADDRESS_KINDS.get(kind)
+            if category is not None:
+                book.add(category, data[a:b])
+        tcp = walker.tcp
+        for a, b, stream in areas(walker.s.items, len(data)):
+            chunk = data[a:b]
+            if is_blank(chunk):
+                continue
+            if stream:
+                for value in http_values(chunk):
+                    self.add("http", value)
+                if tcp is not None:
+                    for _off, msg in tcp_dns(data, tcp[3], tcp[4], tcp[0][-4:]):
+                        self.add_dns(msg)
+            for piece in printable_pieces(chunk):
+                self.add("strings", piece)
+        for start, end, sport, dport in walker.udp:
+            for _off, msg in udp_dns(data, start, end, sport, dport):
+                self.add_dns(msg)
+
+
+class Pass1:
+    """The first pass over ORIGINAL: needles, the stream model, complete datagrams, packet count."""
+
+    def __init__(self):
+        self.needles = Needles()
+        self.model = StreamModel()
+        self.complete: set[bytes] = set()
+        self.packets = 0
+
+    def run(self, path: str | Path) -> Pass1:
+        walker = Walker()
+        needles, model, complete = self.needles, self.model, self.complete
+        with open_capture(path) as reader:
+            for pkt in reader:
+                self.packets += 1
+                data = bytes(pkt.data)
+                walker.frame(data, pkt.linktype)
+                needles.frame(data, walker)
+                tcp = walker.tcp
+                if tcp is not None:
+                    model.segment(tcp[0], tcp[1], tcp[2], data[tcp[3]:tcp[4]])
+                if walker.last_fragment is not None and len(complete) < 1 << 20:
+                    complete.add(walker.last_fragment)
+        model.finish()
+        return self
+
 
 def gather(path: str | Path) -> Needles:
-    """One pass over ORIGINAL: every needle the audit will look for."""
-    needles = Needles()
-    walker = AddressWalker(needles.addresses.add)
-    with open_capture(path) as reader:
-        for pkt in reader:
-            data = bytes(pkt.data)
-            walker.frame(data, pkt.linktype)
-            d = walk(data, pkt.linktype)
-            ports = d.tcp.key[-4:] if d.tcp is not None else None
-            for area in payload_areas(data, d):
-                chunk = data[area.start : area.end]
-                if is_blank(chunk):
-                    continue
-                for _off, msg in dns_messages(data, area, ports):
-                    needles.add_dns(msg)
-                if area.tcp:
-                    for value in http_values(chunk):
-                        needles.add("http", value)
-                for piece in printable_pieces(chunk):
-                    needles.add("strings", piece)
-    return needles
+    """The needles of ORIGINAL (the first pass without keeping its stream model)."""
+    return Pass1().run(path).needles
 
 
 def _inside(start: int, end: int, keep: list[tuple[int, int]]) -> bool:
     return any(a <= start and end <= b for a, b in keep)
 
 
-def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(ranges):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
+class Searcher:
+    """Looks for the needles in a SANITIZED frame (see the module docstring)."""
 
-
-class SanitizedScan:
-    """Passes A and B over SANITIZED (see the module docstring); results go to ``findings``."""
-
-    def __init__(self, needles: Needles, findings: Findings, manager: TempFileManager):
+    def __init__(self, needles: Needles, findings: Findings):
         self.needles = needles
         self.findings = findings
-        self.manager = manager
-        self.packet = 0  # 1-based number of the SANITIZED packet being searched
 
-    def run(self, path: str | Path) -> None:
-        """Audit SANITIZED; the scratch spill file is removed (and forgotten) whatever happens."""
-        spill = self.manager.create_temp_file(prefix="verify-", suffix=".ranges")
-        try:
-            self._decide(path, spill)
-            self._search(path, spill)
-        finally:
-            try:
-                os.unlink(spill)
-            except OSError:
-                pass
-            self.manager.unregister_temp_file(spill)
+    def frame(self, data: bytes, packet: int, items, keep: list[tuple[int, int]], tcp, udp,
+              original: bytes | None = None) -> None:
+        """Search the non-header areas of ``data`` (spans ``items`` of its walk); ``keep`` lists
+        the TCP payload runs the policy keeps; ``tcp`` and ``udp`` are the walk's payloads.
 
-    # ---- pass A: the policy's keep decisions -------------------------------------
-    def _decide(self, path: str | Path, spill: Path) -> None:
-        try:
-            out = open(spill, "wb", buffering=SPILL_BUFFER)
-        except OSError as exc:
-            raise from_oserror(exc, str(spill)) from exc
+        With ``original`` (the lined-up ORIGINAL frame), a kept run that still holds its
+        original bytes can hide no leak: it is searched only for the addresses (raw), DNS names
+        and HTTP values worth reporting as kept by policy (long strings would hit every HTTP
+        head they were gathered from, at great cost and for no news). A kept run the sanitizer
+        changed is searched in full, and a find there is kept by policy only where it is the
+        original bytes in their original place.
+        """
+        for a, b, stream in areas(items, len(data)):
+            if data.count(0, a, b) == b - a:
+                continue
+            if original is None or not stream:
+                self.area(data, a, b, keep if stream else [], packet)
+                continue
+            q = a
+            for x, y in keep:
+                if q < x:
+                    self.area(data, q, x, [], packet)
+                if x < y:
+                    if data[x:y] == original[x:y]:
+                        self.area(data, x, y, [(x, y)], packet, self.needles.policy_text, False)
+                    else:
+                        self.area(data, x, y, [], packet, original=original)
+                q = max(q, y)
+            if q < b:
+                self.area(data, q, b, [], packet)
+        names = self.needles.dns_names
+        if not names:
+            return
+        # Names parsed from a message also catch a compressed spelling no needle matches.
+        msgs = [m for u in udp for m in udp_dns(data, *u)]
+        if tcp is not None:
+            msgs += list(tcp_dns(data, tcp[3], tcp[4], tcp[0][-4:]))
+        for off, msg in msgs:
+            if is_blank(msg):
+                continue
+            kept = _inside(off, off + len(msg), keep)
+            for name in read_message(msg).names:
+                shown = names.get(name)
+                if shown is not None:
+                    self.findings.record("dns", shown, packet, DNS_MESSAGE, kept)
 
-        def emit(ranges: list[tuple[int, int]]) -> None:
-            n = len(ranges)
-            rec = _COUNT.pack(n)
-            if n:
-                rec += struct.pack(f"<{2 * n}I", *[x for r in ranges for x in r])
-            try:
-                out.write(rec)
-            except OSError as exc:
-                raise from_oserror(exc, str(spill)) from exc
-
-        with out:
-            tracker = StreamTracker(emit)
-            with open_capture(path) as reader:
-                for pkt in reader:
-                    data = pkt.data
-                    seg = walk(data, pkt.linktype).tcp
-                    if seg is not None:
-                        payload = tracker_view(bytes(data[seg.start : seg.end]))
-                        tracker.segment(seg.key, seg.seq, seg.flags, payload)
-            tracker.finish()
-
-    @staticmethod
-    def _next_ranges(spill) -> list[tuple[int, int]]:
-        head = spill.read(2)
-        if len(head) != 2:
-            raise RuntimeError("keep decisions out of step with the capture")
-        (n,) = _COUNT.unpack(head)
-        if not n:
-            return []
-        vals = struct.unpack(f"<{2 * n}I", spill.read(8 * n))
-        return [(vals[i], vals[i + 1]) for i in range(0, 2 * n, 2)]
-
-    # ---- pass B: search ------------------------------------------------------------
-    def _header_address(self, category: str, raw: bytes) -> None:
-        if self.needles.addresses.holds(category, raw):
-            self.findings.record(category, show(raw), self.packet, HEADER, False)
-
-    def _search(self, path: str | Path, spill: Path) -> None:
-        walker = AddressWalker(self._header_address)
-        try:
-            rin = open(spill, "rb", buffering=SPILL_BUFFER)
-        except OSError as exc:
-            raise from_oserror(exc, str(spill), what="read") from exc
-        with rin, open_capture(path) as reader:
-            for number, pkt in enumerate(reader, 1):
-                self.packet = number
-                data = bytes(pkt.data)
-                walker.frame(data, pkt.linktype)
-                d = walk(data, pkt.linktype)
-                seg = d.tcp
-                keep: list[tuple[int, int]] = []
-                ports = None
-                if seg is not None:
-                    ports = seg.key[-4:]
-                    if seg.start < seg.end:
-                        keep = _merge([(seg.start + a, seg.start + b) for a, b in self._next_ranges(rin)])
-                for area in payload_areas(data, d):
-                    chunk = data[area.start : area.end]
-                    if not is_blank(chunk):
-                        self._search_area(data, area, chunk, keep if area.tcp else [], ports)
-
-    def _search_area(self, data: bytes, area: Area, chunk: bytes, keep: list[tuple[int, int]],
-                     ports: bytes | None) -> None:
+    def area(self, data: bytes, a: int, b: int, keep: list[tuple[int, int]], packet: int,
+             text: NeedleIndex | None = None, spelled: bool = True, original: bytes | None = None) -> None:
+        """Search ``data[a:b]``: a find inside ``keep`` (or, given ``original``, one that is the
+        original bytes in place) is kept by policy. ``text``: the needle index (default: all);
+        ``spelled``: look for addresses spelled as text too, not only raw."""
+        if data.count(0, a, b) == b - a:
+            return
         record = self.findings.record
-        packet = self.packet
-        base = area.start
+        chunk = data[a:b]
         lowered = chunk.lower()
+
+        def kept(s: int, e: int) -> bool:
+            if original is not None:
+                return original[a + s:a + e] == chunk[s:e]
+            return _inside(a + s, a + e, keep)
+
         book = self.needles.addresses
         if len(book):
             windows = window_keys(chunk) if book.raw_keys else set()
-            for category, raw, s, e, where in book.find(chunk, lowered, windows):
-                record(category, show(raw), packet, where, _inside(base + s, base + e, keep))
-        text = self.needles.text
+            for category, raw, s, e, where in book.find(chunk, lowered, windows, spelled):
+                record(category, show(raw), packet, where, kept(s, e))
+        if text is None:
+            text = self.needles.text
         if len(text):
             windows = window_keys(lowered)
             for p, needle, tags in text.find(lowered, windows):
-                kept = _inside(base + p, base + p + len(needle), keep)
+                found = kept(p, p + len(needle))
                 for category, shown, where in tags:
-                    record(category, shown, packet, where, kept)
-        names = self.needles.dns_names
-        if names:
-            # Names parsed from a message also catch a compressed spelling no needle matches.
-            for off, msg in dns_messages(data, area, ports):
-                kept = _inside(off, off + len(msg), keep)
-                for name in read_message(msg).names:
-                    shown = names.get(name)
-                    if shown is not None:
-                        record("dns", shown, packet, DNS_MESSAGE, kept)
+                    record(category, shown, packet, where, found)
+
+    def header_addresses(self, data: bytes, items, packet: int) -> None:
+        """Needles-only mode: an address field of SANITIZED holding an address of ORIGINAL."""
+        book = self.needles.addresses
+        for a, b, kind, _ in items:
+            category = ADDRESS_KINDS.get(kind)
+            if category is not None:
+                raw = data[a:b]
+                if book.holds(category, raw):
+                    self.findings.record(category, show(raw), packet, "header", False)
+

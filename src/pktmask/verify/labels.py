@@ -1,0 +1,126 @@
+"""What each byte of a frame may be after sanitizing: the labels of the audit's own dissector.
+
+The header policy (docs/policy.md) says every output byte is a field kept on purpose, an
+identifier replaced by its pseudonym, or zero. The audit's dissector (``fields``) labels the
+bytes of an ORIGINAL frame with spans ``(start, end, kind, name)``:
+
+* KEEP: a field the policy keeps (it may still change, e.g. a recomputed checksum);
+* ADDR4 / ADDR6 / MAC: a pseudonym field: the sanitized value must differ from the original
+  unless the original is special (kept by the policy) or all zero;
+* SNODE / GPREFIX: an IPv6 multicast group whose low 24 bits (solicited-node) or 64
+  network-prefix bits (RFC 3306 / RFC 3956) derive from a unicast address: those bits must
+  differ from the original unless they are all zero;
+* OTHER: must be zero or changed; an unchanged non-zero byte is a leak;
+* ZERO: must be zero (a checksum over bytes the capture does not hold);
+* STREAM: a TCP payload, labelled KEEP/OTHER by the audit's stream model (``streams``).
+
+Any byte no span covers counts as OTHER: the audit fails closed.
+
+The special addresses are the policy's, written out here on purpose rather than imported
+from the anonymizer, so a mistake there is not repeated here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+KEEP: Final = 0
+OTHER: Final = 1
+ZERO: Final = 2
+ADDR4: Final = 3
+ADDR6: Final = 4
+MAC: Final = 5
+SNODE: Final = 6
+GPREFIX: Final = 7
+STREAM: Final = 8
+
+PSEUDONYMS: Final = frozenset({ADDR4, ADDR6, MAC, SNODE, GPREFIX})
+SIZES: Final = {ADDR4: 4, ADDR6: 16, MAC: 6, SNODE: 16, GPREFIX: 16}
+
+_V4_BROADCAST: Final = b"\xff\xff\xff\xff"
+_V6_LOOPBACK: Final = bytes(15) + b"\x01"
+_MAC_BROADCAST: Final = b"\xff" * 6
+_SOLICITED: Final = bytes.fromhex("ff0200000000000000000001ff")
+
+
+def is_zero(value: bytes) -> bool:
+    """All zero bytes (carries nothing)."""
+    return value.count(0) == len(value)
+
+
+def special_v4(addr: bytes) -> bool:
+    """Kept by the policy: 0.0.0.0, 127/8, 224/4 (multicast), 255.255.255.255."""
+    first = addr[0]
+    return first == 127 or first & 0xF0 == 0xE0 or addr == _V4_BROADCAST or is_zero(addr)
+
+
+def special_v6(addr: bytes) -> bool:
+    """Kept by the policy: ::, ::1 and ff00::/8 (derived groups are labelled apart, see group_kind)."""
+    return addr[0] == 0xFF or addr == _V6_LOOPBACK or is_zero(addr)
+
+
+def special_mac(mac: bytes) -> bool:
+    """Kept by the policy: broadcast and group (multicast) MACs; all-zero carries nothing."""
+    return bool(mac[0] & 1) or mac == _MAC_BROADCAST or is_zero(mac)
+
+
+def group_kind(addr: bytes) -> int:
+    """The label of a 16-byte IPv6 address field: ADDR6, or SNODE / GPREFIX for derived groups."""
+    if len(addr) < 16 or addr[0] != 0xFF:
+        return ADDR6  # a cut-short field becomes OTHER in Spans.add
+    if addr[:13] == _SOLICITED:
+        return SNODE
+    flags = addr[1] >> 4
+    if flags & 0x3 == 0x3 and addr[3]:  # P and T set, a prefix length: RFC 3306 / RFC 3956 (R too)
+        return GPREFIX
+    return ADDR6
+
+
+def derived_bits(kind: int, value: bytes) -> bytes:
+    """The bits of a pseudonym field that must not survive unchanged (the whole value if not derived)."""
+    if kind == SNODE:
+        return value[13:16]
+    if kind == GPREFIX:
+        return value[4:12]
+    return value
+
+
+def leaks_unchanged(kind: int, value: bytes) -> bool:
+    """Would ``value`` (the original of a pseudonym field) leak if it survived unchanged?"""
+    if kind == ADDR4:
+        return not special_v4(value)
+    if kind == ADDR6:
+        return not special_v6(value)
+    if kind == MAC:
+        return not special_mac(value)
+    return not is_zero(derived_bits(kind, value))
+
+
+class Spans:
+    """The labelled spans of one frame, in increasing order; KEEP neighbours are merged.
+
+    ``add`` clips to the captured length: a field that does not fit is not kept
+    (a cut-short field carries what the policy zeroes) and becomes OTHER.
+    """
+
+    __slots__ = ("items", "n")
+
+    def __init__(self, n: int):
+        self.n = n
+        self.items: list[tuple[int, int, int, str]] = []
+
+    def add(self, a: int, b: int, kind: int, name: str) -> None:
+        n = self.n
+        if b > n:
+            if kind != ZERO and kind != STREAM:
+                kind = OTHER
+            b = n
+        if a >= b:
+            return
+        items = self.items
+        if kind == KEEP and items:
+            last = items[-1]
+            if last[2] == KEEP and last[1] == a:
+                items[-1] = (last[0], b, KEEP, "")
+                return
+        items.append((a, b, kind, name))

@@ -1,0 +1,397 @@
+"""What of a TCP stream the policy keeps: TLS record structure and HTTP/1.x heads (docs/policy.md).
+
+The audit's own model, written apart from the sanitizer's parsers. Each parser follows one
+direction of a reassembled stream: ``feed(pos, chunk)`` takes the next in-order bytes at
+absolute stream offset ``pos`` (a chunk start is the only place a lost parser may pick the
+stream up again), ``gap(lost)`` says bytes were missing, and every byte run the policy keeps
+is reported as ``keep(offset, bytes)``. What is not reported must be zero after sanitizing.
+
+TLS: every record header, and the bodies of handshake, alert and change_cipher_spec records.
+HTTP/1.x: start lines (a request target without its query, fragment and ``user:pass@``),
+header names, header values by ``value_rule``, line ends, blank lines, chunk-size digits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+Keep = Callable[[int, bytes], None]
+
+# ---- TLS ----------------------------------------------------------------------------------
+TLS_CCS, TLS_ALERT, TLS_HANDSHAKE, TLS_APPDATA, TLS_HEARTBEAT = 20, 21, 22, 23, 24
+TLS_KEPT_BODIES: Final = frozenset({TLS_CCS, TLS_ALERT, TLS_HANDSHAKE})
+TLS_MAX_RECORD: Final = (1 << 14) + 2048 + 256
+HANDSHAKE_TYPES: Final = frozenset({0, 1, 2, 4, 8, 11, 12, 13, 14, 15, 16, 20, 21, 22, 24})
+
+
+def tls_header(h: bytes | bytearray, i: int = 0) -> bool:
+    """A valid record header at ``h[i:i+5]``: known type, version 3.0-3.4, sane length."""
+    if len(h) - i < 5 or not TLS_CCS <= h[i] <= TLS_HEARTBEAT or h[i + 1] != 3 or h[i + 2] > 4:
+        return False
+    length = h[i + 3] << 8 | h[i + 4]
+    return (0 < length <= TLS_MAX_RECORD) or (length == 0 and h[i] == TLS_APPDATA)
+
+
+def tls_prefix(h: bytes | bytearray) -> bool:
+    """Could the (fewer than 5) bytes ``h`` start a record header?"""
+    return ((len(h) < 1 or TLS_CCS <= h[0] <= TLS_HEARTBEAT) and (len(h) < 2 or h[1] == 3)
+            and (len(h) < 3 or h[2] <= 4) and (len(h) < 4 or h[3] <= TLS_MAX_RECORD >> 8))
+
+
+def tls_start(chunk: bytes, upgrade: bool = False) -> bool:
+    """Does ``chunk`` plausibly start at a record boundary (and look like TLS, not a lookalike)?
+
+    The record after the first must look like a header too; a handshake record must start
+    with a known handshake type of sane length; found in a stream of another protocol
+    (``upgrade``, e.g. STARTTLS), only a handshake record counts.
+    """
+    if not tls_header(chunk):
+        return False
+    ctype, length = chunk[0], chunk[3] << 8 | chunk[4]
+    nxt = 5 + length
+    if len(chunk) >= nxt + 5 and not tls_header(chunk, nxt):
+        return False
+    if nxt < len(chunk) < nxt + 5 and not tls_prefix(chunk[nxt:]):
+        return False
+    if ctype == TLS_HANDSHAKE:
+        return length >= 4 and len(chunk) >= 9 and chunk[5] in HANDSHAKE_TYPES \
+            and (chunk[6] << 16 | chunk[7] << 8 | chunk[8]) <= 1 << 18
+    if upgrade:
+        return False
+    if ctype == TLS_CCS:
+        return length == 1 and len(chunk) > 5 and chunk[5] == 1
+    if ctype == TLS_ALERT:
+        return length == 2 and len(chunk) > 5 and chunk[5] in (1, 2)
+    return ctype == TLS_APPDATA and length >= 17
+
+
+class Tls:
+    """Record walker of one direction (see the module docstring)."""
+
+    __slots__ = ("keep", "synced", "remaining", "keep_body", "hdr", "hdr_at")
+
+    def __init__(self, keep: Keep):
+        self.keep = keep
+        self.synced = False
+        self.remaining = 0
+        self.keep_body = False
+        self.hdr = b""
+        self.hdr_at = 0
+
+    def lose(self) -> None:
+        self.synced, self.remaining, self.hdr = False, 0, b""
+
+    def feed(self, pos: int, chunk: bytes) -> None:
+        n = len(chunk)
+        if not self.synced:
+            if not tls_start(chunk):
+                return
+            self.synced = True
+        i = 0
+        while i < n:
+            if self.remaining:
+                take = min(self.remaining, n - i)
+                if self.keep_body:
+                    self.keep(pos + i, chunk[i:i + take])
+                i += take
+                self.remaining -= take
+                continue
+            need = 5 - len(self.hdr)
+            if n - i < need:
+                if not self.hdr:
+                    self.hdr_at = pos + i
+                self.hdr += chunk[i:]
+                if not tls_prefix(self.hdr):
+                    self.lose()
+                return
+            at = self.hdr_at if self.hdr else pos + i
+            hdr = self.hdr + chunk[i:i + need]
+            self.hdr = b""
+            i += need
+            if not tls_header(hdr):
+                self.lose()
+                return
+            self.keep(at, hdr)
+            self.keep_body = hdr[0] in TLS_KEPT_BODIES
+            self.remaining = hdr[3] << 8 | hdr[4]
+
+    def gap(self, lost: int) -> None:
+        if self.synced and not self.hdr and lost <= self.remaining:
+            self.remaining -= lost
+        else:
+            self.lose()
+
+
+# ---- HTTP/1.x -----------------------------------------------------------------------------
+MAX_LINE: Final = 8192
+MAX_HEAD: Final = 65536
+MAX_METHODS: Final = 256
+METHODS: Final = tuple(m + b" " for m in b"GET HEAD POST PUT DELETE OPTIONS TRACE CONNECT PATCH".split())
+
+# Header values: today's policy keeps every value except a few (zeroed) and URL-valued ones
+# (kept without query, fragment and user:pass@). Issue 13 makes this an allowlist: set
+# KEPT_VALUES to the names whose values may survive, and every other value is zeroed.
+ZEROED_VALUES: Final = frozenset(
+    b"cookie set-cookie authorization proxy-authorization x-forwarded-for forwarded referer".split())
+URL_VALUES: Final = frozenset(b"location content-location".split())
+KEPT_VALUES: frozenset[bytes] | None = None
+VALUE_KEPT, VALUE_ZEROED, VALUE_URL = 0, 1, 2
+
+_TOKEN: Final = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_REQUEST: Final = re.compile(rb"(" + _TOKEN + rb") ([\x00\x21-\x7e\x80-\xff]+) HTTP/1\.[0-9]")
+_STATUS: Final = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3})(?:[ \t][^\r\n]*)?")
+_HEADER: Final = re.compile(rb"(" + _TOKEN + rb"):[ \t]*")
+_CHUNK: Final = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*|[ \t]*)")
+_USERINFO: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://([^/?#@]*)@")
+
+START, HEADERS, BODY, CHUNK_SIZE, CHUNK_DATA, CHUNK_END, TRAILERS, OPAQUE, LOST = range(9)
+
+
+def value_rule(name: bytes) -> int:
+    """How the value of header ``name`` (lower-cased) is treated."""
+    if name in URL_VALUES:
+        return VALUE_URL
+    if name in ZEROED_VALUES or (KEPT_VALUES is not None and name not in KEPT_VALUES):
+        return VALUE_ZEROED
+    return VALUE_KEPT
+
+
+def url_cuts(line: bytes, a: int, b: int) -> list[tuple[int, int]]:
+    """Spans of the URL ``line[a:b]`` that are not kept: ``user:pass`` and query/fragment."""
+    cuts = []
+    u = _USERINFO.match(line, a, b)
+    if u is not None and u.end(1) > u.start(1):
+        cuts.append(u.span(1))
+    q = min((x for x in (line.find(b"?", a, b), line.find(b"#", a, b)) if x >= 0), default=-1)
+    if 0 <= q < b - 1:
+        cuts.append((q + 1, b))
+    return cuts
+
+
+def line_end(line: bytes) -> int:
+    """Length of ``line`` without its LF / CRLF."""
+    c = len(line)
+    if c and line[c - 1] == 0x0A:
+        c -= 1
+        if c and line[c - 1] == 0x0D:
+            c -= 1
+    return c
+
+
+def http_start(chunk: bytes, request: bool) -> bool:
+    """Does ``chunk`` plausibly start with a request (known method) or status line?"""
+    if request:
+        if not chunk[:8].startswith(METHODS):
+            return False
+    elif chunk[:7] != b"HTTP/1.":
+        return False
+    j = chunk.find(b"\n", 0, MAX_LINE)
+    if j < 0:
+        return True
+    c = line_end(chunk[:j + 1])
+    return (_REQUEST if request else _STATUS).fullmatch(chunk, 0, c) is not None
+
+
+class Http:
+    """Head/body walker of one direction (see the module docstring); ``methods`` is shared
+    with the other direction: requests push, final responses pop (HEAD and CONNECT matter)."""
+
+    __slots__ = ("keep", "request", "methods", "state", "line", "line_at", "remaining", "head_len",
+                 "method", "status", "clen", "te", "last_name")
+
+    def __init__(self, keep: Keep, request: bool, methods: deque):
+        self.keep, self.request, self.methods = keep, request, methods
+        self.state = LOST
+        self.line = bytearray()
+        self.line_at = 0
+        self.remaining = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.head_len, self.method, self.status, self.clen, self.te, self.last_name = 0, b"", 0, None, None, b""
+
+    def lose(self) -> None:
+        self.state = LOST
+        self.line.clear()
+        self.reset()
+
+    def feed(self, pos: int, chunk: bytes) -> None:
+        if self.state == LOST:
+            if not http_start(chunk, self.request):
+                return
+            self.state = START
+        n, i = len(chunk), 0
+        while i < n:
+            st = self.state
+            if st == BODY or st == CHUNK_DATA:
+                take = min(self.remaining, n - i)
+                i += take
+                self.remaining -= take
+                if not self.remaining:
+                    self.state = START if st == BODY else CHUNK_END
+                    if st == BODY:
+                        self.reset()
+                continue
+            if st == OPAQUE or st == LOST:
+                return
+            j = chunk.find(b"\n", i)
+            if j < 0:
+                if not self.line:
+                    self.line_at = pos + i
+                self.line += chunk[i:]
+                if len(self.line) > MAX_LINE:
+                    self.lose()
+                return
+            if self.line:
+                self.line += chunk[i:j + 1]
+                line, at = bytes(self.line), self.line_at
+                self.line.clear()
+            else:
+                line, at = chunk[i:j + 1], pos + i
+            i = j + 1
+            if len(line) > MAX_LINE or not self.on_line(line, at):
+                self.lose()
+                return
+
+    def gap(self, lost: int) -> None:
+        if self.state in (BODY, CHUNK_DATA) and lost <= self.remaining:
+            self.remaining -= lost
+            if not self.remaining:
+                if self.state == BODY:
+                    self.state = START
+                    self.reset()
+                else:
+                    self.state = CHUNK_END
+        elif self.state != OPAQUE:
+            self.lose()
+
+    def keep_except(self, at: int, line: bytes, cuts: list[tuple[int, int]]) -> None:
+        prev = 0
+        for a, b in cuts:
+            if a > prev:
+                self.keep(at + prev, line[prev:a])
+            prev = b
+        if prev < len(line):
+            self.keep(at + prev, line[prev:])
+
+    def on_line(self, line: bytes, at: int) -> bool:
+        """Decide one complete line; False when it breaks the framing."""
+        st, c = self.state, line_end(line)
+        if st in (START, HEADERS, TRAILERS):
+            self.head_len += len(line)
+            if self.head_len > MAX_HEAD:
+                return False
+        if st == START:
+            if c == 0:
+                self.keep(at, line)
+                return True
+            if self.request:
+                m = _REQUEST.fullmatch(line, 0, c)
+                if m is None:
+                    return False
+                self.method = m.group(1)
+                self.keep_except(at, line, url_cuts(line, *m.span(2)))
+                self.methods.append(self.method)
+                if len(self.methods) > MAX_METHODS:
+                    self.methods.popleft()
+            else:
+                m = _STATUS.fullmatch(line, 0, c)
+                if m is None:
+                    return False
+                self.status = int(m.group(1))
+                self.keep(at, line)
+            self.state = HEADERS
+        elif st == HEADERS:
+            if c == 0:
+                self.keep(at, line)
+                return self.end_head()
+            if line[0] in b" \t":  # obsolete folding: the continuation is not kept
+                if self.last_name in (b"content-length", b"transfer-encoding"):
+                    return False
+                self.keep(at + c, line[c:])
+                return True
+            m = _HEADER.match(line, 0, c)
+            if m is None:
+                return False
+            name, vs = m.group(1).lower(), m.end()
+            ve = c
+            while ve > vs and line[ve - 1] in b" \t":
+                ve -= 1
+            rule = value_rule(name)
+            cuts = [] if rule == VALUE_KEPT else [(vs, ve)] if rule == VALUE_ZEROED else url_cuts(line, vs, ve)
+            self.keep_except(at, line, cuts)
+            return self.on_header(name, line[vs:ve])
+        elif st == CHUNK_SIZE:
+            m = _CHUNK.fullmatch(line, 0, c)
+            if m is None:
+                return False
+            self.keep(at, line[:m.end(1)])
+            self.keep(at + c, line[c:])
+            size = int(m.group(1), 16)
+            if size:
+                self.state, self.remaining = CHUNK_DATA, size
+            else:
+                self.state, self.head_len = TRAILERS, 0
+        elif st == CHUNK_END:
+            if c:
+                return False
+            self.keep(at, line)
+            self.state = CHUNK_SIZE
+        elif st == TRAILERS and c == 0:
+            self.keep(at, line)
+            self.state = START
+            self.reset()
+        return True
+
+    def on_header(self, name: bytes, value: bytes) -> bool:
+        self.last_name = name
+        if name == b"content-length":
+            values = {v.strip(b" \t") for v in value.split(b",")}
+            v = values.pop()
+            if values or not v.isdigit() or len(v) > 18 or (self.clen is not None and self.clen != int(v)):
+                return False
+            self.clen = int(v)
+        elif name == b"transfer-encoding":
+            self.te = value.rsplit(b",", 1)[-1].strip(b" \t").lower() or b"?"
+        return True
+
+    def end_head(self) -> bool:
+        """What follows the head just completed (RFC 9112 s6.3)."""
+        if self.request:
+            if self.method == b"CONNECT":
+                self.state = OPAQUE
+            elif self.te is not None:
+                if self.te != b"chunked":
+                    return False
+                self.state = CHUNK_SIZE
+            else:
+                self.body(self.clen or 0)
+            return True
+        code = self.status
+        if code < 200:
+            self.state = OPAQUE if code == 101 else START
+            self.reset()
+            return True
+        method = self.methods.popleft() if self.methods else b""
+        if method == b"HEAD" or code in (204, 304):
+            self.state = START
+            self.reset()
+        elif method == b"CONNECT" and code < 300:
+            self.state = OPAQUE
+        elif self.te == b"chunked":
+            self.state = CHUNK_SIZE
+        elif self.te is None and self.clen is not None:
+            self.body(self.clen)
+        else:
+            self.state = OPAQUE
+        return True
+
+    def body(self, length: int) -> None:
+        if length:
+            self.state, self.remaining = BODY, length
+        else:
+            self.state = START
+            self.reset()
