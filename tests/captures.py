@@ -165,3 +165,13 @@ def bulk_frames(count: int) -> list[bytes]:
         f[-8:] = i.to_bytes(8, "big")  # distinct payloads: nothing is a duplicate
         out.append(bytes(f))
     return out
+
+
+def ones(data: bytes) -> int:
+    """One's complement sum of 16-bit words (0xFFFF over a packet means its checksum is valid)."""
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s

@@ -83,7 +83,7 @@ from scapy.all import (
 from scapy.contrib.mpls import MPLS
 from scapy.layers.vxlan import VXLAN
 
-from captures import epb, idb, mixed_frames, shb, write_pcap
+from captures import epb, idb, mixed_frames, ones, shb, write_pcap
 from conftest import tshark_count, tshark_fields
 from pktmask.anon.cryptopan import AddressMapper
 from pktmask.anon.macs import MacMapper
@@ -171,16 +171,6 @@ class Addr:
 
 
 # ------------------------------------------------------------------ checksums, computed here
-
-
-def ones(data: bytes) -> int:
-    """One's complement sum of 16-bit words (0xFFFF over a packet means its checksum is valid)."""
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
 
 
 def inet_checksum(data: bytes) -> bytes:

@@ -14,20 +14,11 @@ import pytest
 from scapy.all import IP, TCP, UDP, Ether, IPv6, Raw
 from scapy.utils import RawPcapReader
 
-from captures import write_pcap
+from captures import ones, write_pcap
 from conftest import tshark_fields
 
 PREFS = ["-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE"]
 E = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-
-
-def ones(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
 
 
 def masked_sum(l3, l4, payload_len: int) -> int:

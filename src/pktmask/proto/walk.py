@@ -751,7 +751,7 @@ class _Walker:
             self.nd_options(p + first, end, depth)
         elif t == n.MLD2_REPORT:
             self.zero(p + 4, p + 6)  # reserved
-            self.mld2_report(p, end)
+            self.group_records(p, end, F_IP6)
         elif t == n.MLD_QUERY or t == n.MLD_REPORT or t == n.MLD_DONE:
             self.zero(p + 6, p + 8)  # reserved
             self.field(p + 8, F_IP6, end)  # the group
@@ -792,17 +792,22 @@ class _Walker:
             o += size
         self.hide(o, end)
 
-    def mld2_report(self, p: int, end: int) -> None:
+    def group_records(self, p: int, end: int, kind: int) -> None:
+        """The group records of an MLDv2 (``kind`` F_IP6) or IGMPv3 (F_IP4) report at ``p``:
+        record type, aux length and source count kept, group and sources mapped, aux data
+        zeroed; whatever follows the last complete record is hidden."""
         buf = self.buf
+        size = FIELD_SIZE[kind]
         nrec = _from(buf[p + 6 : p + 8], "big")
         o = p + 8
         for _ in range(nrec):
-            if o + 20 > end:
+            if o + 4 + size > end:
                 break
             aux, nsrc = buf[o + 1] * 4, _from(buf[o + 2 : o + 4], "big")
-            self.field(o + 4, F_IP6, end)  # the group
-            s = self.sources(o + 20, nsrc, F_IP6, end)
-            if s < o + 20 + 16 * nsrc:
+            self.field(o + 4, kind, end)  # the group
+            first = o + 4 + size
+            s = self.sources(first, nsrc, kind, end)
+            if s < first + size * nsrc:
                 break
             self.zero(s, s + aux)  # auxiliary data
             o = s + aux
@@ -832,19 +837,7 @@ class _Walker:
             self.zero(p + 8, end)
         elif t == n.IGMP_V3_REPORT:
             self.zero(p + 4, p + 6)  # reserved
-            nrec = _from(buf[p + 6 : p + 8], "big")
-            o = p + 8
-            for _ in range(nrec):
-                if o + 8 > end:
-                    break
-                aux, nsrc = buf[o + 1] * 4, _from(buf[o + 2 : o + 4], "big")
-                self.field(o + 4, F_IP4, end)  # the group
-                s = self.sources(o + 8, nsrc, F_IP4, end)
-                if s < o + 8 + 4 * nsrc:
-                    break
-                self.zero(s, s + aux)  # auxiliary data
-                o = s + aux
-            self.hide(o, end)
+            self.group_records(p, end, F_IP4)
         else:  # mtrace, DVMRP, PIMv1, unknown: addresses we do not walk
             self.zero(p + 4, end)
 
