@@ -175,3 +175,11 @@ def ones(data: bytes) -> int:
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return s
+
+
+def tcp_header(options: bytes, flags: str = "A", sport: int = 40000, dport: int = 9, seq: int = 1000) -> bytes:
+    """A raw TCP header carrying ``options`` (a multiple of 4 bytes) as they are; checksum 0."""
+    bits = {"F": 1, "S": 2, "R": 4, "P": 8, "A": 16}
+    doff = (20 + len(options)) // 4
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, 0, doff << 4, sum(bits[c] for c in flags),
+                       65535, 0, 0) + options

@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-from captures import mixed_frames, write_pcap
+from captures import mixed_frames, tcp_header, write_pcap
 from pktmask.config import MaskConfig
 from pktmask.core.pipeline.executor import SERIAL_ENV, PipelineExecutor
 from pktmask.core.temp_file_manager import TempFileManager
@@ -76,6 +76,14 @@ def odd_frames() -> list[bytes]:
         bytes(e / IP(src="10.1.1.1", dst="10.2.2.2") / TCP(sport=1, dport=2)) + b"\xaa" * 12,  # padding
         bytes(bad),
         bytes(e / IP(src="10.1.1.1", dst="10.2.2.2", options=b"\x94\x04\x00\x00") / TCP() / Raw(b"o" * 50)),
+        # TCP options: kept ones (a Linux SYN; SACK; EOL then zeros) on the fast path, others not.
+        bytes(e / IP(src="10.1.1.1", dst="10.2.2.2") / TCP(flags="S", options=[
+            ("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0)), ("NOP", None), ("WScale", 7)])),
+        bytes(e / IP(src="10.1.1.1", dst="10.2.2.2") / TCP(flags="A", options=[
+            ("NOP", None), ("NOP", None), ("SAck", (100, 200, 300, 400))]) / Raw(b"s" * 20)),
+        bytes(e / IP(src="10.1.1.1", dst="10.2.2.2", proto=6) / tcp_header(b"\x02\x04\x05\xb4\x00\x00\x00\x00", "A")),
+        bytes(e / IP(src="10.1.1.1", dst="10.2.2.2", proto=6) / tcp_header(b"\x02\x04\x05\xb4\x00\x00\xee\x00", "A")),
+        bytes(e / IP(src="10.1.1.1", dst="10.2.2.2", proto=6) / tcp_header(b"\x22\x0aCOOKIE-TFO", "S")),
         full,
     ]
 

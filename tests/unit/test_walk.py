@@ -42,6 +42,7 @@ from scapy.layers.l2 import CookedLinux
 from scapy.layers.ppp import PPP, PPPoE
 from scapy.layers.vxlan import VXLAN
 
+from captures import tcp_header
 from pktmask.proto.walk import IP4_HEADER, L4_PLAIN, L4_PSEUDO, L4_QUOTED, MAX_DEPTH, walk
 
 ETH = 1
@@ -372,3 +373,19 @@ def test_deep_nesting_never_raises(kind):
     buf = nested(kind, 600)
     d = dissect(buf, ETH)
     assert set(range(len(buf) - len(PAYLOAD), len(buf))) <= zeroed_bytes(d, len(buf))
+
+
+def test_fast_layout_takes_only_kept_tcp_options():
+    """The fast path keeps TCP headers as they are: only when every option is one the walker keeps."""
+    from pktmask.proto.layout import fast_layout
+
+    def tcp(options) -> bytes:
+        return frame(E / IP(src=A4, dst=B4, proto=6) / (TCP(flags="S", options=options) if isinstance(options, list) else tcp_header(options, "S")))
+
+    syn = tcp([("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0)), ("NOP", None), ("WScale", 7)])
+    assert fast_layout(syn, ETH) is not None and dissect(syn, ETH).zero == []
+    for odd in (b"\x22\x0aCOOKIE-TFO", b"\x13\x12" + b"M" * 16 + b"\x01\x01", b"\x02\x04\x05\xb4\x00\xee\x00\x00",
+                b"\xfd\x06PLAN\x01\x01", b"\x02\x05\x05\xb4\x01\x01\x01\x01"):
+        buf = tcp(odd)
+        assert fast_layout(buf, ETH) is None, odd
+        assert dissect(buf, ETH).zero, odd

@@ -12,12 +12,39 @@ from __future__ import annotations
 from pktmask.capture.packet import Layout
 
 
+def _kept_options(raw: bytes, i: int, end: int) -> bool:
+    """Whether the TCP options in ``raw[i:end]`` are all kept as they are (docs/policy.md):
+    NOP, MSS, window scale, SACK-permitted, SACK, timestamps of their valid lengths, and an
+    End of Options followed only by zeros. Anything else is the walker's to decide."""
+    while i < end:
+        k = raw[i]
+        if k == 1:
+            i += 1
+            continue
+        if k == 0:
+            i += 1
+            while i < end:
+                if raw[i]:
+                    return False
+                i += 1
+            return True
+        if i + 1 >= end:
+            return False
+        size = raw[i + 1]
+        if not ((k == 8 and size == 10) or (k == 2 and size == 4) or (k == 3 and size == 3)
+                or (k == 4 and size == 2) or (k == 5 and size >= 10 and (size - 2) % 8 == 0)):
+            return False
+        i += size
+    return i == end
+
+
 def fast_layout(data: bytes | bytearray, linktype: int) -> Layout | None:
     """Classify the common frame shape in a few operations, or return None.
 
     The shape: Ethernet with at most one 802.1Q tag; IPv4 without options,
     not fragmented, or IPv6 without extension headers; TCP with a complete
-    header and no option but NOP NOP timestamps, or UDP (not VXLAN). Returns (ip offset, l4 offset, protocol,
+    header whose options are all kept as they are (NOP, MSS, window scale,
+    SACK, timestamps), or UDP (not VXLAN). Returns (ip offset, l4 offset, protocol,
     end, v6, full, payload offset): ``end`` is where the IP packet ends
     within the capture, ``full`` whether all of it was captured. Everything
     else goes through the general walkers.
@@ -61,16 +88,11 @@ def fast_layout(data: bytes | bytearray, linktype: int) -> Layout | None:
         full, end = False, n
     if proto == 6:
         doff = (raw[l4 + 12] >> 4) * 4 if l4 + 13 <= end else 0
-        if doff == 32:
-            # Options kept as they are only in their commonest form, NOP NOP timestamps;
-            # any other option goes to the walker, which keeps or zeroes each one.
-            if raw[l4 + 20] != 1 or raw[l4 + 21] != 1 or raw[l4 + 22] != 8 or raw[l4 + 23] != 10:
-                return None
-        elif doff > 20:
-            return None
         ps = l4 + (doff if doff > 20 else 20)
         if ps > end:
             return None
+        if doff > 20 and not _kept_options(raw, l4 + 20, ps):
+            return None  # the walker keeps or zeroes each option
     elif proto == 17:
         ps = l4 + 8
         if ps > end or (raw[l4] << 8 | raw[l4 + 1]) == 4789 or (raw[l4 + 2] << 8 | raw[l4 + 3]) == 4789:
