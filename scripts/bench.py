@@ -38,8 +38,11 @@ def workload(cache: Path, packets: int, seed: int = 42) -> Path:
     return path
 
 
-def timed(cmd: list[str], env=None) -> tuple[float, int]:
-    """Run ``cmd``; returns (wall seconds, peak RSS in KiB of that process)."""
+def timed(cmd: list[str], env=None) -> tuple[float, int, float]:
+    """Run ``cmd``; returns (wall seconds, peak RSS in KiB of that process, CPU seconds).
+
+    CPU is user + system time of the process and the children it waited for (pktmask's
+    pre-pass child included): efficiency per CPU second, beside the wall clock."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _pid, status, usage = os.wait4(proc.pid, 0)
@@ -48,21 +51,23 @@ def timed(cmd: list[str], env=None) -> tuple[float, int]:
     proc.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"bench: {' '.join(cmd)} failed:\n{err}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
-def alternate(cases: dict[str, list[str]], rounds: int, out: Path) -> dict[str, tuple[float, int]]:
-    """Run every case once per round, in turn; returns name -> (median seconds, max RSS KiB)."""
+def alternate(cases: dict[str, list[str]], rounds: int, out: Path) -> dict[str, tuple[float, int, float]]:
+    """Run every case once per round, in turn; returns name -> (median seconds, max RSS KiB, median CPU s)."""
     times: dict[str, list[float]] = {name: [] for name in cases}
+    cpus: dict[str, list[float]] = {name: [] for name in cases}
     rss: dict[str, int] = dict.fromkeys(cases, 0)
     for _ in range(rounds):
         for name, cmd in cases.items():
             if out.exists():
                 out.unlink()
-            t, m = timed(cmd)
+            t, m, c = timed(cmd)
             times[name].append(t)
+            cpus[name].append(c)
             rss[name] = max(rss[name], m)
-    return {name: (statistics.median(v), rss[name]) for name, v in times.items()}
+    return {name: (statistics.median(v), rss[name], statistics.median(cpus[name])) for name, v in times.items()}
 
 
 def main() -> int:
@@ -98,17 +103,21 @@ def main() -> int:
               f"medians; machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {version}")
         results = alternate(cases, opts.rounds, out)
         ref = {name: results[name][0] for name in ("tcprewrite --seed=42", "editcap -d") if name in results}
-        print(f"{'command':42s} {'seconds':>8s} {'packets/s':>11s} {'MB/s':>7s} {'peak RSS':>9s}"
-              + "".join(f" {'x ' + n.split()[0]:>12s}" for n in ref))
-        for name, (sec, rss) in results.items():
-            line = (f"{name:42s} {sec:8.2f} {opts.packets / sec:11,.0f} {size_mb / sec:7.1f} "
+        cpu_ref = {name: results[name][2] for name in ref}
+        print(f"{'command':42s} {'seconds':>8s} {'CPU s':>7s} {'packets/s':>11s} {'MB/s':>7s} {'peak RSS':>9s}"
+              + "".join(f" {'x ' + n.split()[0]:>12s}" for n in ref)
+              + "".join(f" {'CPU x ' + n.split()[0]:>16s}" for n in cpu_ref))
+        for name, (sec, rss, cpu) in results.items():
+            line = (f"{name:42s} {sec:8.2f} {cpu:7.2f} {opts.packets / sec:11,.0f} {size_mb / sec:7.1f} "
                     f"{rss / 1024:7.0f}MB")
             for r in ref.values():
                 line += f" {r / sec:12.2f}"
+            for r in cpu_ref.values():
+                line += f" {r / cpu:16.2f}"
             print(line)
 
         small_out = work / "small.pcap"
-        t_small, rss_small = timed([str(PKTMASK), "mask", str(small), str(small_out), "-q", "--dedup",
+        _t_small, rss_small, _cpu = timed([str(PKTMASK), "mask", str(small), str(small_out), "-q", "--dedup",
                                     "--key-file", str(key)])
         full_rss = results["pktmask full (--dedup, anonymize, mask)"][1]
         print(f"memory: full pipeline peak RSS {full_rss / 1024:.0f} MB on {opts.packets} packets vs "
@@ -136,7 +145,7 @@ def main() -> int:
                     dest = work / "batch-out"
                     shutil.rmtree(dest, ignore_errors=True)
                     dest.mkdir()
-                    t, _ = timed([str(PKTMASK), "mask", str(batch), str(dest), "-q", "--jobs", str(jobs),
+                    t, _rss, _cpu = timed([str(PKTMASK), "mask", str(batch), str(dest), "-q", "--jobs", str(jobs),
                                   "--key-file", str(key)], env={**os.environ, **extra})
                     figures.setdefault(name, []).append(t)
             med = {name: statistics.median(v) for name, v in figures.items()}
