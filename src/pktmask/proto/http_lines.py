@@ -44,11 +44,13 @@ _TCHAR: Final = bytes(
 _TARGET_OK: Final = bytes([0, *range(0x21, 0x7F), *range(0x80, 0x100)])
 # Bytes of a URI scheme after its first letter (RFC 3986: ALPHA / DIGIT / "+" / "-" / ".").
 _SCHEME: Final = bytes(1 if chr(b).isalnum() and b < 128 or chr(b) in "+-." else 0 for b in range(256))
-# ``translate`` tables for the IP literal scan: the bytes an IPv6 literal is made of (hex
-# digits, ':' and '.') stay, every other byte becomes a space; then the same for an IPv4
-# literal (digits and '.').
+# ``translate`` table for the IPv6 literal scan: the bytes an IPv6 literal is made of (hex
+# digits, ':' and '.') stay, every other byte becomes a space.
 _V6_RUN: Final = bytes(b if chr(b) in "0123456789abcdefABCDEF:." else 0x20 for b in range(256))
-_V4_RUN: Final = bytes(b if chr(b) in "0123456789." else 0x20 for b in range(256))
+# Digits as '0', '.' kept, the rest a space: a value holds a dotted quad only if this image of it
+# holds one of the shapes "0.X.Y.0" (X, Y one to three digits).
+_DIGIT_SHAPE: Final = bytes(0x30 if 0x30 <= b <= 0x39 else b if b == 0x2E else 0x20 for b in range(256))
+_QUAD_SHAPES: Final = tuple(b"0." + x + b"." + y + b".0" for x in (b"0", b"00", b"000") for y in (b"0", b"00", b"000"))
 # A hex/colon run with this many colons is zeroed even without "::": an IPv6 address has seven
 # (six before an embedded IPv4 address); five also takes in a colon-separated MAC address.
 _V6_COLONS: Final = 5
@@ -168,32 +170,40 @@ def _path_cuts(line: bytes, ps: int, pe: int) -> Ranges:
 
 
 def ip_cuts(line: bytes, s: int, e: int) -> Ranges:
-    """Spans of ``line[s:e]`` holding an IPv4 or IPv6 literal, to be zeroed.
+    """Spans of ``line[s:e]`` holding an IPv4 or IPv6 literal, to be zeroed (possibly overlapping).
 
-    IPv6: a maximal run of hex digits, ':' and '.' that holds "::" or at least
-    five colons is zeroed whole. IPv4: a maximal run of digits and '.' that holds
-    a dotted quad (four dot-separated numbers whose two inner ones are 0..255
-    with at most three digits) is zeroed whole, so "1.2.3.4.5" goes entirely.
+    IPv4: a maximal run of digits and '.' that holds a dotted quad (four
+    dot-separated numbers whose two inner ones are 0..255 with at most three
+    digits) is zeroed whole, so "1.2.3.4.5" goes entirely. IPv6: a maximal run
+    of hex digits, ':' and '.' that holds "::" or at least five colons is zeroed
+    whole. Most values are passed by a few searches in C (too few dots, no "::",
+    no quad shape); only the runs around a match are looked at byte by byte.
     """
-    v = line[s:e]
-    if v.count(b".") < 3 and v.count(b":") < 2:
-        return []  # most values: no scan
-    t = v.translate(_V6_RUN)
     cut: Ranges = []
-    pos = 0
-    for run in t.split():
-        at = t.find(run, pos)
-        pos = at + len(run)
-        if b"::" in run or run.count(b":") >= _V6_COLONS:
-            cut.append((s + at, s + pos))
-        elif run.count(b".") >= 3:
-            t4 = run.translate(_V4_RUN)
-            q = 0
-            for num in t4.split():
-                at4 = t4.find(num, q)
-                q = at4 + len(num)
-                if _dotted_quad(num):
-                    cut.append((s + at + at4, s + at + q))
+    colons = line.count(b":", s, e)
+    v6 = colons >= _V6_COLONS or colons >= 2 and line.find(b"::", s, e) >= 0
+    if line.count(b".", s, e) >= 3:
+        shape = line[s:e].translate(_DIGIT_SHAPE)
+        for q in _QUAD_SHAPES:
+            j = shape.find(q)
+            while j >= 0:
+                a = j
+                while a > 0 and shape[a - 1] != 0x20:
+                    a -= 1
+                b = j + len(q)
+                while b < len(shape) and shape[b] != 0x20:
+                    b += 1
+                if _dotted_quad(line[s + a : s + b]):
+                    cut.append((s + a, s + b))
+                j = shape.find(q, b)
+    if v6:
+        t = line[s:e].translate(_V6_RUN)
+        pos = 0
+        for run in t.split():
+            at = t.find(run, pos)
+            pos = at + len(run)
+            if b"::" in run or run.count(b":") >= _V6_COLONS:
+                cut.append((s + at, s + pos))
     return cut
 
 
@@ -258,7 +268,8 @@ def header_line_keep(line: bytes) -> tuple[bytes, bytes, Ranges] | None:
         return name, value, [(0, len(line))]
     if name not in KEPT_VALUES:
         return name, value, [(0, vs), (c, len(line))]
-    return name, value, _keep_around(ip_cuts(line, vs, ve), len(line))
+    cut = ip_cuts(line, vs, ve)
+    return name, value, _keep_around(cut, len(line)) if cut else [(0, len(line))]
 
 
 def fold_line_keep(line: bytes, kept: bool) -> Ranges:
