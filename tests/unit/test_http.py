@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
 import pytest
@@ -322,6 +323,7 @@ def test_allowlisted_values_kept_byte_for_byte():
     [K(b"Server: x/"), Z(b"1.2.3.4.5"), K(b" y")],  # the whole run of digits and dots
     [K(b"Server: a"), Z(b"1000.1.2.3000"), K(b"b")],  # "000.1.2.300" is in it
     [K(b"Server: "), Z(b"::ffff:192.0.2.1"), K(b" mapped")],
+    [K(b"Server: x"), Z(b"010.001.002.003"), K(b"y "), Z(b"0.0.0.0")],
     [K(b"Server: ["), Z(b"::"), K(b"] 1.2.3 1.256.2.3 1.2.3000.4 v1..2.3.4")],  # no quads in these: kept
     [K(b"Server: box "), Z(b"00:11:22:33:44:55")],  # five colons: zeroed like an address
     [K(b"Date: Tue, 15 Nov 1994 08:12:31 GMT")],
@@ -329,6 +331,25 @@ def test_allowlisted_values_kept_byte_for_byte():
 ])
 def test_ip_literals_in_kept_values_zeroed(pieces):
     head_check(req, b"GET / HTTP/1.1\r\n", *pieces, K(b"\r\n"))
+
+
+_QUAD = re.compile(rb"[0-9]\.([0-9]{1,3})\.([0-9]{1,3})\.[0-9]")
+_V6_RUN = re.compile(rb"[0-9A-Fa-f:.]+")
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.binary(max_size=60).map(lambda b: bytes(b"0123456789.:.:af x/"[c % 19] for c in b)))
+def test_no_ip_literal_left_in_a_kept_value(value):
+    """Whatever the value, what is kept of it holds no dotted quad, no "::" and no run of five colons."""
+    line = b"Server: " + value + b"\r\n"
+    _, _, keep = header_line_keep(line)
+    kept = apply(line, keep)
+    for i in range(len(kept)):  # every start: matches may overlap
+        m = _QUAD.match(kept, i)
+        assert m is None or int(m.group(1)) > 255 or int(m.group(2)) > 255, (value, kept)
+    for run in _V6_RUN.findall(kept):
+        assert b"::" not in run and run.count(b":") < 5, (value, kept)
+    assert all(k in (0, v) for k, v in zip(kept, line, strict=True))
 
 
 @pytest.mark.parametrize("target", [
