@@ -11,12 +11,12 @@ status line. ``HttpParser`` (http.py) applies them to a stream.
 
 Lines are scanned with ``bytes`` methods and byte tables, not regular
 expressions: these functions run for every head line (see ARCHITECTURE,
-"Compiled hot path").
+"Compiled hot path"); per-byte loops only walk tokens (method, header name)
+and the runs around a possible IP literal.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 MAX_LINE: Final = 8192  # a longer head line means we are not looking at HTTP: lose sync
@@ -34,7 +34,6 @@ KEPT_VALUES: Final = frozenset(
 METHODS: Final = tuple(b"GET HEAD POST PUT DELETE OPTIONS TRACE CONNECT PATCH".split())
 _RESYNC_REQUEST: Final = tuple(m + b" " for m in METHODS)
 
-_STATUS_RE: Final = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3})(?:[ \t][^\r\n]*)?")
 # Bytes allowed in a token (RFC 9110 tchar), as a table: methods and header names are scanned byte by byte.
 _TCHAR: Final = bytes(
     1 if chr(b).isalnum() and b < 128 or chr(b) in "!#$%&'*+.^_`|~-" else 0 for b in range(256)
@@ -235,9 +234,16 @@ def _keep_around(cut: Ranges, n: int) -> Ranges:
 
 
 def status_code(line: bytes) -> int | None:
-    """Return the status code of a status line ``HTTP/1.x SP 3DIGIT [SP reason]``, or None."""
-    m = _STATUS_RE.fullmatch(line, 0, content_len(line))
-    return int(m.group(1)) if m else None
+    """Return the status code of a status line ``HTTP/1.x SP 3DIGIT [(SP / HTAB) reason]``, or None."""
+    c = content_len(line)
+    if c < 12 or line[:7] != b"HTTP/1." or not 0x30 <= line[7] <= 0x39 or line[8] != 0x20:
+        return None
+    code = line[9:12]
+    if not code.isdigit() or c > 12 and line[12] != 0x20 and line[12] != 0x09:
+        return None
+    if line.find(b"\r", 12, c) >= 0 or line.find(b"\n", 12, c) >= 0:
+        return None
+    return int(code)
 
 
 def header_line_keep(line: bytes) -> tuple[bytes, bytes, Ranges] | None:
