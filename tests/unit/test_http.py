@@ -18,6 +18,7 @@ from pktmask.proto.http_lines import (
     looks_like_response,
     request_line_keep,
     status_code,
+    status_line_keep,
 )
 
 
@@ -480,6 +481,11 @@ def test_switching_protocols_and_connect_tunnels():
                                        Z(b"\x16\x03\x03\x00\x10" + b"x" * 16)])
 
 
+def test_ip_literal_in_a_reason_phrase_zeroed():
+    # The policy keeps the reason phrase and is silent on an IP literal in it: zeroed (fail closed).
+    check(lambda: resp([b"GET"]), [K(b"HTTP/1.1 502 Upstream "), Z(b"10.1.2.3"), K(b" down\r\n\r\n")])
+
+
 def test_status_line_without_reason():
     check(lambda: resp([b"GET"]), [K(b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"),
                                    K(b"HTTP/1.1 404 \r\n\r\n")])
@@ -697,6 +703,8 @@ def test_line_helpers():
     assert request_line_keep(b"GET /p HTTP/1.1 x") is None
     assert status_code(b"HTTP/1.1 404 Not Found\r\n") == 404
     assert status_code(b"HTTP/1.1 40 x") is None
+    assert status_line_keep(b"HTTP/1.1 200 OK\r\n") == [(0, 17)]
+    assert status_line_keep(b"HTTP/1.1 200 at 1.2.3.4\r\n") == [(0, 16), (23, 25)]
     assert header_line_keep(b"Set-Cookie: a=b \r\n") == (b"set-cookie", b"a=b", [(0, 12), (16, 18)])
     assert header_line_keep(b"Host:h\n") == (b"host", b"h", [(0, 5), (6, 7)])
     assert header_line_keep(b"Age:1\n") == (b"age", b"1", [(0, 6)])

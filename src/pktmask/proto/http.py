@@ -30,6 +30,7 @@ from pktmask.proto.http_lines import (
     looks_like_response,
     request_line_keep,
     status_code,
+    status_line_keep,
 )
 
 MAX_HEAD: Final = 65536  # a bigger head (or trailer section) means we are not looking at HTTP
@@ -304,7 +305,7 @@ class HttpParser:
                 if code is None:
                     raise _Desync
                 self._status = code
-                self._start_message([(0, len(line))], base, len(line))
+                self._start_message(status_line_keep(line), base, len(line))
         elif st == _HEADERS:
             if c == 0:
                 self._keep(base, base + len(line))

@@ -3,9 +3,9 @@
 Pure functions on one complete line (line end included or not), by allowlist
 (docs/policy.md, "Payloads"): the request line keeps its method, the path of
 its target up to the first '?', '#' or ';', the ports of an authority and its
-version; a status line is kept whole; a header line keeps its name, colon and
+version; a status line is kept; a header line keeps its name, colon and
 whitespace, and its value only for the names in ``KEPT_VALUES``. An IPv4 or
-IPv6 literal inside a kept path or value is zeroed (it cannot be mapped in the
+IPv6 literal inside a kept path, value or reason phrase is zeroed (it cannot be mapped in the
 stream). Also the resync tests: does a chunk plausibly start with a request or
 status line. ``HttpParser`` (http.py) applies them to a stream.
 
@@ -244,6 +244,17 @@ def status_code(line: bytes) -> int | None:
     if line.find(b"\r", 12, c) >= 0 or line.find(b"\n", 12, c) >= 0:
         return None
     return int(code)
+
+
+def status_line_keep(line: bytes) -> Ranges:
+    """Keep ranges of a status line (``status_code`` accepted it): all of it but IP literals in the reason.
+
+    The reason phrase is kept by the policy; an IP literal in it is zeroed like one in a
+    kept header value (the policy is silent on it: fail closed).
+    """
+    c = content_len(line)
+    cut = ip_cuts(line, 12, c) if c > 12 else []
+    return _keep_around(cut, len(line)) if cut else [(0, len(line))]
 
 
 def header_line_keep(line: bytes) -> tuple[bytes, bytes, Ranges] | None:
