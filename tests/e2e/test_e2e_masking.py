@@ -561,23 +561,25 @@ def chunked(*chunks: bytes) -> list:
     return [*parts, b"0\r\n\r\n"]
 
 
+# Allowlist policy (docs/policy.md, "Payloads"): Host, Location and Content-Location values are
+# zeroed like every value outside the list, and a query is zeroed from its '?'.
 HTTP_EXCHANGES = [
-    (msg(b"GET /search?", (b"q=SECRET-QUERY&sid=42",), b" HTTP/1.1\r\nHost: intranet.example\r\n"
+    (msg(b"GET /search", (b"?q=SECRET-QUERY&sid=42",), b" HTTP/1.1\r\nHost: ", (b"intranet.example",), b"\r\n"
          b"Cookie: ", (b"session=SECRET-COOKIE; theme=dark",), b"\r\nAuthorization: ", (b"Bearer SECRET-TOKEN",),
          b"\r\nUser-Agent: pktmask-test\r\nAccept: */*\r\n\r\n"),
-     msg(b"HTTP/1.1 302 Found\r\nLocation: https://sso.example/callback?", (b"code=SECRET-OAUTH-CODE",),
+     msg(b"HTTP/1.1 302 Found\r\nLocation: ", (b"https://sso.example/callback?code=SECRET-OAUTH-CODE",),
          b"\r\nSet-Cookie: ", (b"id=SECRET-SETCOOKIE; Path=/; HttpOnly",), b"\r\nContent-Length: 20\r\n\r\n",
          (b"SECRET-REDIRECT-BODY",))),
-    (msg(b"POST /upload HTTP/1.1\r\nHost: intranet.example\r\nContent-Type: text/plain\r\n"
+    (msg(b"POST /upload HTTP/1.1\r\nHost: ", (b"intranet.example",), b"\r\nContent-Type: text/plain\r\n"
          b"Content-Length: 31\r\nX-Forwarded-For: ", (b"203.0.113.77",), b"\r\nReferer: ",
          (b"https://intranet.example/page?SECRET-REFERER",), b"\r\n\r\n", (b"SECRET-POST-BODY-0123456789abcd",)),
-     msg(b"HTTP/1.1 201 Created\r\nContent-Location: /upload/1?", (b"token=SECRET-CL",),
+     msg(b"HTTP/1.1 201 Created\r\nContent-Location: ", (b"/upload/1?token=SECRET-CL",),
          b"\r\nContent-Length: 0\r\n\r\n")),
     # The answer to HEAD has a length but no body: the next response follows at once.
-    (msg(b"HEAD /status HTTP/1.1\r\nHost: intranet.example\r\nProxy-Authorization: ",
+    (msg(b"HEAD /status HTTP/1.1\r\nHost: ", (b"intranet.example",), b"\r\nProxy-Authorization: ",
          (b"Basic U0VDUkVULVBST1hZ",), b"\r\nForwarded: ", (b"for=198.51.100.9;by=SECRET-FWD",), b"\r\n\r\n"),
      msg(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n")),
-    (msg(b"PUT /chunked HTTP/1.1\r\nHost: intranet.example\r\nTransfer-Encoding: chunked\r\n\r\n",
+    (msg(b"PUT /chunked HTTP/1.1\r\nHost: ", (b"intranet.example",), b"\r\nTransfer-Encoding: chunked\r\n\r\n",
          *chunked(b"SECRET-CHUNK-ONE", b"SECRET-TWO")),
      msg(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/html\r\n\r\n",
          *chunked(b"<html>SECRET-HTML-BODY" * 30, b"SECRET-TAIL</html>"))),
@@ -627,7 +629,7 @@ def test_http_capture_starts_mid_stream(run, tmp_path):
 
 @pytest.mark.parametrize("variant", ["ipv4", "ipv6-vlan"])
 def test_http_keep_alive(run, tmp_path, variant):
-    """Heads kept but for sensitive values and query strings; bodies (length and chunked) zeroed."""
+    """Heads kept but for values outside the allowlist and query strings; bodies (length and chunked) zeroed."""
     conv, expected = http_conv(v6=variant != "ipv4", vlan=7 if "vlan" in variant else None)
     src, out, report = mask(run, tmp_path, conv.frames, *(["--no-anonymize"] if variant == "ipv4" else []))
     got = read_pcap(out)
@@ -636,10 +638,12 @@ def test_http_keep_alive(run, tmp_path, variant):
     assert b"SECRET" not in data and b"203.0.113.77" not in data and b"U0VDUkVU" not in data
     # Header names survive; the heads were cut inside "Cookie:", so look at the reassembled stream.
     requests = reassemble(got, conv, 0)
-    for name in (b"Cookie: ", b"Authorization: ", b"X-Forwarded-For: ", b"Referer: ", b"Forwarded: ",
+    for name in (b"Host: ", b"Cookie: ", b"Authorization: ", b"X-Forwarded-For: ", b"Referer: ", b"Forwarded: ",
                  b"Proxy-Authorization: "):
         assert b"\r\n" + name + b"\x00\x00\x00" in requests, name
-    assert b"\r\nSet-Cookie: \x00" in reassemble(got, conv, 1)
+    responses = reassemble(got, conv, 1)
+    assert b"\r\nSet-Cookie: \x00" in responses and b"\r\nLocation: \x00" in responses
+    assert b"intranet" not in data and b"sso.example" not in data
     # Every message but the answer to HEAD had something zeroed.
     assert report["http_messages_masked"] == 7 and report["tls_records_masked"] == 0
     assert report["payload_bytes_zeroed"] > 0
@@ -650,8 +654,9 @@ def test_http_keep_alive(run, tmp_path, variant):
     want = {n: [v for r in before for v in r[n]] for n in names}
     assert flat["http.request.method"] == ["GET", "POST", "HEAD", "PUT"]
     assert flat["http.response.code"] == want["http.response.code"] == ["302", "201", "200", "200"]
-    assert flat["http.host"] == ["intranet.example"] * 4
-    assert [u.split("?")[0] for u in flat["http.request.uri"]] == ["/search", "/upload", "/status", "/chunked"]
+    # The Host values are zeroed (allowlist): tshark shows them empty.
+    assert want["http.host"] == ["intranet.example"] * 4 and not any(flat["http.host"])
+    assert [u.split("\x00")[0] for u in flat["http.request.uri"]] == ["/search", "/upload", "/status", "/chunked"]
     assert not any("SECRET" in u for u in flat["http.request.uri"])
     # Bodies: tshark prints http.file_data as text (empty at a NUL), so compare its raw bytes.
     bodies, bodies_in = tshark_raw(out, "http.file_data", "http"), tshark_raw(src, "http.file_data", "http")
@@ -684,10 +689,93 @@ def test_retransmission_with_other_bytes_keeps_none_of_them(run, tmp_path, varia
     assert b"planted" not in data and b"secret" not in data
     got = read_pcap(out)
     first, copy = (got[i][-len(seg.data) :] for i, (_, seg) in enumerate(conv.items) if seg and seg.side == 0)
-    query = request.index(b"lang=en")
-    assert first == request[:query] + bytes(7) + request[query + 7 :]  # only the query string zeroed
-    # The copy keeps the request line's bytes it repeats (up to the zeroed query), nothing after.
-    assert copy == request[:query] + bytes(len(forged) - query)
+    # Allowlist policy: the query from its '?' and the Host value are zeroed, Accept-Language kept.
+    query = request.index(b"?lang=en")
+    host = request.index(b"www.example.test")
+    assert first == request[:query] + bytes(8) + request[query + 8 : host] + bytes(16) + request[host + 16 :]
+    # The copy keeps the kept runs it repeats whole (the request line up to the zeroed query, then
+    # " HTTP/1.1\r\nHost: " up to the zeroed Host value), nothing of the run it changes.
+    assert copy == request[:query] + bytes(8) + request[query + 8 : host] + bytes(len(forged) - host)
+    assert_checksums_good(out)
+
+
+# Issue 13: credentials, URL secrets and IP literals outside the old denylist. Every 1-tuple is
+# planted and must be zeroed; the allowlisted values around them are kept byte for byte.
+LEAK_EXCHANGES = [
+    (msg(b"GET http://", (b"admin:pa/ss#w@rd@10.2.2.104",), b":8080/proxy/", (b"10.1.2.3",), b"/app",
+         (b";jsessionid=SECRET-JSESSION?token=SECRET-QUERY#frag",), b" HTTP/1.1\r\n",
+         b"Host: ", (b"10.2.2.104",), b"\r\n",
+         b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) pktmask-e2e/1.0\r\n",
+         b"Accept: text/html,*/*;q=0.8\r\nAccept-Language: en-US,en;q=0.5\r\n",
+         b"X-Api-Key: ", (b"SECRET-API-KEY",), b"\r\nX-Auth-Token: ", (b"SECRET-AUTH-TOKEN",),
+         b"\r\nX-Amz-Security-Token: ", (b"SECRET-AMZ//////////wEaDG==",), b"\r\nX-CSRF-Token: ", (b"SECRET-CSRF",),
+         b"\r\nCookie2: ", (b'$Version="1"; SECRET-COOKIE2',),
+         b"\r\nSec-WebSocket-Protocol: ", (b"chat, bearer.SECRET-WS-TOKEN",),
+         b"\r\nOrigin: ", (b"http://10.2.2.105:3000",), b"\r\nX-Real-IP: ", (b"10.2.2.106",),
+         b"\r\nTrue-Client-IP: ", (b"2001:db8::6",), b"\r\nX-Client-IP: ", (b"10.2.2.107",),
+         b"\r\nx-forwarded-host: ", (b"10.2.2.109",), b"\r\nVia: ", (b"1.1 10.2.2.110 (squid)",),
+         b"\r\nDestination: ", (b"http://dav.example/new?k=SECRET-DEST",),
+         b"\r\nX-Original-URL: ", (b"/admin?SECRET-ORIG",),
+         b"\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\n", (b"SECRET-BODY",)),
+     msg(b"HTTP/1.1 401 Unauthorized\r\nServer: edge/2.1 (", (b"10.1.2.3",), b"; ", (b"2001:db8::1",), b")\r\n",
+         b"WWW-Authenticate: ", (b"NTLM TlRMTVNTUAACAAAADAAMADgAAAAFgoqiSECRET",),
+         b"\r\nSet-Cookie2: ", (b"sid=SECRET-SC2; Version=1",),
+         b"\r\nLocation: ", (b"https://app.example/cb#access_token=SECRET-FRAGMENT",),
+         b"\r\nContent-Location: ", (b"http://10.2.2.111/doc#access_token=SECRET-CL",),
+         b"\r\nRefresh: ", (b"0; url=/next?SECRET-REFRESH",), b"\r\nLink: ", (b"</p?session=SECRET-LINK>; rel=next",),
+         b"\r\nDate: Tue, 15 Nov 1994 08:12:31 GMT\r\nCache-Control: no-store\r\n"
+         b"Content-Type: text/html; charset=utf-8\r\nContent-Length: 13\r\n\r\n", (b"SECRET-BODY-2",))),
+    (msg(b"GET //", (b"user@10.2.2.112",), b"/x HTTP/1.1\r\nUser-Agent: probe ([", (b"2001:db8::1",),
+         b"])\r\n\r\n"),
+     msg(b"HTTP/1.1 204 No Content\r\nServer: Apache/2.4.57 (Debian)\r\n\r\n")),
+    (msg(b"CONNECT ", (b"10.2.2.113",), b":443 HTTP/1.1\r\nHost: ", (b"10.2.2.113:443",), b"\r\n\r\n"),
+     msg(b"HTTP/1.1 200 Connection established\r\n\r\n")),
+]
+LEAK_NEEDLES = [b"SECRET", b"10.2.2.1", b"10.1.2.3", b"2001:db8::", b"admin", b"pa/ss", b"w@rd", b"access_token",
+                b"jsessionid", b"TlRMTVNT", b"user@", b"dav.example", b"app.example"]
+
+
+@pytest.mark.parametrize("anonymize", [True, False], ids=["anonymize", "no-anonymize"])
+def test_http_allowlist_closes_issue_13_leaks(run, tmp_path, anonymize):
+    """None of the planted secrets or IP literals survives; the allowlisted values do, byte for byte;
+    tshark still parses every request and response (method, code, header names); checksums valid."""
+    conv = Conv(dport=80).handshake()
+    expected = [b"", b""]
+    for k, (request, response) in enumerate(LEAK_EXCHANGES):
+        for side, (wire, masked) in enumerate((request, response)):
+            cuts = [b"10.2.2.104", b"Api-Key", b"SECRET-WS", b"2001:db8::6", b"10.1.2.3", b"access_token", b"user@"]
+            conv.send(side, wire, cut_sizes(wire, cuts, inside=3 + k))
+            expected[side] += masked
+    conv.fin()
+    src, out, report = mask(run, tmp_path, conv.frames, *([] if anonymize else ["--no-anonymize"]))
+    data = out.read_bytes()
+    got = read_pcap(out)
+    requests, responses = reassemble(got, conv, 0), reassemble(got, conv, 1)
+    # Segments are cut inside the planted values: look in the streams as well as in the file.
+    for needle in LEAK_NEEDLES:
+        assert needle in conv.streams[0] + conv.streams[1], needle
+        assert needle not in data and needle not in requests and needle not in responses, needle
+    assert_streams(got, conv, expected)
+    for line in (b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) pktmask-e2e/1.0", b"Accept: text/html,*/*;q=0.8",
+                 b"Accept-Language: en-US,en;q=0.5", b"Content-Type: text/plain", b"Content-Length: 11"):
+        assert b"\r\n" + line + b"\r\n" in requests, line
+    for line in (b"Date: Tue, 15 Nov 1994 08:12:31 GMT", b"Cache-Control: no-store",
+                 b"Content-Type: text/html; charset=utf-8", b"Content-Length: 13", b"Server: Apache/2.4.57 (Debian)"):
+        assert b"\r\n" + line + b"\r\n" in responses, line
+    assert report["http_messages_masked"] == 4  # all but the 204 and the CONNECT answer (nothing follows it)
+    names = ["http.request.method", "http.response.code", "http.request.line", "http.response.line",
+             "http.user_agent", "http.content_type"]
+    # Header lines hold commas: aggregate occurrences with '|' instead.
+    rows = tshark_fields(out, names, "http", ["-E", "aggregator=|"])
+    flat = {n: [v for r in rows for v in (r + [""] * len(names))[i].split("|") if v] for i, n in enumerate(names)}
+    assert flat["http.request.method"] == ["GET", "GET", "CONNECT"]
+    assert flat["http.response.code"] == ["401", "204", "200"]
+    header_names = {v.split(":")[0] for n in ("http.request.line", "http.response.line") for v in flat[n]}
+    for name in ("Host", "User-Agent", "X-Api-Key", "X-Amz-Security-Token", "Sec-WebSocket-Protocol", "Origin",
+                 "X-Real-IP", "Via", "WWW-Authenticate", "Set-Cookie2", "Location", "Refresh", "Link", "Date"):
+        assert name in header_names, name
+    assert "Mozilla/5.0 (X11; Linux x86_64) pktmask-e2e/1.0" in flat["http.user_agent"]
+    assert "text/html; charset=utf-8" in flat["http.content_type"]
     assert_checksums_good(out)
 
 

@@ -28,8 +28,9 @@ def test_sanitized_file_is_clean(run, tmp_path, sample_pcap):
     code, report = verify_json(run, sample_pcap, out)
     assert code == 0 and report["clean"] is True
     assert all(cat["leaks"] == 0 for cat in report["categories"].values())
-    # The Host header is kept on purpose: reported as policy, not as a leak.
-    assert report["categories"]["http"]["kept_by_policy"] >= 1
+    # HTTP allowlist (docs/policy.md "Payloads"): Host, Cookie, Authorization values and query
+    # strings are all zeroed now, so none of them is kept by policy.
+    assert report["categories"]["http"]["kept_by_policy"] == 0
     res = run("verify", sample_pcap, out)
     assert res.returncode == 0 and b"clean" in res.stdout
     assert run.leftovers() == []

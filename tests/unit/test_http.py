@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
 import pytest
@@ -17,6 +18,7 @@ from pktmask.proto.http_lines import (
     looks_like_response,
     request_line_keep,
     status_code,
+    status_line_keep,
 )
 
 
@@ -110,9 +112,10 @@ def check(make, pieces, cuts_list=None):
 
 def test_get_with_query_and_cookie():
     methods: deque[bytes] = deque()
+    # Allowlist policy: the '?' goes with the query, the Host value is zeroed.
     p = check(lambda: req(methods=methods), [
-        K(b"GET /search?"), Z(b"q=secret&id=42"), K(b" HTTP/1.1\r\n"),
-        K(b"Host: example.com\r\n"),
+        K(b"GET /search"), Z(b"?q=secret&id=42"), K(b" HTTP/1.1\r\n"),
+        K(b"Host: "), Z(b"example.com"), K(b"\r\n"),
         K(b"cookie: "), Z(b"session=abc; other=1"), K(b"\r\n"),
         K(b"\r\n"),
     ])
@@ -121,18 +124,18 @@ def test_get_with_query_and_cookie():
 
 
 def test_post_with_content_length_body_then_keepalive():
-    check(req, [
-        K(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n"),
+    check(req, [  # Host values are zeroed (allowlist)
+        K(b"POST /upload HTTP/1.1\r\nHost: "), Z(b"h"), K(b"\r\nContent-Length: 11\r\n\r\n"),
         Z(b"hello\r\nworl"),
-        K(b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n"),
+        K(b"GET /next HTTP/1.1\r\nHost: "), Z(b"h"), K(b"\r\n\r\n"),
     ])
 
 
 def test_pipelined_requests_in_one_chunk():
-    data, want = build(
-        K(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"),
-        K(b"HEAD /b HTTP/1.1\r\nHost: h\r\n\r\n"),
-        K(b"GET /c?"), Z(b"x"), K(b" HTTP/1.1\r\nAuthorization: "), Z(b"Basic dTpw"), K(b"\r\n\r\n"),
+    data, want = build(  # no Host values: the first two requests have nothing zeroed
+        K(b"GET /a HTTP/1.1\r\nAccept: */*\r\n\r\n"),
+        K(b"HEAD /b HTTP/1.1\r\nConnection: keep-alive\r\n\r\n"),
+        K(b"GET /c"), Z(b"?x"), K(b" HTTP/1.1\r\nAuthorization: "), Z(b"Basic dTpw"), K(b"\r\n\r\n"),
     )
     methods: deque[bytes] = deque()
     p = req(methods=methods)
@@ -156,9 +159,10 @@ def test_sensitive_values_zeroed_names_kept():
 
 
 def test_absolute_form_userinfo_and_query_zeroed():
+    # Allowlist policy: userinfo, '@' and host zeroed, the port kept, then the path rule.
     check(req, [
-        K(b"GET http://"), Z(b"user:pw"), K(b"@proxy.example/p?"), Z(b"k=v"),
-        K(b" HTTP/1.1\r\nHost: proxy.example\r\n\r\n"),
+        K(b"GET http://"), Z(b"user:pw@proxy.example"), K(b":8080/p"), Z(b"?k=v"),
+        K(b" HTTP/1.1\r\nHost: "), Z(b"proxy.example"), K(b"\r\n\r\n"),
     ])
 
 
@@ -172,18 +176,28 @@ def test_chunked_request_body():
 
 def test_bare_lf_line_ends():
     check(req, [
-        K(b"GET /a?"), Z(b"b=c"), K(b" HTTP/1.0\nHost: h\nCookie: "), Z(b"k=v"),
+        K(b"GET /a"), Z(b"?b=c"), K(b" HTTP/1.0\nHost: "), Z(b"h"), K(b"\nCookie: "), Z(b"k=v"),
         K(b"\nContent-Length: 3\n\n"), Z(b"abc"),
         K(b"GET / HTTP/1.0\r\n\n"),
     ])
 
 
-def test_obsolete_line_folding_zeroed():
+def test_obsolete_line_folding_follows_its_header():
+    # Allowlist policy: a continuation is kept only with a kept value (minus IP literals).
     check(req, [
-        K(b"GET / HTTP/1.1\r\nX-Long: part one\r\n"),
+        K(b"GET / HTTP/1.1\r\nX-Long: "), Z(b"part one"), K(b"\r\n"),
         Z(b"   part two"), K(b"\r\n"),
+        K(b"user-agent: part one\r\n"),
+        K(b"\t part two "), Z(b"10.1.2.3"), K(b"\r\n"),
+        K(b" \r\n"),  # a blank continuation: nothing to zero
+        K(b"Accept: */*\r\n"),
+        K(b"Cookie: "), Z(b"a=b"), K(b"\r\n"), Z(b" c=d"), K(b"\r\n"),
         K(b"\r\n"),
     ])
+
+
+def test_folded_line_right_after_the_start_line_is_zeroed():
+    check(req, [K(b"GET / HTTP/1.1\r\n"), Z(b" secret"), K(b"\r\n\r\n")])
 
 
 def test_leading_empty_lines_before_request_are_tolerated():
@@ -191,9 +205,203 @@ def test_leading_empty_lines_before_request_are_tolerated():
 
 
 def test_connect_request_tunnel_zeroed():
-    p = check(req, [K(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
+    # Allowlist policy: the authority's host and the Host value are zeroed, the port kept.
+    p = check(req, [K(b"CONNECT "), Z(b"example.com"), K(b":443 HTTP/1.1\r\nHost: "), Z(b"example.com:443"),
+                    K(b"\r\n\r\n"),
                     Z(b"\x16\x03\x01\x00\x05hello GET / HTTP/1.1\r\n\r\n")])
     assert p.synced
+
+
+# --- allowlist (docs/policy.md, "Payloads"; issue 13) ----------------------------
+
+
+def head_check(make, start: bytes, *pieces):
+    """Check a head (start line, header pieces, blank line), split at every position."""
+    return check(make, [K(start), *pieces, K(b"\r\n")])
+
+
+@pytest.mark.parametrize("name, value", [
+    (b"X-Api-Key", b"sk_live_51SECRET"),
+    (b"X-Auth-Token", b"0123456789abcdef"),
+    (b"X-Amz-Security-Token", b"FwoGZXIvYXdzEJr//////////wEaDSECRET=="),
+    (b"X-CSRF-Token", b"c2VjcmV0LWNzcmY="),
+    (b"Cookie2", b'$Version="1"'),
+    (b"Sec-WebSocket-Protocol", b"chat, bearer.eyJhbGciOiJIUzI1NiJ9.SECRET"),
+    (b"Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    (b"Refresh", b"0; url=/next?token=SECRET"),
+    (b"Link", b"</page?session=SECRET>; rel=next"),
+    (b"Destination", b"http://dav.example/new?k=SECRET"),
+    (b"X-Original-URL", b"/admin?token=SECRET"),
+    (b"Host", b"10.2.2.104"),
+    (b"host", b"intranet.example:8080"),
+    (b"Origin", b"http://10.2.2.104:3000"),
+    (b"X-Real-IP", b"10.2.2.104"),
+    (b"True-Client-IP", b"2001:db8::7"),
+    (b"X-Client-IP", b"10.2.2.104"),
+    (b"X-Forwarded-Host", b"10.2.2.104"),
+    (b"X-FORWARDED-FOR", b"10.2.2.104"),
+    (b"Via", b"1.1 10.2.2.104 (squid/5.7)"),
+    (b"Referer", b"http://10.2.2.104/"),
+    (b"Authorization", b"Bearer SECRET"),
+    (b"X-Unknown-Header", b"anything"),
+])
+def test_request_header_values_outside_the_allowlist_zeroed(name, value):
+    head_check(req, b"GET / HTTP/1.1\r\n", K(name + b": "), Z(value), K(b"\r\n"))
+
+
+@pytest.mark.parametrize("name, value", [
+    (b"WWW-Authenticate", b"NTLM TlRMTVNTUAACAAAADAAMADgAAAAFgoqiSECRET"),
+    (b"Proxy-Authenticate", b'Basic realm="corp"'),
+    (b"Set-Cookie2", b'sid=SECRET; Version="1"'),
+    (b"Set-Cookie", b"sid=SECRET; Path=/"),
+    (b"Location", b"https://app.example/cb#access_token=SECRET&token_type=bearer"),
+    (b"Location", b"http://10.2.2.104/login"),
+    (b"Content-Location", b"/doc#access_token=SECRET"),
+    (b"Refresh", b"5; url=https://app.example/?sid=SECRET"),
+    (b"Sec-WebSocket-Accept", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+    (b"Sec-WebSocket-Protocol", b"bearer.SECRET"),
+    (b"ETag", b'"abc123"'),
+    (b"X-Powered-By", b"PHP/8.2"),
+])
+def test_response_header_values_outside_the_allowlist_zeroed(name, value):
+    head_check(lambda: resp([b"GET"]), b"HTTP/1.1 204 No Content\r\n", K(name + b": "), Z(value), K(b"\r\n"))
+
+
+ALLOWED = [
+    b"Accept: text/html,application/xhtml+xml;q=0.9,*/*;q=0.8",
+    b"Accept-Charset: utf-8",
+    b"Accept-Encoding: gzip, deflate, br",
+    b"Accept-Language: en-US,en;q=0.5",
+    b"Accept-Ranges: bytes",
+    b"Age: 120",
+    b"Allow: GET, HEAD",
+    b"Cache-Control: no-cache, max-age=0",
+    b"Connection: keep-alive, Upgrade",
+    b"Content-Encoding: gzip",
+    b"Content-Language: de-DE",
+    b"Content-Range: bytes 0-99/1234",
+    b"Content-Type: text/html; charset=UTF-8",
+    b"Date: Tue, 15 Nov 1994 08:12:31 GMT",
+    b"Expect: 100-continue",
+    b"Expires: Thu, 01 Dec 1994 16:00:00 GMT",
+    b"Keep-Alive: timeout=5, max=1000",
+    b"Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT",
+    b"Max-Forwards: 10",
+    b"Pragma: no-cache",
+    b"Range: bytes=0-99",
+    b"Retry-After: 120",
+    b"Sec-Fetch-Dest: document",
+    b"Sec-Fetch-Mode: navigate",
+    b"Sec-Fetch-Site: same-origin",
+    b"Sec-Fetch-User: ?1",
+    b"Sec-WebSocket-Version: 13",
+    b"Server: Apache/2.4.57 (Debian)",
+    b"TE: trailers",
+    b"Trailer: Expires",
+    b"Upgrade: websocket",
+    b"Upgrade-Insecure-Requests: 1",
+    b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.6099.109 Safari/537.36",
+    b"Vary: Accept-Encoding",
+    b"Warning: 110 - \"Response is Stale\"",
+    b"X-Content-Type-Options: nosniff",
+    b"CONTENT-TYPE: text/plain",  # names are compared case-insensitively
+    b"user-agent: curl/8.5.0",
+    b"Content-Type:",  # an empty value
+]
+
+
+def test_allowlisted_values_kept_byte_for_byte():
+    head = b"GET / HTTP/1.1\r\n" + b"".join(h + b"\r\n" for h in ALLOWED) + b"Content-Length: 0\r\n\r\n"
+    check(req, [K(head)], [[k] for k in range(1, len(head), 7)])
+    assert header_line_keep(b"sec-websocket-version:13") == (b"sec-websocket-version", b"13", [(0, 24)])
+
+
+@pytest.mark.parametrize("pieces", [
+    [K(b"Server: nginx at "), Z(b"10.1.2.3"), K(b" ok")],
+    [K(b"Server: Apache ("), Z(b"2001:db8::1"), K(b")")],
+    [K(b"User-Agent: agent/1.0 ("), Z(b"10.1.2.3"), K(b"; "), Z(b"fe80::1"), K(b"%eth0)")],
+    [K(b"User-Agent: Chrome/"), Z(b"120.0.0.0"), K(b" Safari/537.36")],  # a version that is a dotted quad
+    [K(b"Server: x/"), Z(b"1.2.3.4.5"), K(b" y")],  # the whole run of digits and dots
+    [K(b"Server: a"), Z(b"1000.1.2.3000"), K(b"b")],  # "000.1.2.300" is in it
+    [K(b"Server: "), Z(b"::ffff:192.0.2.1"), K(b" mapped")],
+    [K(b"Server: x"), Z(b"010.001.002.003"), K(b"y "), Z(b"0.0.0.0")],
+    [K(b"Server: ["), Z(b"::"), K(b"] 1.2.3 1.256.2.3 1.2.3000.4 v1..2.3.4")],  # no quads in these: kept
+    [K(b"Server: box "), Z(b"00:11:22:33:44:55")],  # five colons: zeroed like an address
+    [K(b"Date: Tue, 15 Nov 1994 08:12:31 GMT")],
+    [K(b"Accept-Language: "), Z(b"10.1.2.3"), K(b",en")],
+])
+def test_ip_literals_in_kept_values_zeroed(pieces):
+    head_check(req, b"GET / HTTP/1.1\r\n", *pieces, K(b"\r\n"))
+
+
+_QUAD = re.compile(rb"[0-9]\.([0-9]{1,3})\.([0-9]{1,3})\.[0-9]")
+_V6_RUN = re.compile(rb"[0-9A-Fa-f:.]+")
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.binary(max_size=60).map(lambda b: bytes(b"0123456789.:.:af x/"[c % 19] for c in b)))
+def test_no_ip_literal_left_in_a_kept_value(value):
+    """Whatever the value, what is kept of it holds no dotted quad, no "::" and no run of five colons."""
+    line = b"Server: " + value + b"\r\n"
+    _, _, keep = header_line_keep(line)
+    kept = apply(line, keep)
+    for i in range(len(kept)):  # every start: matches may overlap
+        m = _QUAD.match(kept, i)
+        assert m is None or int(m.group(1)) > 255 or int(m.group(2)) > 255, (value, kept)
+    for run in _V6_RUN.findall(kept):
+        assert b"::" not in run and run.count(b":") < 5, (value, kept)
+    assert all(k in (0, v) for k, v in zip(kept, line, strict=True))
+
+
+@pytest.mark.parametrize("target", [
+    [K(b"/")],
+    [K(b"/a/b.html")],
+    [K(b"/search"), Z(b"?q=secret")],
+    [K(b"/page"), Z(b"#access_token=SECRET")],
+    [K(b"/app"), Z(b";jsessionid=0123456789ABCDEF/x?y=1")],
+    [K(b"/a"), Z(b"?")],
+    [K(b"/proxy/"), Z(b"10.1.2.3"), K(b"/x")],
+    [K(b"/v6/["), Z(b"2001:db8::1"), K(b"]/x")],
+    [K(b"/p/"), Z(b"10%2E1%2e2.3"), K(b"/"), Z(b"%3A%3a1"), K(b"/x%41")],  # percent-encoded '.', ':'
+    [K(b"//"), Z(b"user@host.example"), K(b"/x")],  # an authority without a scheme
+    [K(b"//"), Z(b"host.example"), K(b":81/x")],
+    [K(b"http://"), Z(b"user:pa/ss#w@rd@host.example"), K(b":8080/p"), Z(b"?q")],
+    [K(b"http://"), Z(b"host.example"), K(b"/p/q")],
+    [K(b"https://"), Z(b"[2001:db8::1]"), K(b":443/")],
+    [K(b"HTTP://"), Z(b"10.2.2.104"), Z(b"#frag")],
+    [K(b"http://"), Z(b"host.example/users/@me")],  # an '@' in the path: zeroed from the host on
+    [K(b"ftp+x.y://"), Z(b"h:")],  # an empty port is not a port
+    [Z(b"mailto:someone@example.com")],  # no known form: zeroed whole
+    [Z(b"host.example:443")],  # authority-form is only for CONNECT
+    [K(b"*")],
+])
+def test_request_target_forms(target):
+    head_check(req, b"", K(b"GET "), *target, K(b" HTTP/1.1\r\n"))
+
+
+@pytest.mark.parametrize("target", [
+    [Z(b"host.example"), K(b":443")],
+    [Z(b"10.2.2.104"), K(b":8443")],
+    [Z(b"[2001:db8::1]"), K(b":443")],
+    [Z(b"user:pw@host.example"), K(b":443")],
+    [Z(b"host.example")],  # no port
+    [K(b"/"), Z(b"?x")],
+])
+def test_connect_authority_form(target):
+    check(req, [K(b"CONNECT "), *target, K(b" HTTP/1.1\r\n\r\n")])
+
+
+def test_leaks_split_across_segments():
+    """A head with one of each leak, cut at every position (values and targets split across segments)."""
+    check(req, [
+        K(b"GET http://"), Z(b"u:p@ss@10.2.2.104"), K(b":8080/proxy/"), Z(b"10.1.2.3"), K(b"/x"),
+        Z(b";jsessionid=AB?x#y"), K(b" HTTP/1.1\r\n"),
+        K(b"Host: "), Z(b"10.2.2.104"), K(b"\r\n"),
+        K(b"x-api-key: "), Z(b"SECRET"), K(b"\r\n"),
+        K(b"User-Agent: ua ["), Z(b"2001:db8::1"), K(b"]\r\n"),
+        K(b" folded "), Z(b"192.0.2.1"), K(b"\r\n"),
+        K(b"Sec-WebSocket-Protocol: "), Z(b"bearer.SECRET"), K(b"\r\n\r\n"),
+    ])
 
 
 # --- responses -------------------------------------------------------------
@@ -271,6 +479,11 @@ def test_switching_protocols_and_connect_tunnels():
                  Z(b"\x81\x05hello")])
     check(lambda: resp([b"CONNECT"]), [K(b"HTTP/1.1 200 Connection established\r\n\r\n"),
                                        Z(b"\x16\x03\x03\x00\x10" + b"x" * 16)])
+
+
+def test_ip_literal_in_a_reason_phrase_zeroed():
+    # The policy keeps the reason phrase and is silent on an IP literal in it: zeroed (fail closed).
+    check(lambda: resp([b"GET"]), [K(b"HTTP/1.1 502 Upstream "), Z(b"10.1.2.3"), K(b" down\r\n\r\n")])
 
 
 def test_status_line_without_reason():
@@ -409,7 +622,7 @@ def test_large_body_memoryview_is_cheap():
 
 STREAMS = {
     "req": (req, [
-        K(b"POST /a?"), Z(b"x=1"), K(b" HTTP/1.1\r\nCookie: "), Z(b"c"), K(b"\r\nContent-Length: 4\r\n\r\n"),
+        K(b"POST /a"), Z(b"?x=1"), K(b" HTTP/1.1\r\nCookie: "), Z(b"c"), K(b"\r\nContent-Length: 4\r\n\r\n"),
         Z(b"body"), K(b"GET / HTTP/1.1\nReferer: "), Z(b"r"), K(b"\n\n"),
     ]),
     "resp": (lambda: resp([b"GET", b"HEAD", b"GET"]), [
@@ -431,8 +644,9 @@ def test_random_multi_splits(name, data):
 
 
 REQUESTS = [
-    (b"GET", [K(b"GET /p?"), Z(b"a=1"), K(b" HTTP/1.1\r\nHost: h\r\nCookie: "), Z(b"s=1"), K(b"\r\n\r\n")]),
-    (b"HEAD", [K(b"HEAD / HTTP/1.1\nHost: h\n\n")]),
+    (b"GET", [K(b"GET /p"), Z(b"?a=1"), K(b" HTTP/1.1\r\nHost: "), Z(b"h"), K(b"\r\nCookie: "), Z(b"s=1"),
+              K(b"\r\n\r\n")]),
+    (b"HEAD", [K(b"HEAD / HTTP/1.1\nHost: "), Z(b"h"), K(b"\n\n")]),
     (b"POST", [K(b"POST /f HTTP/1.1\r\nContent-Length: 3\r\n\r\n"), Z(b"a=b")]),
     (b"PUT", [K(b"PUT /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n"), Z(b"xy"),
               K(b"\r\n0\r\n\r\n")]),
@@ -483,13 +697,17 @@ def test_content_len():
 
 
 def test_line_helpers():
-    assert request_line_keep(b"GET /p?q=1 HTTP/1.1\r\n") == (b"GET", [(0, 7), (10, 21)])
-    assert request_line_keep(b"GET /p? HTTP/1.1") == (b"GET", [(0, 16)])
+    # Allowlist policy: the '?' is zeroed with the query; a Host value is zeroed.
+    assert request_line_keep(b"GET /p?q=1 HTTP/1.1\r\n") == (b"GET", [(0, 6), (10, 21)])
+    assert request_line_keep(b"GET /p? HTTP/1.1") == (b"GET", [(0, 6), (7, 16)])
     assert request_line_keep(b"GET /p HTTP/1.1 x") is None
     assert status_code(b"HTTP/1.1 404 Not Found\r\n") == 404
     assert status_code(b"HTTP/1.1 40 x") is None
+    assert status_line_keep(b"HTTP/1.1 200 OK\r\n") == [(0, 17)]
+    assert status_line_keep(b"HTTP/1.1 200 at 1.2.3.4\r\n") == [(0, 16), (23, 25)]
     assert header_line_keep(b"Set-Cookie: a=b \r\n") == (b"set-cookie", b"a=b", [(0, 12), (16, 18)])
-    assert header_line_keep(b"Host:h\n") == (b"host", b"h", [(0, 7)])
+    assert header_line_keep(b"Host:h\n") == (b"host", b"h", [(0, 5), (6, 7)])
+    assert header_line_keep(b"Age:1\n") == (b"age", b"1", [(0, 6)])
     assert header_line_keep(b"Host : h\n") is None
     assert looks_like_request(b"PATCH /x")
     assert not looks_like_request(b"FOO /x HTTP/1.1\r\n")
@@ -508,7 +726,7 @@ def test_find_head_end_and_parse_head():
     assert head.end == len(raw) - 4
     assert head.start_line == b"GET /a?b HTTP/1.1"
     assert head.headers == [(b"host", b"h"), (b"cookie", b"x")]
-    assert head.keep == [(0, 7), (8, 36), (37, 41)]
+    assert head.keep == [(0, 6), (8, 25), (26, 36), (37, 41)]  # query, Host and Cookie values zeroed
     assert parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", is_request=False).headers == [
         (b"content-length", b"3")
     ]

@@ -121,9 +121,10 @@ def test_pipeline_output_is_clean_and_sni_host_are_kept_by_policy(original, tmp_
     assert report["clean"] is True, {k: v["examples"] for k, v in cats.items()}
     for name in CATEGORIES:
         assert cats[name]["leaks"] == 0 and cats[name]["examples"] == []
-    # The SNI (also a DNS query name) and the Host header survive on purpose.
+    # The SNI (also a DNS query name) survives on purpose; the Host value no longer does
+    # (HTTP allowlist, docs/policy.md "Payloads").
     assert SNI in values(cats["dns"], "policy_examples")
-    assert "intranet.example" in values(cats["http"], "policy_examples")
+    assert "intranet.example" not in values(cats["http"], "policy_examples")
     assert cats["dns"]["gathered"] >= 2 and cats["ip"]["gathered"] >= 6 and cats["mac"]["gathered"] == 2
 
 
@@ -174,7 +175,8 @@ def test_masked_http_stream_that_lost_sync_stays_clean(tmp_path, manager):
     out = sanitize(src, tmp_path / "h-out.pcap", manager, key=KEY)
     report = verify(src, out, manager)
     assert report["clean"] is True, report["categories"]["strings"]["examples"]
-    assert "www.example.com" in values(report["categories"]["http"], "policy_examples")
+    # HTTP allowlist (docs/policy.md "Payloads"): the Host value is zeroed, not kept by policy.
+    assert "www.example.com" not in values(report["categories"]["http"], "policy_examples")
 
 
 def test_bad_inputs_raise_input_error_and_leave_no_scratch(original, tmp_path, manager):

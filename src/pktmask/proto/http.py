@@ -1,9 +1,11 @@
 """Incremental HTTP/1.x head/body finder for one direction of a TCP stream.
 
-Kept: start lines (minus query strings and URL userinfo), header lines (minus
-the values of sensitive headers), the blank line ending each head, and the
-chunk-size digits and line ends of chunked framing. Everything else (bodies,
-chunk data, chunk extensions, trailers, folded continuation lines, tunnel or
+Kept, by allowlist (docs/policy.md, "Payloads"; the line rules are in
+http_lines.py): start lines (a request target's path and ports only), header
+names, and the values of allowlisted headers (minus IP literals), with folded
+continuation lines of those values; the blank line ending each head; the
+chunk-size digits and line ends of chunked framing. Everything else (other
+header values, bodies, chunk data, chunk extensions, trailers, tunnel or
 read-until-close data) is left out, so the caller zeroes it.
 
 Heads are processed one complete line at a time; a line split across chunks is
@@ -18,14 +20,17 @@ from collections import deque
 from typing import Final, NamedTuple
 
 from pktmask.proto.http_lines import (
+    KEPT_VALUES,
     MAX_LINE,
     Ranges,
     content_len,
+    fold_line_keep,
     header_line_keep,
     looks_like_request,
     looks_like_response,
     request_line_keep,
     status_code,
+    status_line_keep,
 )
 
 MAX_HEAD: Final = 65536  # a bigger head (or trailer section) means we are not looking at HTTP
@@ -110,13 +115,13 @@ class HttpParser:
             only while a head/chunk line is incomplete (at most MAX_LINE bytes).
         synced: False after invalid input until a chunk starts like a head.
         messages: start lines accepted.
-        messages_masked: messages of which something was zeroed (body,
-            sensitive value, query string, chunk extension, trailer, fold).
+        messages_masked: messages of which something was zeroed (body, header
+            value, part of the target, IP literal, chunk extension, trailer, fold).
     """
 
     __slots__ = tuple(
         "pos decided synced is_request methods messages messages_masked _state _line _line_start"
-        " _ranges _head_len _masked _method _status _clen _te _last_name _remaining".split()
+        " _ranges _head_len _masked _method _status _clen _te _last_name _last_kept _remaining".split()
     )
 
     def __init__(
@@ -148,6 +153,7 @@ class HttpParser:
         self._clen: int | None = None
         self._te: bytes | None = None  # last transfer-coding seen, lower-cased
         self._last_name = b""
+        self._last_kept = False  # the last header's value is kept: so are its folded continuations
         self._remaining = 0
 
     def _keep(self, start: int, end: int) -> None:
@@ -299,25 +305,28 @@ class HttpParser:
                 if code is None:
                     raise _Desync
                 self._status = code
-                self._start_message([(0, len(line))], base, len(line))
+                self._start_message(status_line_keep(line), base, len(line))
         elif st == _HEADERS:
             if c == 0:
                 self._keep(base, base + len(line))
                 self._end_head()
             elif line[0] in b" \t":
-                # Obsolete folding: the continuation's content is zeroed. If it
+                # Obsolete folding: the continuation belongs to the previous
+                # header's value and is kept only if that value is. If it
                 # continues a framing header we cannot trust our framing.
                 if self._last_name in (b"content-length", b"transfer-encoding"):
                     raise _Desync
-                self._keep(base + c, base + len(line))
-                self._mark_masked()
+                keep = fold_line_keep(line, self._last_kept)
+                self._keep_rel(base, keep)
+                if len(keep) != 1 or keep[0] != (0, len(line)):
+                    self._mark_masked()
             else:
                 field = header_line_keep(line)
                 if field is None:
                     raise _Desync
                 self._on_header(field[0], field[1])
                 self._keep_rel(base, field[2])
-                if len(field[2]) > 1:
+                if field[2] != [(0, len(line))]:
                     self._mark_masked()
         elif st == _CHUNK_SIZE:
             m = _CHUNK_RE.fullmatch(line, 0, c)
@@ -358,6 +367,7 @@ class HttpParser:
     def _on_header(self, name: bytes, value: bytes) -> None:
         """Record framing headers; raise _Desync if they make the framing unknowable."""
         self._last_name = name
+        self._last_kept = name in KEPT_VALUES
         if name == b"content-length":
             # "n, n" and repeated equal headers are tolerated; anything else is not.
             values = {v.strip(b" \t") for v in value.split(b",")}
