@@ -39,7 +39,6 @@ is kept in memory only.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Final
 
