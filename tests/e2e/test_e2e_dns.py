@@ -13,11 +13,11 @@ from scapy.all import (
     DNSQR,
     DNSRR,
     DNSRROPT,
+    EDNS0TLV,
     IP,
     TCP,
     UDP,
     EDNS0ClientSubnet,
-    EDNS0TLV,
     Ether,
     IPv6,
 )
