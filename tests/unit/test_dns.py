@@ -210,3 +210,39 @@ def test_mdns_style_pointer_to_pointer():
     msg = header(qd=1, an=2, flags=0x8400) + q + a + b
     buf, m = run(msg)
     assert m.stop == 8 + len(msg) and len(m.addrs) == 2
+
+
+def _structure(m):
+    return (m.stop, m.zero, [(o, v6, n) for o, v6, n in m.addrs], m.trim, sorted((o, n) for o, n, _ in m.labels))
+
+
+def test_random_damage_never_raises_and_rewrites_keep_the_structure():
+    """Flip bytes of a compressed response at random: the parse never raises, stays inside the
+    message, and replacing every label and address it lists (as the anonymizer does, with any
+    bytes) leaves the structure it finds unchanged (the masker walks the anonymized frame)."""
+    import random
+
+    rng = random.Random(13)
+    ecs = struct.pack("!HHHBB", 8, 7, 1, 22, 0) + bytes([10, 1, 3])
+    base = (header(qd=1, an=3, ar=1) + question(Q) + rr(name(ptr=12), 5, name("www", ptr=24))
+            + rr(name(ptr=12 + len(question(Q)) + 12), 1, bytes([10, 1, 2, 3]))
+            + rr(name(ptr=12), 16, b"\x05hello") + rr(b"\0", 41, ecs))
+    for _ in range(3000):
+        msg = bytearray(base)
+        for _ in range(rng.randint(1, 4)):
+            msg[rng.randrange(len(msg))] = rng.randrange(256)
+        cut = rng.choice([len(msg), rng.randrange(len(msg) + 1)])
+        buf = bytearray(bytes(8) + bytes(msg))
+        m = parse(bytes(buf), 8, 8 + cut, len(msg))
+        if m is None:
+            continue
+        assert 8 <= m.stop <= 8 + cut
+        for a, b in m.zero:
+            assert 8 <= a <= b <= m.stop
+        for o, n, _ in m.labels:
+            assert 8 + 12 < o and o + n <= m.stop
+            buf[o : o + n] = bytes(rng.randrange(256) for _ in range(n))
+        for o, _, n in m.addrs:
+            buf[o : o + n] = bytes(rng.randrange(256) for _ in range(n))
+        again = parse(bytes(buf), 8, 8 + cut, len(msg))
+        assert _structure(again) == _structure(m)
