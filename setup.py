@@ -28,6 +28,7 @@ HOT = [
     "src/pktmask/mask/tracker.py",
     "src/pktmask/proto/checksum.py",
     "src/pktmask/proto/walk.py",
+    "src/pktmask/proto/dns.py",
     "src/pktmask/proto/numbers.py",
     "src/pktmask/proto/layout.py",
     "src/pktmask/proto/http.py",

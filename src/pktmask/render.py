@@ -16,8 +16,8 @@ from pktmask.errors import from_oserror
 log = logging.getLogger("pktmask")
 
 MAX_ROWS = 30  # beyond this many files only the totals are shown
-_COLUMNS = ("packets_in", "packets_out", "duplicates_removed", "addresses_anonymized",
-            "payload_bytes_zeroed", "tls_records_masked", "http_messages_masked")
+_COLUMNS = ("packets_in", "packets_out", "duplicates_removed", "addresses_anonymized", "names_pseudonymized",
+            "payload_bytes_zeroed", "tls_records_masked", "http_messages_masked", "dns_messages_kept")
 
 
 def _stderr_console():
@@ -67,12 +67,13 @@ class Renderer:
 
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
         table.add_column("file")
-        for col in ("packets in", "out", "dupes", "addresses", "bytes zeroed", "TLS rec", "HTTP msg", "seconds"):
+        for col in ("packets in", "out", "dupes", "addresses", "names", "bytes zeroed", "TLS rec", "HTTP msg",
+                    "DNS msg", "seconds"):
             table.add_column(col, justify="right")
         rows = report["files"] if len(report["files"]) <= MAX_ROWS else []
         for f in rows:
             if not f["ok"]:
-                table.add_row(os.path.basename(f["input"]), "failed", *[""] * 7)
+                table.add_row(os.path.basename(f["input"]), "failed", *[""] * len(_COLUMNS))
                 continue
             table.add_row(os.path.basename(f["input"]), *(str(f[k]) for k in _COLUMNS), f"{f['seconds']:.2f}")
         if len(report["files"]) > 1:
@@ -92,11 +93,12 @@ class _LogHooks(Hooks):
 
     def file_done(self, result) -> None:
         if self.verbose and result.ok:
-            log.info("%s: %d packets in, %d out, %d duplicates, %d addresses, %d bytes zeroed, "
-                     "%d TLS records, %d HTTP messages, %d metadata items dropped (%.2fs)",
+            log.info("%s: %d packets in, %d out, %d duplicates, %d addresses, %d names, %d bytes zeroed, "
+                     "%d TLS records, %d HTTP messages, %d DNS messages, %d metadata items dropped (%.2fs)",
                      result.input, result.packets_in, result.packets_out, result.duplicates_removed,
-                     result.addresses_anonymized, result.payload_bytes_zeroed, result.tls_records_masked,
-                     result.http_messages_masked, result.metadata_dropped, result.seconds)
+                     result.addresses_anonymized, result.names_pseudonymized, result.payload_bytes_zeroed,
+                     result.tls_records_masked, result.http_messages_masked, result.dns_messages_kept,
+                     result.metadata_dropped, result.seconds)
 
 
 class _RichHooks(_LogHooks):

@@ -17,6 +17,8 @@ COUNTERS = (
     "payload_bytes_zeroed",
     "tls_records_masked",
     "http_messages_masked",
+    "dns_messages_kept",
+    "names_pseudonymized",
     "metadata_dropped",
 )
 
@@ -39,6 +41,8 @@ class FileResult:
     payload_bytes_zeroed: int = 0
     tls_records_masked: int = 0
     http_messages_masked: int = 0
+    dns_messages_kept: int = 0
+    names_pseudonymized: int = 0
     metadata_dropped: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)

@@ -811,13 +811,17 @@ def other_frames() -> list[tuple[str, bytes, int, tuple[int, ...]]]:
 
     e = Ether(src=C_MAC, dst=S_MAC)
     cli, srv, dns = "192.0.2.10", "198.51.100.20", "203.0.113.53"
+    dns_msg = bytes(DNS(rd=1, qd=DNSQR(qname="secret-host.example.com")))
     c6, s6 = "2001:db8::10", "2001:db8:1::20"
     ip_ck, l4 = 14 + 10, 14 + 20
     out = [
-        ("dns", e / IP(src=cli, dst=dns) / UDP(sport=5353, dport=53)
-         / DNS(rd=1, qd=DNSQR(qname="secret-host.example.com")), l4 + 8, (ip_ck, l4 + 6)),
-        ("dns6", e / IPv6(src=c6, dst=s6) / UDP(sport=5353, dport=53)
-         / DNS(rd=1, qd=DNSQR(qname="secret-host.example.com", qtype="AAAA")), 14 + 48, (14 + 46,)),
+        # DNS over UDP is now kept structurally with its names pseudonymized (docs/policy.md "DNS";
+        # tests/e2e/test_e2e_dns.py). DNS over TCP and NetBIOS are still zeroed like any payload.
+        ("dns-over-tcp", e / IP(src=cli, dst=dns) / TCP(sport=40200, dport=53, flags="PA", seq=1, ack=1)
+         / Raw(struct.pack("!H", len(dns_msg)) + dns_msg), l4 + 20, (ip_ck, l4 + 16)),
+        ("netbios-ns", e / IP(src=cli, dst=srv) / UDP(sport=137, dport=137)
+         / Raw(b"\x12\x34\x01\x10\x00\x01\x00\x00\x00\x00\x00\x00 SECRET-NETBIOS-NAME\x00\x00\x20\x00\x01"),
+         l4 + 8, (ip_ck, l4 + 6)),
         ("icmp-echo", e / IP(src=cli, dst=srv) / ICMP(type=8, id=7, seq=1) / Raw(b"SECRET-PING-DATA" * 3),
          l4 + 8, (ip_ck, l4 + 2)),
         ("icmp6-echo", e / IPv6(src=c6, dst=s6) / ICMPv6EchoRequest(id=7, seq=1, data=b"SECRET-PING6"),
@@ -858,7 +862,8 @@ def other_frames() -> list[tuple[str, bytes, int, tuple[int, ...]]]:
 
 @pytest.mark.parametrize("anonymize", [False, True], ids=["no-anonymize", "defaults"])
 def test_other_payloads_zeroed(run, tmp_path, anonymize):
-    """DNS, ICMP echo, UDP, unknown IP protocols, fragments, Ethernet padding: headers kept, rest zeroed."""
+    """DNS over TCP, NetBIOS, ICMP echo, UDP, unknown IP protocols, fragments, Ethernet padding:
+    headers kept, rest zeroed."""
     items = other_frames()
     frames = [f for _, f, _, _ in items]
     options = ["--keep-macs"] + ([] if anonymize else ["--no-anonymize"])

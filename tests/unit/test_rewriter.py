@@ -152,12 +152,13 @@ def tcp4(m, src=A, dst=B):
     return IP(src=m(src), dst=m(dst)) / TCP(sport=1234, dport=80, flags="PA", seq=5) / Raw(b"hello")
 
 
+# Plain UDP, not a DNS port: DNS is walked as DNS (proto/dns.py) and leaves the fast path.
 def udp4(m, src=A, dst=B):
-    return IP(src=m(src), dst=m(dst)) / UDP(sport=1234, dport=53) / Raw(b"query")
+    return IP(src=m(src), dst=m(dst)) / UDP(sport=1234, dport=5000) / Raw(b"query")
 
 
 def udp6(m, src=A6, dst=B6):
-    return IPv6(src=m(src), dst=m(dst)) / UDP(sport=1234, dport=53) / Raw(b"query6")
+    return IPv6(src=m(src), dst=m(dst)) / UDP(sport=1234, dport=5000) / Raw(b"query6")
 
 
 def sll(m):

@@ -389,3 +389,101 @@ def test_fast_layout_takes_only_kept_tcp_options():
         buf = tcp(odd)
         assert fast_layout(buf, ETH) is None, odd
         assert dissect(buf, ETH).zero, odd
+
+
+# ---- DNS over UDP (proto/dns.py), walked instead of zeroed ---------------------------------
+
+
+def _dns_response():
+    from scapy.all import DNS, DNSQR, DNSRR
+
+    return DNS(id=7, qr=1, rd=1, ra=1, qd=DNSQR(qname="secret-host.corp-internal.com"),
+               an=[DNSRR(rrname="secret-host.corp-internal.com", type="A", rdata=A4),
+                   DNSRR(rrname="secret-host.corp-internal.com", type="TXT", rdata="token=SECRET")])
+
+
+@pytest.mark.parametrize("port", [53, 5353, 5355])
+@pytest.mark.parametrize("side", ["sport", "dport"])
+def test_dns_walked_on_its_ports(port, side):
+    ports = {"sport": 40000, "dport": 40001, side: port}
+    buf = frame(E / IP(src=A4, dst=B4) / UDP(**ports) / _dns_response())
+    w = walk(buf, ETH)
+    assert w.dns == 1 and w.tcp is None
+    labels = {(buf[o : o + n], p) for o, n, p in w.labels}
+    assert (b"secret-host", b"corp-internal.com") in labels and (b"com", b"") in labels
+    a = buf.index(addr4(A4), 42)  # the A record's data
+    assert (a, 1, 4) in w.fields
+    txt = buf.index(b"token=SECRET") - 1
+    assert w.zero == [(txt, len(buf))]  # the TXT data (length byte included) is the last record
+    assert [j.kind for j in w.jobs] == [IP4_HEADER, L4_PSEUDO]
+    from pktmask.proto.layout import fast_layout
+
+    assert fast_layout(buf, ETH) is None  # DNS takes the walker
+
+
+def test_dns_over_ipv6_and_not_dns_payload_on_port_53():
+    buf = frame(E / IPv6(src=A6, dst=B6) / UDP(sport=53, dport=40000) / _dns_response())
+    w = walk(buf, ETH)
+    assert w.dns == 1 and len(w.labels) == 9  # three names of three labels (scapy does not compress)
+    buf = frame(E / IP(src=A4, dst=B4) / UDP(sport=53, dport=40000) / Raw(PAYLOAD))
+    w = walk(buf, ETH)
+    assert w.dns == 0 and w.labels == [] and w.zero == [(42, len(buf))]
+
+
+def test_dns_quoted_or_fragmented_is_zeroed():
+    inner = IP(src=B4, dst=A4) / UDP(sport=40000, dport=53) / _dns_response()
+    buf = frame(E / IP(src=A4, dst=B4) / ICMP(type=3, code=3) / inner)
+    w = walk(buf, ETH)
+    assert w.labels == [] and w.dns == 0
+    frags = fragment(IP(src=A4, dst=B4) / UDP(sport=53, dport=40000) / _dns_response(), fragsize=32)
+    w = walk(frame(E / frags[0]), ETH)
+    assert w.labels == [] and w.dns == 0
+
+
+def test_dns_udp_length_bounds_the_message():
+    msg = bytes(_dns_response())
+    buf = bytearray(frame(E / IP(src=A4, dst=B4) / UDP(sport=53, dport=40000) / Raw(msg + b"TRAILER")))
+    struct.pack_into("!H", buf, 38, 8 + len(msg))  # UDP length: the message only
+    w = walk(bytes(buf), ETH)
+    end = 42 + len(msg)
+    assert w.dns == 1 and w.zero == [(42 + msg.index(b"token=SECRET") - 1, end), (end, len(buf))]
+
+
+def test_dns_walk_of_anonymized_frame_has_the_same_structure():
+    """Label pseudonyms keep lengths and never touch length bytes or pointers; A/AAAA
+    data lengths are fixed: the masker's walk of the anonymized frame zeroes the same
+    ranges as the walk of the original."""
+    from pktmask.anon.cryptopan import AddressMapper
+    from pktmask.anon.names import NameMapper
+    from pktmask.anon.rewriter import Rewriter
+
+    key = bytes(range(32))
+    buf = bytearray(frame(E / IP(src=A4, dst=B4) / UDP(sport=53, dport=40000) / _dns_response()))
+    before = walk(bytes(buf), ETH)
+    Rewriter(AddressMapper(key), None, NameMapper(key)).frame(buf, ETH)
+    after = walk(bytes(buf), ETH)
+    assert b"secret-host" not in buf and b"corp-internal" not in buf
+    assert after.zero == before.zero and after.fields == before.fields
+    assert [(o, n) for o, n, _ in after.labels] == [(o, n) for o, n, _ in before.labels]
+    assert [(j.kind, j.start, j.end, j.at) for j in after.jobs] == [(j.kind, j.start, j.end, j.at) for j in before.jobs]
+
+
+def test_dns_rewrite_keeps_the_udp_checksum_valid_and_labels_need_a_name_map():
+    from scapy.all import Ether as ScapyEther
+
+    from pktmask.anon.cryptopan import AddressMapper
+    from pktmask.anon.names import NameMapper
+    from pktmask.anon.rewriter import Rewriter
+
+    key = bytes(range(32))
+    orig = frame(E / IP(src=A4, dst=B4) / UDP(sport=53, dport=40000) / _dns_response())
+    for names in (NameMapper(key), None):
+        buf = bytearray(orig)
+        rw = Rewriter(AddressMapper(key), None, names)
+        assert rw.frame(buf, ETH)
+        pkt = ScapyEther(bytes(buf))
+        ck = pkt[UDP].chksum
+        del pkt[UDP].chksum
+        assert ScapyEther(bytes(pkt))[UDP].chksum == ck
+        assert (b"secret-host" in buf) == (names is None)
+        assert rw.names_mapped == (2 if names else 0)  # secret-host.corp-internal.com, corp-internal.com

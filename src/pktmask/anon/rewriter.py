@@ -3,7 +3,9 @@
 The walk (``proto/walk.py``, shared with the masker) lists the identifiers of
 a frame at every level of encapsulation, in ARP, IP options and extension
 headers, ICMP/ICMPv6 errors (the quoted packet), redirects, NDP, MLDv2 and
-IGMPv3; this consumer replaces each by its pseudonym (``AddressRewriter``).
+IGMPv3; this consumer replaces each by its pseudonym (``AddressRewriter``),
+and the labels of DNS names by theirs (``anon/names.py``: same length, so no
+length byte or pointer moves).
 
 Checksums are kept consistent by RFC 1624 incremental updates, inner regions
 first: each region's checksum changes by what changed inside it (its word
@@ -14,19 +16,41 @@ deliberately bad L4 checksum stays bad by the same amount.
 
 from __future__ import annotations
 
-from pktmask.anon.addresses import AddressRewriter
+from typing import Protocol
+
+from pktmask.anon.addresses import CACHE_LIMIT, AddressMap, AddressRewriter, MacMap
 from pktmask.capture.packet import zeros
 from pktmask.proto.checksum import adjust, checksum, ones_sum, word
 from pktmask.proto.walk import F_IP4, F_MAC, FIELD_SIZE, IP4_HEADER, Walk, walk
 
 
+class NameMap(Protocol):
+    """What the rewriter asks of a name mapper (``names.NameMapper``)."""
+
+    def map_label(self, label: bytes, parent: bytes) -> bytes: ...
+
+
 class Rewriter(AddressRewriter):
-    """Maps addresses in frames with one key; counts what it changed.
+    """Maps addresses (and, with a name mapper, DNS names) in frames with one key; counts
+    what it changed.
 
     ``frame(buf, linktype)`` rewrites a bytearray in place and returns True if
     any byte changed; the fast path and the address replacement come from
-    ``AddressRewriter``.
+    ``AddressRewriter``. Without ``names`` labels stay as they are.
+    ``names_mapped`` counts the distinct names (a label under its parent)
+    replaced by a pseudonym since ``reset_counts()``.
     """
+
+    def __init__(self, mapper: AddressMap, macs: MacMap | None, names: NameMap | None = None):
+        super().__init__(mapper, macs)
+        self.names = names
+        self._seen: set[bytes] = set()
+        self.names_mapped = 0
+
+    def reset_counts(self) -> None:
+        super().reset_counts()
+        self._seen.clear()
+        self.names_mapped = 0
 
     def frame(self, buf: bytearray, linktype: int) -> bool:
         """Rewrite the addresses of one frame in place; returns True if it changed."""
@@ -36,7 +60,7 @@ class Rewriter(AddressRewriter):
 
     def apply(self, buf: bytearray, w: Walk) -> None:
         """Replace the identifiers ``w`` lists in ``buf`` and update the checksums around them."""
-        if not w.fields and not w.wipe:
+        if not w.fields and not w.wipe and not w.labels and not w.trim:
             return
         size = len(buf)
         jobs = [j for j in w.jobs if j.anon]
@@ -58,6 +82,24 @@ class Rewriter(AddressRewriter):
                 self._a4(buf, off)
             else:
                 self._a6(buf, off)
+        names = self.names
+        if names is not None:
+            for off, length, parent in w.labels:
+                label = bytes(buf[off : off + length])
+                alias = names.map_label(label, parent)
+                if alias != label:
+                    buf[off : off + length] = alias
+                    self.changed = True
+                    name = label.lower() + b"." + parent
+                    if name not in self._seen:
+                        if len(self._seen) >= CACHE_LIMIT:
+                            self._seen.clear()
+                        self._seen.add(name)
+                        self.names_mapped += 1
+        for at, keep in w.trim:  # bits past an ECS prefix
+            if at < size and buf[at] & ~keep:
+                buf[at] &= keep
+                self.changed = True
         for at, src, kind in w.derived:  # a solicited-node address follows its mapped target
             if kind == F_MAC and self.macs is None:
                 continue  # MACs kept as they are

@@ -2,7 +2,7 @@
 
 Ethernet with at most one 802.1Q tag; IPv4 without options and not
 fragmented, or IPv6 without extension headers; TCP with a complete header,
-or UDP (not VXLAN). Most frames of most captures have it; the anonymizer,
+or UDP (not VXLAN, not DNS). Most frames of most captures have it; the anonymizer,
 the masker and the masking pre-pass take their fast branch for it, and
 everything else goes through the general walk (``walk.walk``, consumed by ``Rewriter.frame`` and the masker).
 """
@@ -44,7 +44,7 @@ def fast_layout(data: bytes | bytearray, linktype: int) -> Layout | None:
     The shape: Ethernet with at most one 802.1Q tag; IPv4 without options,
     not fragmented, or IPv6 without extension headers; TCP with a complete
     header whose options are all kept as they are (NOP, MSS, window scale,
-    SACK, timestamps), or UDP (not VXLAN). Returns (ip offset, l4 offset, protocol,
+    SACK, timestamps), or UDP (not VXLAN or DNS). Returns (ip offset, l4 offset, protocol,
     end, v6, full, payload offset): ``end`` is where the IP packet ends
     within the capture, ``full`` whether all of it was captured. Everything
     else goes through the general walkers.
@@ -95,8 +95,15 @@ def fast_layout(data: bytes | bytearray, linktype: int) -> Layout | None:
             return None  # the walker keeps or zeroes each option
     elif proto == 17:
         ps = l4 + 8
-        if ps > end or (raw[l4] << 8 | raw[l4 + 1]) == 4789 or (raw[l4 + 2] << 8 | raw[l4 + 3]) == 4789:
-            return None  # VXLAN: the general walker follows it
+        if ps > end:
+            return None
+        sport = raw[l4] << 8 | raw[l4 + 1]
+        dport = raw[l4 + 2] << 8 | raw[l4 + 3]
+        # VXLAN, DNS, mDNS, LLMNR (proto/dns.py PORTS): the general walker follows them.
+        # Machine comparisons, compiled: cheaper than a set lookup.
+        if (sport == 4789 or dport == 4789 or sport == 53 or dport == 53 or sport == 5353 or dport == 5353
+                or sport == 5355 or dport == 5355):
+            return None
     else:
         return None
     return (l3, l4, proto, end, v6, full, ps)

@@ -19,6 +19,14 @@ packet), Neighbor Discovery, MLD and IGMP. It changes nothing; it returns a
 * ``tcp``: the innermost unfragmented TCP segment (stream key and payload
   span), whose kept bytes the stream tracker decides.
 * ``wipe``: ranges every consumer zeroes (nesting beyond MAX_DEPTH).
+* ``labels``: the labels of the names in DNS messages (``proto/dns.py``), each
+  with its parent (the original lowercased dotted name to its right): the
+  anonymizer replaces each by its pseudonym (``anon/names.py``); the masker
+  keeps them. A pseudonym has the label's length, and no structural decision
+  reads a label's bytes, so the walk of the anonymized frame finds the same
+  structure and zeroes the same ranges as the walk of the original.
+* ``trim``: bytes of which only some bits are kept (an EDNS Client Subnet
+  address past its prefix length): every consumer clears the other bits.
 
 Adding an encapsulation means adding it here, once: both consumers follow.
 ``verify`` keeps its own, independent dissector on purpose.
@@ -28,7 +36,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from pktmask.proto import link
+from pktmask.proto import dns, link
 from pktmask.proto import numbers as n
 from pktmask.proto.checksum import ones_sum, word_sum
 
@@ -113,7 +121,7 @@ class Job:
 class Walk:
     """Result of ``walk``: fields to map, ranges to zero, checksum jobs, the TCP segment."""
 
-    __slots__ = ("fields", "zero", "wipe", "derived", "jobs", "tcp", "last_fragment")
+    __slots__ = ("fields", "zero", "wipe", "derived", "jobs", "tcp", "last_fragment", "labels", "trim", "dns")
 
     def __init__(self) -> None:
         self.fields: list[tuple[int, int, int]] = []  # (offset, kind, captured bytes)
@@ -126,6 +134,9 @@ class Walk:
         self.tcp: TcpSegment | None = None
         # For the last fragment of a datagram: (datagram key, transport length of the whole datagram).
         self.last_fragment: tuple[bytes, int] | None = None
+        self.labels: list[tuple[int, int, bytes]] = []  # DNS name labels: (offset, length, parent)
+        self.trim: list[tuple[int, int]] = []  # (offset, mask of the bits kept)
+        self.dns = 0  # DNS messages walked (their header kept)
 
 
 def walk(buf, linktype: int) -> Walk:
@@ -622,6 +633,9 @@ class _Walker:
             self.job(kind, p, end, p + 6, pseudo, proto, zero_ok, frag, True, True)
             if vx:
                 self.ether(p + 16, cap_end, depth + 1)
+            elif (proto == n.IP_UDP and not quoted and not fragmented
+                  and (_from(buf[p : p + 2], "big") in dns.PORTS or _from(buf[p + 2 : p + 4], "big") in dns.PORTS)):
+                self.dns_message(p, end, cap_end)
             else:
                 self.zero(p + 8, cap_end)
         elif proto == n.IP_ICMP:
@@ -665,6 +679,25 @@ class _Walker:
             self.zero(p, cap_end)
             if proto == n.IP_DCCP and p + 8 <= cap_end:
                 self.job(L4_PSEUDO, p, end, p + 6, pseudo, proto, False, None, False, True)
+
+    def dns_message(self, p: int, end: int, cap_end: int) -> None:
+        """A DNS message in the UDP datagram at ``p`` (docs/policy.md, "DNS"): names and
+        addresses listed for the anonymizer, the rest kept or zeroed by type."""
+        size = _from(self.buf[p + 4 : p + 6], "big") - 8  # the message, by the UDP length
+        m = dns.parse(self.buf, p + 8, min(p + 8 + size, cap_end), size) if 0 <= size <= end - p - 8 else None
+        if m is None:  # not a plausible DNS message (or a bad UDP length): all zeroed
+            self.zero(p + 8, cap_end)
+            return
+        for a, b in m.zero:
+            self.zero(a, b)
+        for off, v6, count in m.addrs:
+            self.field(off, F_IP6 if v6 else F_IP4, off + count)
+        w = self.w
+        w.labels.extend(m.labels)
+        w.trim.extend(m.trim)
+        self.zero(m.stop, cap_end)
+        if not self.hidden:
+            w.dns += 1
 
     def tcp_options(self, o: int, end: int) -> None:
         """TCP options: keep MSS, window scale, SACK, timestamps, NOP/EOL; map MPTCP

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pktmask.anon.cryptopan import AddressMapper
 from pktmask.anon.macs import MacMapper
+from pktmask.anon.names import NameMapper
 from pktmask.anon.rewriter import Rewriter
 from pktmask.capture.packet import Packet
 from pktmask.core.pipeline.stage import FileContext, Stage
 from pktmask.proto.layout import fast_layout
 from pktmask.proto.link import check_linktype
+from pktmask.proto.walk import walk
 
 
 class AnonymizationStage(Stage):
-    """Rewrites IPv4/IPv6 addresses (keyed prefix-preserving map) and MACs (keyed pseudonyms) in every frame.
+    """Rewrites IPv4/IPv6 addresses (keyed prefix-preserving map), MACs (keyed pseudonyms) and
+    the names in DNS messages (keyed length-preserving pseudonyms) in every frame.
 
     One instance serves a whole run, so every file gets the same mapping. The
     address map is the hardened one, or the reference Crypto-PAn with
@@ -30,12 +33,13 @@ class AnonymizationStage(Stage):
         if key is None:
             raise ValueError("anonymization needs a key")
         self.rewriter = Rewriter(AddressMapper(key, compat=compat),
-                                 MacMapper(key) if anonymize_macs else None)
+                                 MacMapper(key) if anonymize_macs else None, NameMapper(key))
         self._linktypes: set[int] = set()
         self._lt = -1  # the link type checked last: the per-packet test is one comparison
         self._name = ""
         self._masking = masking  # whether a masking stage follows (decides netlink support)
         self.frames_rewritten = 0
+        self.dns_messages = 0  # counted here only when no masking stage follows (it counts them)
 
     def start(self, ctx: FileContext) -> None:
         self._name = ctx.name
@@ -43,6 +47,7 @@ class AnonymizationStage(Stage):
         self._lt = -1
         self.rewriter.reset_counts()
         self.frames_rewritten = 0
+        self.dns_messages = 0
 
     def process(self, pkt: Packet) -> Packet:
         lt = pkt.linktype
@@ -70,10 +75,20 @@ class AnonymizationStage(Stage):
                 self.frames_rewritten += 1
             return pkt
         buf = bytearray(pkt.data)
-        if self.rewriter.frame(buf, lt):
+        rewriter = self.rewriter
+        rewriter.changed = False
+        w = walk(buf, lt)
+        rewriter.apply(buf, w)
+        if not self._masking:
+            self.dns_messages += w.dns
+        if rewriter.changed:
             pkt.data = buf
             self.frames_rewritten += 1
         return pkt
 
     def finish(self) -> dict[str, int]:
-        return {"addresses_anonymized": self.rewriter.distinct, "frames_rewritten": self.frames_rewritten}
+        counts = {"addresses_anonymized": self.rewriter.distinct, "frames_rewritten": self.frames_rewritten,
+                  "names_pseudonymized": self.rewriter.names_mapped}
+        if not self._masking:
+            counts["dns_messages_kept"] = self.dns_messages
+        return counts

@@ -97,6 +97,7 @@ class MaskingStage(Stage):
         self.bytes_zeroed = 0
         self.tls_records_masked = 0
         self.http_messages_masked = 0
+        self.dns_messages = 0
 
     def start(self, ctx: FileContext) -> None:
         self._stream.close()
@@ -283,6 +284,10 @@ class MaskingStage(Stage):
                 buf[a:b] = zeros(b - a)
                 zeroed += b - a
         self.bytes_zeroed += zeroed
+        for at, keep in d.trim:  # bits past an ECS prefix
+            if at < size:
+                buf[at] &= keep
+        self.dns_messages += d.dns
         for i in range(len(jobs) - 1, -1, -1):
             j = jobs[i]
             kind, start, end, at, frag = j.kind, j.start, j.end, j.at, j.frag
@@ -335,6 +340,7 @@ class MaskingStage(Stage):
             "payload_bytes_zeroed": self.bytes_zeroed,
             "tls_records_masked": self.tls_records_masked,
             "http_messages_masked": self.http_messages_masked,
+            "dns_messages_kept": self.dns_messages,
         }
         self._reset()
         return counts
