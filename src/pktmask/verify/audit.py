@@ -43,9 +43,10 @@ from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.verify.addresses import IP, MAC, show
 from pktmask.verify.fields import Walker
 from pktmask.verify.findings import CATEGORIES, NOT_MAPPED, NOT_ZERO, UNCHANGED, Findings
-from pktmask.verify.labels import KEEP, OTHER, STREAM, ZERO, leaks_unchanged
+from pktmask.verify.dnsfields import ecs_findings
+from pktmask.verify.labels import ECS4, ECS6, KEEP, NAME, OTHER, STREAM, ZERO, leaks_unchanged
 from pktmask.verify.labels import MAC as MAC_FIELD
-from pktmask.verify.scan import Pass1, Searcher, open_capture
+from pktmask.verify.scan import Pass1, Searcher, display, open_capture
 from pktmask.verify.streams import StreamModel
 
 MAX_SEEN = 1 << 18  # recent frames remembered to recognise duplicates dedup may have dropped
@@ -104,10 +105,12 @@ class Aligned:
                 o, lt = bytes(opkt.data), opkt.linktype
                 items = walker.frame(o, lt).items
                 tcp = walker.tcp
-                keep = []
+                keep, zeros, tls = [], [], False
                 if tcp is not None:
                     a = tcp[3]
                     keep = [(a + x, a + y) for x, y in model.kept(tcp[0], tcp[1], tcp[2], o[a:tcp[4]])]
+                    zeros = [(a + x, a + y, name) for x, y, name in model.last_zeros]
+                    tls = model.last_tls
                 h = hash((lt, o))
                 prior = seen.get(h)
                 s = bytes(spkt.data) if spkt is not None else None
@@ -126,15 +129,16 @@ class Aligned:
                     order.append(h)
                     if len(order) > MAX_SEEN:
                         del seen[order.popleft()]
-                self.fields(o, s, items, keep)
-                self.searcher.frame(s, self.packet, items, keep, tcp, walker.udp, o)
+                self.fields(o, s, items, keep, zeros)
+                self.searcher.frame(s, self.packet, items, keep, tcp, walker.udp, o, tls)
                 spkt = next(later, None)
             if spkt is not None:
                 raise Misaligned(f"SANITIZED has packets after the last of ORIGINAL ({self.packet} lined up)")
         self.findings.alignment = {"packets": self.packet, "skipped_duplicates": skipped}
 
     # ---- the field audit -----------------------------------------------------------------
-    def fields(self, o: bytes, s: bytes, items, keep: list[tuple[int, int]]) -> None:
+    def fields(self, o: bytes, s: bytes, items, keep: list[tuple[int, int]],
+               zeros: list[tuple[int, int, str]] | None = None) -> None:
         pos = 0
         for a, b, kind, name in items:
             if pos < a:
@@ -151,22 +155,50 @@ class Aligned:
                 q = a
                 for x, y in keep:
                     if q < x:
-                        self.other(o, s, q, x, name)
+                        self.named(o, s, q, x, name, zeros)
                     q = max(q, y)
                 if q < b:
-                    self.other(o, s, q, b, name)
+                    self.named(o, s, q, b, name, zeros)
             elif kind == ZERO:
                 if s.count(0, a, b) != b - a:
                     self.finding(a, b - a, name, NOT_ZERO)
+            elif kind == ECS4 or kind == ECS6:
+                verdict = ecs_findings(o, s, a, b)
+                if verdict is not None:
+                    self.findings.field(self.packet, self.original, a, b - a, name, verdict, IP,
+                                        f"{show(o[a:b] + bytes((4 if kind == ECS4 else 16) - (b - a)))}"
+                                        f"/{o[a - 2]}")
             else:
                 value = o[a:b]
                 if s[a:b] == value and leaks_unchanged(kind, value):
-                    self.findings.field(self.packet, self.original, a, b - a, name, NOT_MAPPED,
-                                        MAC if kind == MAC_FIELD else IP, show(value))
+                    if kind == NAME:
+                        self.findings.field(self.packet, self.original, a, b - a, name, NOT_MAPPED,
+                                            "dns", display(value))
+                    else:
+                        self.findings.field(self.packet, self.original, a, b - a, name, NOT_MAPPED,
+                                            MAC if kind == MAC_FIELD else IP, show(value))
             if b > pos:
                 pos = b
         if pos < len(o):
             self.other(o, s, pos, len(o), "unlabelled")
+
+    def named(self, o: bytes, s: bytes, a: int, b: int, name: str,
+              zeros: list[tuple[int, int, str]] | None) -> None:
+        """``other`` over TCP payload bytes, named by the stream model's must-be-zero runs."""
+        if not zeros or s.count(0, a, b) == b - a:
+            self.other(o, s, a, b, name)
+            return
+        q = a
+        for x, y, field in zeros:
+            x, y = max(x, a), min(y, b)
+            if x >= y:
+                continue
+            if q < x:
+                self.other(o, s, q, x, name)
+            self.other(o, s, x, y, field)
+            q = y
+        if q < b:
+            self.other(o, s, q, b, name)
 
     def other(self, o: bytes, s: bytes, a: int, b: int, name: str) -> None:
         """Report every unchanged stretch holding a non-zero byte in ``[a, b)``."""

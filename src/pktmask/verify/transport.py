@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from pktmask.verify.dnsfields import DNS_PORTS, label_dns
 from pktmask.verify.labels import ADDR4, ADDR6, KEEP, MAC, STREAM, ZERO, group_kind
 
 TCP, UDP, ICMP, IGMP, GRE, IPIP, IPV6_IN_IP, ESP, AH, ICMP6, DCCP, UDPLITE = 6, 17, 1, 2, 47, 4, 41, 50, 51, 58, 33, 136
@@ -192,6 +193,12 @@ class Transport:
             if dport == VXLAN_PORT and self.vxlan(h, end):
                 return
             self.udp.append((h, min(end, n), sport, dport))
+            if sport in DNS_PORTS or dport in DNS_PORTS:
+                size = buf[p + 4] << 8 | buf[p + 5]
+                stop = min(end, n, p + size) if size >= 8 else min(end, n)
+                label_dns(buf, h, stop, self.s)
+                self.other(stop, end, "udp.payload (after the dns message)")
+                return
         self.other(h, end, "udp.payload" if udp else "udplite.payload")
 
     def vxlan(self, h: int, end: int) -> bool:
