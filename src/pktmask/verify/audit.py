@@ -46,6 +46,7 @@ from pktmask.verify.findings import CATEGORIES, NOT_MAPPED, NOT_ZERO, UNCHANGED,
 from pktmask.verify.dnsfields import ecs_findings
 from pktmask.verify.labels import ECS4, ECS6, KEEP, NAME, OTHER, STREAM, ZERO, leaks_unchanged
 from pktmask.verify.labels import MAC as MAC_FIELD
+from pktmask.verify.names import MAX_COLLISION, collision, label_leaks
 from pktmask.verify.scan import Pass1, Searcher, display, open_capture
 from pktmask.verify.streams import StreamModel
 
@@ -103,7 +104,8 @@ class Aligned:
             spkt = next(later, None)
             for number, opkt in enumerate(ro, 1):
                 o, lt = bytes(opkt.data), opkt.linktype
-                items = walker.frame(o, lt).items
+                spans = walker.frame(o, lt)
+                items = spans.items
                 tcp = walker.tcp
                 keep, zeros, tls = [], [], False
                 if tcp is not None:
@@ -129,7 +131,7 @@ class Aligned:
                     order.append(h)
                     if len(order) > MAX_SEEN:
                         del seen[order.popleft()]
-                self.fields(o, s, items, keep, zeros)
+                self.fields(o, s, items, keep, zeros, spans.names)
                 self.searcher.frame(s, self.packet, items, keep, tcp, walker.udp, o, tls)
                 spkt = next(later, None)
             if spkt is not None:
@@ -138,7 +140,8 @@ class Aligned:
 
     # ---- the field audit -----------------------------------------------------------------
     def fields(self, o: bytes, s: bytes, items, keep: list[tuple[int, int]],
-               zeros: list[tuple[int, int, str]] | None = None) -> None:
+               zeros: list[tuple[int, int, str]] | None = None,
+               names: list[list[tuple[int, int]]] | None = None) -> None:
         pos = 0
         for a, b, kind, name in items:
             if pos < a:
@@ -181,6 +184,22 @@ class Aligned:
                 pos = b
         if pos < len(o):
             self.other(o, s, pos, len(o), "unlabelled")
+        for group in names or ():
+            self.name_group(o, s, group)
+
+    def name_group(self, o: bytes, s: bytes, group: list[tuple[int, int]]) -> None:
+        """A DNS name whose pseudonymized labels all survived, though none is long enough to be
+        a finding alone (a reverse name's octets): together they are one (``names``)."""
+        p = 1.0
+        for a, b in group:
+            value = o[a:b]
+            if s[a:b] != value or label_leaks(value):
+                return  # changed, or already a finding on its own
+            p *= collision(value)
+        if p <= MAX_COLLISION:
+            a, b = group[0][0], group[-1][1]
+            self.findings.field(self.packet, self.original, a, b - a, "dns.name", NOT_MAPPED, "dns",
+                                display(b".".join(o[x:y] for x, y in group)))
 
     def named(self, o: bytes, s: bytes, a: int, b: int, name: str,
               zeros: list[tuple[int, int, str]] | None) -> None:

@@ -89,38 +89,53 @@ class DnsLabeler:
 
     # ---- names -----------------------------------------------------------------------
     def name(self, p: int, limit: int) -> int:
-        """Label the name stored at ``p`` (not past ``limit``); return where it ends."""
+        """Label the name stored at ``p`` (not past ``limit``); return where it ends. When the
+        name turns out malformed, the labels stored before the bad byte are labelled (all as
+        pseudonyms: without its end the suffix is unknown) and Malformed names that byte."""
         buf = self.buf
         inline: list[tuple[int, int]] = []  # (offset of the label bytes, length)
-        while True:
-            if p >= limit:
-                raise Malformed(p)
-            size = buf[p]
-            if size == 0:
-                tail: list[bytes] = []
-                stop = p + 1
-                break
-            if size & POINTER == POINTER:
-                if p + 2 > limit:
+        try:
+            while True:
+                if p >= limit:
                     raise Malformed(p)
-                tail = self.resolve(p)
-                stop = p + 2
-                break
-            if size & POINTER:
-                raise Malformed(p)  # 0x40 / 0x80 label types: obsolete, not understood
-            if p + 1 + size > limit:
-                raise Malformed(p)
-            inline.append((p + 1, size))
-            p += 1 + size
+                size = buf[p]
+                if size == 0:
+                    tail: list[bytes] = []
+                    stop = p + 1
+                    break
+                if size & POINTER == POINTER:
+                    if p + 2 > limit:
+                        raise Malformed(p)
+                    tail = self.resolve(p)
+                    stop = p + 2
+                    break
+                if size & POINTER:
+                    raise Malformed(p)  # 0x40 / 0x80 label types: obsolete, not understood
+                if p + 1 + size > limit:
+                    raise Malformed(p)
+                inline.append((p + 1, size))
+                p += 1 + size
+        except Malformed:
+            self.labels(inline, len(inline))
+            raise
         labels = tuple(bytes(buf[a:a + k]).lower() for a, k in inline) + tuple(tail)
-        keep_from = len(labels) - suffix_labels(labels)
-        add = self.s.add
+        self.labels(inline, len(labels) - suffix_labels(labels))
+        self.s.add(p, stop, KEEP, "")  # the terminating zero or the pointer
+        return stop
+
+    def labels(self, inline: list[tuple[int, int]], keep_from: int) -> None:
+        """Length bytes kept; label bytes kept from index ``keep_from`` on (the public suffix)
+        and for service labels ('_'), pseudonyms otherwise."""
+        buf, add = self.buf, self.s.add
+        group = []
         for i, (a, k) in enumerate(inline):
             add(a - 1, a, KEEP, "")
-            kept = i >= keep_from or buf[a] == 0x5F  # public suffix, '_' service label
+            kept = i >= keep_from or buf[a] == 0x5F
             add(a, a + k, KEEP if kept else NAME, "dns.name label")
-        add(p, stop, KEEP, "")  # the terminating zero or the pointer
-        return stop
+            if not kept:
+                group.append((a, a + k))
+        if len(group) > 1:
+            self.s.names.append(group)
 
     def resolve(self, at: int) -> list[bytes]:
         """The labels a compression pointer at ``at`` stands for; every pointer must point

@@ -114,11 +114,14 @@ class Spans:
     (a cut-short field carries what the policy zeroes) and becomes OTHER.
     """
 
-    __slots__ = ("items", "n")
+    __slots__ = ("items", "n", "names")
 
     def __init__(self, n: int):
         self.n = n
         self.items: list[tuple[int, int, int, str]] = []
+        # The NAME spans of each DNS name stored in the frame (``dnsfields``): a name whose
+        # labels all survive is a finding even when each label alone is too short to be one.
+        self.names: list[list[tuple[int, int]]] = []
 
     def add(self, a: int, b: int, kind: int, name: str) -> None:
         n = self.n
