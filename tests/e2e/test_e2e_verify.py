@@ -81,3 +81,28 @@ def test_planted_leak_is_named_by_packet_and_offset(run, tmp_path):
     res = run("verify", src, planted)
     assert res.returncode == 1 and b"tcp.option[34].data" in res.stdout
     assert run.leftovers() == []
+
+
+def test_planted_dns_label_exits_1_naming_packet_and_offset(run, tmp_path):
+    # DNS is audited structurally (docs/policy.md): a name label left as it was is named.
+    from scapy.all import DNS, DNSQR, IP, UDP, Ether
+
+    from captures import write_pcap
+
+    def frame(qname: str, src: str, dst: str) -> bytes:
+        mac = "02:00:00:00:00:01" if src == "192.0.2.1" else "02:00:00:00:00:aa"
+        return bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / IP(src=src, dst=dst)
+                     / UDP(sport=33000, dport=53) / DNS(id=5, qd=DNSQR(qname=qname)))
+
+    original = frame("files.acme-corp.com", "192.0.2.1", "192.0.2.53")
+    ideal = frame("gjmft.bdnf-dpsq.com", "10.9.9.1", "10.9.9.53")
+    src = write_pcap(tmp_path / "dns.pcap", [original])
+    code, report = verify_json(run, src, write_pcap(tmp_path / "ideal.pcap", [ideal]))
+    assert code == 0 and report["clean"] is True, report["findings"]
+    at = original.index(b"acme-corp")
+    planted = ideal[:at] + b"acme-corp" + ideal[at + 9:]
+    code, report = verify_json(run, src, write_pcap(tmp_path / "planted.pcap", [planted]))
+    assert code == 1 and report["clean"] is False
+    assert {"packet": 1, "original_packet": 1, "offset": at, "length": 9, "field": "dns.name label",
+            "kind": "not mapped"} in report["findings"]
+    assert run.leftovers() == []

@@ -42,8 +42,20 @@ def name(private: str, suffix: str, ideal: bool) -> str:
 
 
 def dns_frames(ideal: bool) -> list[bytes]:
-    from scapy.all import (DNS, DNSQR, DNSRR, IP, UDP, DNSRRMX, DNSRROPT, DNSRRSOA, DNSRRSRV,
-                           EDNS0ClientSubnet, Ether, IPv6)
+    from scapy.all import (
+        DNS,
+        DNSQR,
+        DNSRR,
+        DNSRRMX,
+        DNSRROPT,
+        DNSRRSOA,
+        DNSRRSRV,
+        IP,
+        UDP,
+        EDNS0ClientSubnet,
+        Ether,
+        IPv6,
+    )
 
     def n(private: str, suffix: str = "com") -> str:
         return name(private, suffix, ideal)

@@ -41,9 +41,9 @@ from pathlib import Path
 
 from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.verify.addresses import IP, MAC, show
+from pktmask.verify.dnsfields import ecs_findings
 from pktmask.verify.fields import Walker
 from pktmask.verify.findings import CATEGORIES, NOT_MAPPED, NOT_ZERO, UNCHANGED, Findings
-from pktmask.verify.dnsfields import ecs_findings
 from pktmask.verify.labels import ECS4, ECS6, KEEP, NAME, OTHER, STREAM, ZERO, leaks_unchanged
 from pktmask.verify.labels import MAC as MAC_FIELD
 from pktmask.verify.names import MAX_COLLISION, collision, label_leaks
@@ -266,9 +266,10 @@ def needles_only(first: Pass1, findings: Findings, sanitized: str | Path) -> Non
             data = bytes(pkt.data)
             items = walker.frame(data, pkt.linktype).items
             tcp = walker.tcp
-            keep = []
+            keep, tls = [], False
             if tcp is not None:
                 a = tcp[3]
                 keep = [(a + x, a + y) for x, y in model.kept(tcp[0], tcp[1], tcp[2], data[a:tcp[4]])]
+                tls = model.last_tls
             searcher.header_addresses(data, items, number)
-            searcher.frame(data, number, items, keep, tcp, walker.udp)
+            searcher.frame(data, number, items, keep, tcp, walker.udp, tls=tls)

@@ -20,8 +20,18 @@ from __future__ import annotations
 
 from typing import Final
 
-from pktmask.verify.labels import (ADDR4, ECS4, ECS6, KEEP, NAME, OTHER, Spans, group_kind, special_v4,
-                                   special_v6)
+from pktmask.verify.labels import (
+    ADDR4,
+    ECS4,
+    ECS6,
+    KEEP,
+    NAME,
+    OTHER,
+    Spans,
+    group_kind,
+    special_v4,
+    special_v6,
+)
 from pktmask.verify.names import suffix_labels
 
 DNS_PORTS: Final = frozenset({53, 5353, 5355})

@@ -232,7 +232,7 @@ class Searcher:
             if data.count(0, a, b) == b - a:
                 continue
             if original is None or not stream:
-                self.area(data, a, b, keep if stream else [], packet)
+                self.area(data, a, b, keep if stream and tls else [], packet)
                 continue
             q = a
             for x, y in keep:
