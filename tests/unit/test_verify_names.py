@@ -10,6 +10,8 @@ and name the packet and offset of any original byte planted back into it.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from captures import write_pcap
@@ -295,3 +297,29 @@ def test_hostname_in_kept_http_bytes_is_a_leak_but_kept_in_tls(tmp_path):
     ideal = [original[0][:42] + bytes(len(original[0]) - 42)] + original[1:]
     report = verify(*write_pair(tmp_path, original, ideal), None)
     assert "www.acme-corp.com" in {ex["value"] for ex in report["categories"]["dns"]["examples"]}
+
+
+def test_dns_in_a_first_fragment_is_labelled_as_far_as_it_goes(tmp_path):
+    # A large answer fragmented: its first fragment carries the start of the message.
+    from scapy.all import DNS, DNSQR, DNSRR, IP, UDP, Ether, fragment
+
+    def frames(ideal: bool) -> list[bytes]:
+        owner = name("www.acme-corp", "com", ideal)
+        txt = [b"\0" * 199] if ideal else [b"secret" * 33 + b"!"]
+        msg = DNS(id=1, qr=1, qd=DNSQR(qname=owner), an=[DNSRR(rrname=owner, type="TXT", rdata=txt)] * 4)
+        ip = IP(src=PSEUDO[RESOLVER] if ideal else RESOLVER, dst=PSEUDO[CLIENT] if ideal else CLIENT, id=9)
+        e = Ether(src=PSEUDO_MAC[S_MAC], dst=PSEUDO_MAC[C_MAC]) if ideal else Ether(src=S_MAC, dst=C_MAC)
+        out = [bytes(e / f) for f in fragment(ip / UDP(sport=53, dport=33000) / msg, fragsize=400)]
+        if ideal:  # TXT RDATA zeroed whole; later fragments zeroed (docs/policy.md)
+            # (the record cut short by the fragment's end: zero from its RDATA on)
+            out = [re.sub(rb"\xc7(?=\x00{199}|\x00*$)", b"\0", f) for f in out]
+            out = out[:1] + [f[:34] + bytes(len(f) - 34) for f in out[1:]]
+        return out
+
+    original, ideal = frames(False), frames(True)
+    orig = write_pcap(tmp_path / "orig.pcap", original)
+    report = verify(orig, write_pcap(tmp_path / "ideal.pcap", ideal), None)
+    assert report["clean"] is True, report["findings"]
+    frame, offset, value = _spot(original, 0, b"acme-corp")
+    report = verify(orig, plant(tmp_path, ideal, frame, offset, value), None)
+    assert named(report, frame, offset, len(value)), report["findings"]
