@@ -13,8 +13,9 @@ A pseudonym keeps the shape of its label (a letter becomes one of 26 letters, a 
 chance with probability ``collision(label)``. An unchanged label is a finding only when that
 chance is at most ``MAX_COLLISION`` (1 in 10,000): three letters, four digits, "ab12"... A
 shorter label ("a", "42", a reverse-name octet) equals its pseudonym too often to call it a
-leak; the whole name then still counts (``collision`` of all its pseudonymized labels), both
-for the needles and, through them, in SANITIZED's DNS messages.
+leak; the whole name then still counts: when all its pseudonymized labels survive and their
+chances multiply to at most MAX_COLLISION (a reverse name's four octets), the audit reports
+the name (``audit.Aligned.name_group``), and such a name is a needle searched in SANITIZED.
 """
 
 from __future__ import annotations
