@@ -18,7 +18,7 @@ from pktmask.verify.labels import (
     group_kind,
     leaks_unchanged,
 )
-from pktmask.verify.payloads import Http, Tls, url_cuts
+from pktmask.verify.payloads import Http, Tls, target_cuts
 from pktmask.verify.streams import StreamModel
 
 
@@ -110,14 +110,43 @@ def _http_keeps(request: bool, data: bytes, methods=None) -> bytes:
     return bytes(kept)
 
 
-def test_http_request_keeps_path_names_and_allowed_values():
+def test_http_request_keeps_path_names_and_allowlisted_values():
     head = (b"GET /a/b?user=alice#frag HTTP/1.1\r\nHost: www.example\r\nCookie: s=1\r\n"
-            b"Location: http://u:p@h/x?y=1\r\n\r\nBODY")
+            b"Location: http://u:p@h/x?y=1\r\nAccept: text/html\r\n"
+            b"User-Agent: probe from 10.1.2.3 and 2001:db8::1\r\n\r\nBODY")
     kept = _http_keeps(True, head)
-    assert kept.startswith(b"GET /a/b?" + bytes(len(b"user=alice#frag")) + b" HTTP/1.1\r\nHost: www.example\r\nCookie: \0\0\0\r\n")
-    assert b"Location: http://\0\0\0@h/x?\0\0\0\r\n\r\n" in kept
+    # docs/policy.md: the path up to '?', '#' or ';'; only allowlisted values; IP literals zeroed.
+    assert kept.startswith(b"GET /a/b" + bytes(len(b"?user=alice#frag")) + b" HTTP/1.1\r\nHost: "
+                           + bytes(11) + b"\r\nCookie: \0\0\0\r\n")
+    assert b"Location: " + bytes(len(b"http://u:p@h/x?y=1")) + b"\r\nAccept: text/html\r\n" in kept
+    assert b"User-Agent: probe from " + bytes(8) + b" and " + bytes(11) + b"\r\n\r\n" in kept
     assert kept.endswith(b"\0\0\0\0")
-    assert url_cuts(b"/p?", 0, 3) == []  # an empty query has nothing to zero
+
+
+def _cut(target: bytes, method: bytes = b"GET") -> bytes:
+    out = bytearray(target)
+    for a, b, _ in target_cuts(target, 0, len(target), method):
+        out[a:b] = bytes(b - a)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("target, method, expected", [
+    (b"/a/b?x=1", b"GET", b"/a/b\0\0\0\0"),
+    (b"/a;jsessionid=1", b"GET", b"/a" + bytes(13)),
+    (b"/a#f", b"GET", b"/a\0\0"),
+    (b"/p?", b"GET", b"/p\0"),
+    (b"/10.1.2.3/x", b"GET", b"/" + bytes(8) + b"/x"),
+    (b"/v/1.2.3.4.5/", b"GET", b"/v/1.2.3.4.5/"),  # a version, not an address
+    (b"http://u:p@host.example:8080/p?q", b"GET", b"http://" + bytes(16) + b":8080/p\0\0"),
+    (b"https://[2001:db8::1]:443/x", b"GET", b"https://" + bytes(13) + b":443/x"),
+    (b"http://host", b"GET", b"http://\0\0\0\0"),
+    (b"host.example:443", b"CONNECT", bytes(12) + b":443"),
+    (b"[::1]:443", b"CONNECT", bytes(5) + b":443"),
+    (b"*", b"OPTIONS", b"*"),
+    (b"foo", b"GET", b"\0\0\0"),
+])
+def test_request_target_rules(target, method, expected):
+    assert _cut(target, method) == expected
 
 
 def test_http_response_to_head_has_no_body():

@@ -41,11 +41,13 @@ from pathlib import Path
 
 from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.verify.addresses import IP, MAC, show
+from pktmask.verify.dnsfields import ecs_findings
 from pktmask.verify.fields import Walker
 from pktmask.verify.findings import CATEGORIES, NOT_MAPPED, NOT_ZERO, UNCHANGED, Findings
-from pktmask.verify.labels import KEEP, OTHER, STREAM, ZERO, leaks_unchanged
+from pktmask.verify.labels import ECS4, ECS6, KEEP, NAME, OTHER, STREAM, ZERO, leaks_unchanged
 from pktmask.verify.labels import MAC as MAC_FIELD
-from pktmask.verify.scan import Pass1, Searcher, open_capture
+from pktmask.verify.names import MAX_COLLISION, collision, label_leaks
+from pktmask.verify.scan import Pass1, Searcher, display, open_capture
 from pktmask.verify.streams import StreamModel
 
 MAX_SEEN = 1 << 18  # recent frames remembered to recognise duplicates dedup may have dropped
@@ -102,12 +104,15 @@ class Aligned:
             spkt = next(later, None)
             for number, opkt in enumerate(ro, 1):
                 o, lt = bytes(opkt.data), opkt.linktype
-                items = walker.frame(o, lt).items
+                spans = walker.frame(o, lt)
+                items = spans.items
                 tcp = walker.tcp
-                keep = []
+                keep, zeros, tls = [], [], False
                 if tcp is not None:
                     a = tcp[3]
                     keep = [(a + x, a + y) for x, y in model.kept(tcp[0], tcp[1], tcp[2], o[a:tcp[4]])]
+                    zeros = [(a + x, a + y, name) for x, y, name in model.last_zeros]
+                    tls = model.last_tls
                 h = hash((lt, o))
                 prior = seen.get(h)
                 s = bytes(spkt.data) if spkt is not None else None
@@ -126,15 +131,17 @@ class Aligned:
                     order.append(h)
                     if len(order) > MAX_SEEN:
                         del seen[order.popleft()]
-                self.fields(o, s, items, keep)
-                self.searcher.frame(s, self.packet, items, keep, tcp, walker.udp, o)
+                self.fields(o, s, items, keep, zeros, spans.names)
+                self.searcher.frame(s, self.packet, items, keep, tcp, walker.udp, o, tls)
                 spkt = next(later, None)
             if spkt is not None:
                 raise Misaligned(f"SANITIZED has packets after the last of ORIGINAL ({self.packet} lined up)")
         self.findings.alignment = {"packets": self.packet, "skipped_duplicates": skipped}
 
     # ---- the field audit -----------------------------------------------------------------
-    def fields(self, o: bytes, s: bytes, items, keep: list[tuple[int, int]]) -> None:
+    def fields(self, o: bytes, s: bytes, items, keep: list[tuple[int, int]],
+               zeros: list[tuple[int, int, str]] | None = None,
+               names: list[list[tuple[int, int]]] | None = None) -> None:
         pos = 0
         for a, b, kind, name in items:
             if pos < a:
@@ -151,22 +158,66 @@ class Aligned:
                 q = a
                 for x, y in keep:
                     if q < x:
-                        self.other(o, s, q, x, name)
+                        self.named(o, s, q, x, name, zeros)
                     q = max(q, y)
                 if q < b:
-                    self.other(o, s, q, b, name)
+                    self.named(o, s, q, b, name, zeros)
             elif kind == ZERO:
                 if s.count(0, a, b) != b - a:
                     self.finding(a, b - a, name, NOT_ZERO)
+            elif kind == ECS4 or kind == ECS6:
+                verdict = ecs_findings(o, s, a, b)
+                if verdict is not None:
+                    self.findings.field(self.packet, self.original, a, b - a, name, verdict, IP,
+                                        f"{show(o[a:b] + bytes((4 if kind == ECS4 else 16) - (b - a)))}"
+                                        f"/{o[a - 2]}")
             else:
                 value = o[a:b]
                 if s[a:b] == value and leaks_unchanged(kind, value):
-                    self.findings.field(self.packet, self.original, a, b - a, name, NOT_MAPPED,
-                                        MAC if kind == MAC_FIELD else IP, show(value))
+                    if kind == NAME:
+                        self.findings.field(self.packet, self.original, a, b - a, name, NOT_MAPPED,
+                                            "dns", display(value))
+                    else:
+                        self.findings.field(self.packet, self.original, a, b - a, name, NOT_MAPPED,
+                                            MAC if kind == MAC_FIELD else IP, show(value))
             if b > pos:
                 pos = b
         if pos < len(o):
             self.other(o, s, pos, len(o), "unlabelled")
+        for group in names or ():
+            self.name_group(o, s, group)
+
+    def name_group(self, o: bytes, s: bytes, group: list[tuple[int, int]]) -> None:
+        """A DNS name whose pseudonymized labels all survived, though none is long enough to be
+        a finding alone (a reverse name's octets): together they are one (``names``)."""
+        p = 1.0
+        for a, b in group:
+            value = o[a:b]
+            if s[a:b] != value or label_leaks(value):
+                return  # changed, or already a finding on its own
+            p *= collision(value)
+        if p <= MAX_COLLISION:
+            a, b = group[0][0], group[-1][1]
+            self.findings.field(self.packet, self.original, a, b - a, "dns.name", NOT_MAPPED, "dns",
+                                display(b".".join(o[x:y] for x, y in group)))
+
+    def named(self, o: bytes, s: bytes, a: int, b: int, name: str,
+              zeros: list[tuple[int, int, str]] | None) -> None:
+        """``other`` over TCP payload bytes, named by the stream model's must-be-zero runs."""
+        if not zeros or s.count(0, a, b) == b - a:
+            self.other(o, s, a, b, name)
+            return
+        q = a
+        for x, y, field in zeros:
+            x, y = max(x, a), min(y, b)
+            if x >= y:
+                continue
+            if q < x:
+                self.other(o, s, q, x, name)
+            self.other(o, s, x, y, field)
+            q = y
+        if q < b:
+            self.other(o, s, q, b, name)
 
     def other(self, o: bytes, s: bytes, a: int, b: int, name: str) -> None:
         """Report every unchanged stretch holding a non-zero byte in ``[a, b)``."""
@@ -215,9 +266,10 @@ def needles_only(first: Pass1, findings: Findings, sanitized: str | Path) -> Non
             data = bytes(pkt.data)
             items = walker.frame(data, pkt.linktype).items
             tcp = walker.tcp
-            keep = []
+            keep, tls = [], False
             if tcp is not None:
                 a = tcp[3]
                 keep = [(a + x, a + y) for x, y in model.kept(tcp[0], tcp[1], tcp[2], data[a:tcp[4]])]
+                tls = model.last_tls
             searcher.header_addresses(data, items, number)
-            searcher.frame(data, number, items, keep, tcp, walker.udp)
+            searcher.frame(data, number, items, keep, tcp, walker.udp, tls=tls)

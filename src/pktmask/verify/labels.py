@@ -12,7 +12,11 @@ bytes of an ORIGINAL frame with spans ``(start, end, kind, name)``:
   differ from the original unless they are all zero;
 * OTHER: must be zero or changed; an unchanged non-zero byte is a leak;
 * ZERO: must be zero (a checksum over bytes the capture does not hold);
-* STREAM: a TCP payload, labelled KEEP/OTHER by the audit's stream model (``streams``).
+* STREAM: a TCP payload, labelled KEEP/OTHER by the audit's stream model (``streams``);
+* NAME: a DNS label the policy pseudonymizes: unchanged, it is a finding when it is long enough
+  for a same-shape pseudonym to differ almost surely (``names.label_leaks``);
+* ECS4 / ECS6: the address prefix of an EDNS client-subnet option (``dnsfields``): mapped as a
+  prefix, with the bits past the source prefix length zero.
 
 Any byte no span covers counts as OTHER: the audit fails closed.
 
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from pktmask.verify.names import label_leaks
+
 KEEP: Final = 0
 OTHER: Final = 1
 ZERO: Final = 2
@@ -33,8 +39,11 @@ MAC: Final = 5
 SNODE: Final = 6
 GPREFIX: Final = 7
 STREAM: Final = 8
+NAME: Final = 9
+ECS4: Final = 10
+ECS6: Final = 11
 
-PSEUDONYMS: Final = frozenset({ADDR4, ADDR6, MAC, SNODE, GPREFIX})
+PSEUDONYMS: Final = frozenset({ADDR4, ADDR6, MAC, SNODE, GPREFIX, NAME, ECS4, ECS6})
 SIZES: Final = {ADDR4: 4, ADDR6: 16, MAC: 6, SNODE: 16, GPREFIX: 16}
 
 _V4_BROADCAST: Final = b"\xff\xff\xff\xff"
@@ -93,6 +102,8 @@ def leaks_unchanged(kind: int, value: bytes) -> bool:
         return not special_v6(value)
     if kind == MAC:
         return not special_mac(value)
+    if kind == NAME:
+        return label_leaks(value)
     return not is_zero(derived_bits(kind, value))
 
 
@@ -103,11 +114,14 @@ class Spans:
     (a cut-short field carries what the policy zeroes) and becomes OTHER.
     """
 
-    __slots__ = ("items", "n")
+    __slots__ = ("items", "n", "names")
 
     def __init__(self, n: int):
         self.n = n
         self.items: list[tuple[int, int, int, str]] = []
+        # The NAME spans of each DNS name stored in the frame (``dnsfields``): a name whose
+        # labels all survive is a finding even when each label alone is too short to be one.
+        self.names: list[list[tuple[int, int]]] = []
 
     def add(self, a: int, b: int, kind: int, name: str) -> None:
         n = self.n

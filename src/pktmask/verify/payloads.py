@@ -7,18 +7,26 @@ stream up again), ``gap(lost)`` says bytes were missing, and every byte run the 
 is reported as ``keep(offset, bytes)``. What is not reported must be zero after sanitizing.
 
 TLS: every record header, and the bodies of handshake, alert and change_cipher_spec records.
-HTTP/1.x: start lines (a request target without its query, fragment and ``user:pass@``),
-header names, header values by ``value_rule``, line ends, blank lines, chunk-size digits.
+HTTP/1.x: start lines (the request target by ``target_cuts``), header names, header values
+by ``value_rule`` (the allowlist of docs/policy.md, IP literals zeroed), line ends, blank
+lines, chunk-size digits.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections import deque
 from collections.abc import Callable
 from typing import Final
 
 Keep = Callable[[int, bytes], None]
+Zero = Callable[[int, int, str], None]  # (offset, length, field name) of bytes that must be zero
+Cut = tuple[int, int, str]
+IP_LITERAL: Final = "http.ip literal"
+TARGET_REST: Final = "http.request target query/fragment/params"
+TARGET_HOST: Final = "http.request target userinfo/host"
+TARGET_OTHER: Final = "http.request target (not understood)"
 
 # ---- TLS ----------------------------------------------------------------------------------
 TLS_CCS, TLS_ALERT, TLS_HANDSHAKE, TLS_APPDATA, TLS_HEARTBEAT = 20, 21, 22, 23, 24
@@ -131,44 +139,125 @@ MAX_HEAD: Final = 65536
 MAX_METHODS: Final = 256
 METHODS: Final = tuple(m + b" " for m in b"GET HEAD POST PUT DELETE OPTIONS TRACE CONNECT PATCH".split())
 
-# Header values: today's policy keeps every value except a few (zeroed) and URL-valued ones
-# (kept without query, fragment and user:pass@). Issue 13 makes this an allowlist: set
-# KEPT_VALUES to the names whose values may survive, and every other value is zeroed.
-ZEROED_VALUES: Final = frozenset(
-    b"cookie set-cookie authorization proxy-authorization x-forwarded-for forwarded referer".split())
-URL_VALUES: Final = frozenset(b"location content-location".split())
-KEPT_VALUES: frozenset[bytes] | None = None
-VALUE_KEPT, VALUE_ZEROED, VALUE_URL = 0, 1, 2
+# Header values by allowlist (docs/policy.md, HTTP/1.x heads): only these values are kept (IP
+# literals in them zeroed); every other value (Host, Origin, Referer, Location, Cookie*,
+# Authorization, X-..., Via, Forwarded...) must be zero.
+KEPT_VALUES: frozenset[bytes] | None = frozenset(b"""
+    accept accept-charset accept-encoding accept-language accept-ranges age allow cache-control
+    connection content-encoding content-language content-length content-range content-type date
+    expect expires keep-alive last-modified max-forwards pragma range retry-after sec-fetch-dest
+    sec-fetch-mode sec-fetch-site sec-fetch-user sec-websocket-version server te trailer
+    transfer-encoding upgrade upgrade-insecure-requests user-agent vary warning
+    x-content-type-options""".split())
+VALUE_KEPT, VALUE_ZEROED = 0, 1
 
 _TOKEN: Final = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _REQUEST: Final = re.compile(rb"(" + _TOKEN + rb") ([\x00\x21-\x7e\x80-\xff]+) HTTP/1\.[0-9]")
 _STATUS: Final = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3})(?:[ \t][^\r\n]*)?")
 _HEADER: Final = re.compile(rb"(" + _TOKEN + rb"):[ \t]*")
 _CHUNK: Final = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*|[ \t]*)")
-_USERINFO: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://([^/?#@]*)@")
+_SCHEME: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://")
+_PORT: Final = re.compile(rb":[0-9]*")
+_PATH_END: Final = re.compile(rb"[?#;]")
+# IP literals (zeroed inside kept text). An IPv4 dotted quad not glued to more digits or dots-
+# and-digits ("1.2.3.4.5" is a version, not an address); an IPv6 candidate is a run of hex
+# digits, colons and dots not glued to other letters or digits, that parses as an address and
+# has at least two colons.
+_V4_LITERAL: Final = re.compile(
+    rb"(?<![0-9])(?<![0-9]\.)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?![0-9])(?!\.[0-9])")
+_V6_CANDIDATE: Final = re.compile(rb"(?<![0-9A-Za-z:.])[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?![0-9A-Za-z:])")
+
+
+def ip_literal_cuts(line: bytes, a: int, b: int) -> list[Cut]:
+    """Spans of the IPv4 / IPv6 literals in ``line[a:b]`` (sorted, merged)."""
+    cuts = [m.span() for m in _V4_LITERAL.finditer(line, a, b)]
+    if line.count(b":", a, b) >= 2:
+        for m in _V6_CANDIDATE.finditer(line, a, b):
+            x, y = m.span()
+            while y > x and line[y - 1] == 0x2E:  # a sentence's full stop
+                y -= 1
+            try:
+                ipaddress.IPv6Address(line[x:y].decode("ascii"))
+            except ValueError:
+                continue
+            cuts.append((x, y))
+    return [(x, y, IP_LITERAL) for x, y in _merge(cuts)]
+
+
+def _merge(cuts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for x, y in sorted(cuts):
+        if out and x <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], y))
+        elif x < y:
+            out.append((x, y))
+    return out
+
 
 START, HEADERS, BODY, CHUNK_SIZE, CHUNK_DATA, CHUNK_END, TRAILERS, OPAQUE, LOST = range(9)
 
 
 def value_rule(name: bytes) -> int:
     """How the value of header ``name`` (lower-cased) is treated."""
-    if name in URL_VALUES:
-        return VALUE_URL
-    if name in ZEROED_VALUES or (KEPT_VALUES is not None and name not in KEPT_VALUES):
+    if KEPT_VALUES is not None and name not in KEPT_VALUES:
         return VALUE_ZEROED
     return VALUE_KEPT
 
 
-def url_cuts(line: bytes, a: int, b: int) -> list[tuple[int, int]]:
-    """Spans of the URL ``line[a:b]`` that are not kept: ``user:pass`` and query/fragment."""
-    cuts = []
-    u = _USERINFO.match(line, a, b)
-    if u is not None and u.end(1) > u.start(1):
-        cuts.append(u.span(1))
-    q = min((x for x in (line.find(b"?", a, b), line.find(b"#", a, b)) if x >= 0), default=-1)
-    if 0 <= q < b - 1:
-        cuts.append((q + 1, b))
+def value_field(name: bytes) -> str:
+    """The field name of a zeroed header value in findings: ``http.value (cookie)``."""
+    return f"http.value ({name[:40].decode('ascii', 'replace')})"
+
+
+def path_cuts(line: bytes, a: int, b: int) -> list[Cut]:
+    """A path ``line[a:b]``: kept up to the first '?', '#' or ';' (from there on zeroed), with
+    its IP literals zeroed."""
+    m = _PATH_END.search(line, a, b)
+    stop = b if m is None else m.start()
+    cuts = ip_literal_cuts(line, a, stop)
+    if stop < b:
+        cuts.append((stop, b, TARGET_REST))
     return cuts
+
+
+def target_cuts(line: bytes, a: int, b: int, method: bytes) -> list[Cut]:
+    """Spans of the request target ``line[a:b]`` that must be zero (docs/policy.md): origin-form
+    by the path rule; absolute-form: scheme and "://" kept, userinfo and host zeroed, ":port"
+    kept, then the path rule; authority-form (CONNECT): host zeroed, ":port" kept; "*" kept;
+    anything else is not understood and zeroed whole."""
+    if line[a] == 0x2F:  # "/"
+        return path_cuts(line, a, b)
+    if b - a == 1 and line[a] == 0x2A:  # "*"
+        return []
+    if method == b"CONNECT":
+        return _authority(line, a, b)
+    m = _SCHEME.match(line, a, b)
+    if m is None:
+        return [(a, b, TARGET_OTHER)]
+    auth = m.end()
+    stop = auth
+    while stop < b and line[stop] not in b"/?#":
+        stop += 1
+    cuts = _authority(line, auth, stop)
+    if stop < b:
+        cuts += path_cuts(line, stop, b) if line[stop] == 0x2F else [(stop, b, TARGET_REST)]
+    return cuts
+
+
+def _authority(line: bytes, a: int, b: int) -> list[Cut]:
+    """``[userinfo@]host[:port]`` in ``line[a:b]``: all zeroed but a final ":port"."""
+    at = line.rfind(b"@", a, b)
+    host = at + 1 if at >= 0 else a
+    if host < b and line[host] == 0x5B:  # "[v6]"
+        close = line.find(b"]", host, b)
+        end = b if close < 0 else close + 1
+    else:
+        colon = line.find(b":", host, b)
+        end = b if colon < 0 else colon
+    if end < b and _PORT.fullmatch(line, end, b) is None:
+        end = b
+    return [(a, end, TARGET_HOST)] if end > a else []
 
 
 def line_end(line: bytes) -> int:
@@ -199,11 +288,11 @@ class Http:
     """Head/body walker of one direction (see the module docstring); ``methods`` is shared
     with the other direction: requests push, final responses pop (HEAD and CONNECT matter)."""
 
-    __slots__ = ("keep", "request", "methods", "state", "line", "line_at", "remaining", "head_len",
+    __slots__ = ("keep", "zero", "request", "methods", "state", "line", "line_at", "remaining", "head_len",
                  "method", "status", "clen", "te", "last_name")
 
-    def __init__(self, keep: Keep, request: bool, methods: deque):
-        self.keep, self.request, self.methods = keep, request, methods
+    def __init__(self, keep: Keep, request: bool, methods: deque, zero: Zero | None = None):
+        self.keep, self.request, self.methods, self.zero = keep, request, methods, zero
         self.state = LOST
         self.line = bytearray()
         self.line_at = 0
@@ -268,11 +357,13 @@ class Http:
         elif self.state != OPAQUE:
             self.lose()
 
-    def keep_except(self, at: int, line: bytes, cuts: list[tuple[int, int]]) -> None:
+    def keep_except(self, at: int, line: bytes, cuts: list[Cut]) -> None:
         prev = 0
-        for a, b in cuts:
+        for a, b, name in cuts:
             if a > prev:
                 self.keep(at + prev, line[prev:a])
+            if b > a and self.zero is not None:
+                self.zero(at + a, b - a, name)
             prev = b
         if prev < len(line):
             self.keep(at + prev, line[prev:])
@@ -293,7 +384,7 @@ class Http:
                 if m is None:
                     return False
                 self.method = m.group(1)
-                self.keep_except(at, line, url_cuts(line, *m.span(2)))
+                self.keep_except(at, line, target_cuts(line, *m.span(2), self.method))
                 self.methods.append(self.method)
                 if len(self.methods) > MAX_METHODS:
                     self.methods.popleft()
@@ -308,10 +399,13 @@ class Http:
             if c == 0:
                 self.keep(at, line)
                 return self.end_head()
-            if line[0] in b" \t":  # obsolete folding: the continuation is not kept
+            if line[0] in b" \t":  # obsolete folding: kept only if the folded value is kept
                 if self.last_name in (b"content-length", b"transfer-encoding"):
                     return False
-                self.keep(at + c, line[c:])
+                vs = len(line) - len(line.lstrip(b" \t"))
+                cuts = [(vs, c, value_field(self.last_name))] if value_rule(self.last_name) != VALUE_KEPT \
+                    else ip_literal_cuts(line, vs, c)
+                self.keep_except(at, line, cuts)
                 return True
             m = _HEADER.match(line, 0, c)
             if m is None:
@@ -320,8 +414,8 @@ class Http:
             ve = c
             while ve > vs and line[ve - 1] in b" \t":
                 ve -= 1
-            rule = value_rule(name)
-            cuts = [] if rule == VALUE_KEPT else [(vs, ve)] if rule == VALUE_ZEROED else url_cuts(line, vs, ve)
+            cuts = ip_literal_cuts(line, vs, ve) if value_rule(name) == VALUE_KEPT \
+                else [(vs, ve, value_field(name))]
             self.keep_except(at, line, cuts)
             return self.on_header(name, line[vs:ve])
         elif st == CHUNK_SIZE:

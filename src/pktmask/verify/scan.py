@@ -7,8 +7,10 @@ zeroes (each set bounded so memory does not grow with the file). The same pass f
 TCP segment to the stream model and notes which fragmented datagrams are complete.
 
 ``Searcher.frame`` looks for the needles in the areas of a SANITIZED frame that are not
-header fields: a find inside bytes the stream model keeps (SNI and certificate names in TLS
-handshakes, Host headers in HTTP heads) is kept by policy, anywhere else it is a leak.
+header fields: a find inside TLS bytes the stream model keeps (SNI and certificate names in
+handshakes: docs/policy.md keeps TLS as it was in this step) is kept by policy, anywhere else
+(kept HTTP bytes included) it is a leak. Names that are only a public suffix or special-use,
+or too short to tell from their pseudonym, are not needles (``names``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pktmask.verify.fields import Walker
 from pktmask.verify.findings import Findings
 from pktmask.verify.labels import ADDR4, ADDR6, OTHER, STREAM
 from pktmask.verify.labels import MAC as MAC_FIELD
+from pktmask.verify.names import name_worth_searching
 from pktmask.verify.needles import NeedleIndex, window_keys
 from pktmask.verify.payload import http_values, is_blank, printable_pieces, tcp_dns, udp_dns
 from pktmask.verify.streams import StreamModel
@@ -35,11 +38,21 @@ MIN_NAME = 4  # shorter DNS names ("lan", "com") are too common to mean anything
 # Name bytes a real name uses (mDNS instance names have spaces and UTF-8); control bytes mean
 # the "message" was something else on a DNS port, and a needle of them would match zeroed bytes.
 _NAME = re.compile(rb"[\x20-\x7e\x80-\xff]+")
+_HOST = re.compile(rb"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
 TEXT = "payload (text)"
 DNS_WIRE = "payload (DNS wire format)"
 DNS_MESSAGE = "DNS message"
 ADDRESS_KINDS = {ADDR4: IP, ADDR6: IP, MAC_FIELD: MAC}
 POLICY_CATEGORIES = ("dns", "http")
+
+
+def host_kept(value: bytes) -> bool:
+    """Is an HTTP value a hostname (with an optional port) that is only a public suffix or a
+    special-use name (``localhost:8080``), or too short to tell from its pseudonym?"""
+    host = value.rsplit(b":", 1)[0] if value.count(b":") == 1 else value
+    if not _HOST.fullmatch(host):
+        return False
+    return not name_worth_searching(host.rstrip(b"."))
 
 
 def display(value: bytes) -> str:
@@ -118,7 +131,7 @@ class Needles:
     def add_dns(self, msg: bytes) -> None:
         content = read_message(msg)
         for name in content.names:
-            if len(name) >= MIN_NAME and _NAME.fullmatch(name):
+            if len(name) >= MIN_NAME and _NAME.fullmatch(name) and name_worth_searching(name):
                 self.add("dns", name)
         for raw in content.addresses:
             self.addresses.add(IP, raw)
@@ -143,7 +156,8 @@ class Needles:
                 continue
             if stream:
                 for value in http_values(chunk):
-                    self.add("http", value)
+                    if not host_kept(value):
+                        self.add("http", value)
                 if tcp is not None:
                     for _off, msg in tcp_dns(data, tcp[3], tcp[4], tcp[0][-4:]):
                         self.add_dns(msg)
@@ -198,7 +212,7 @@ class Searcher:
         self.findings = findings
 
     def frame(self, data: bytes, packet: int, items, keep: list[tuple[int, int]], tcp, udp,
-              original: bytes | None = None) -> None:
+              original: bytes | None = None, tls: bool = False) -> None:
         """Search the non-header areas of ``data`` (spans ``items`` of its walk); ``keep`` lists
         the TCP payload runs the policy keeps; ``tcp`` and ``udp`` are the walk's payloads.
 
@@ -208,12 +222,17 @@ class Searcher:
         head they were gathered from, at great cost and for no news). A kept run the sanitizer
         changed is searched in full, and a find there is kept by policy only where it is the
         original bytes in their original place.
+
+        Names and HTTP values are kept by policy only in TLS (``tls``: the segment's direction
+        is TLS records): docs/policy.md has not changed TLS in this step, so SNI and
+        certificate names survive there on purpose. In kept HTTP bytes (a path, a User-Agent)
+        and anywhere else, an original hostname or HTTP value is a leak.
         """
         for a, b, stream in areas(items, len(data)):
             if data.count(0, a, b) == b - a:
                 continue
             if original is None or not stream:
-                self.area(data, a, b, keep if stream else [], packet)
+                self.area(data, a, b, keep if stream and tls else [], packet)
                 continue
             q = a
             for x, y in keep:
@@ -221,9 +240,11 @@ class Searcher:
                     self.area(data, q, x, [], packet)
                 if x < y:
                     if data[x:y] == original[x:y]:
-                        self.area(data, x, y, [(x, y)], packet, self.needles.policy_text, False)
-                    else:
+                        self.area(data, x, y, [(x, y)] if tls else [], packet, self.needles.policy_text, False)
+                    elif tls:
                         self.area(data, x, y, [], packet, original=original)
+                    else:
+                        self.area(data, x, y, [], packet)
                 q = max(q, y)
             if q < b:
                 self.area(data, q, b, [], packet)
@@ -237,7 +258,7 @@ class Searcher:
         for off, msg in msgs:
             if is_blank(msg):
                 continue
-            kept = _inside(off, off + len(msg), keep)
+            kept = tls and _inside(off, off + len(msg), keep)
             for name in read_message(msg).names:
                 shown = names.get(name)
                 if shown is not None:

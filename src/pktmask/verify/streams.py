@@ -32,6 +32,7 @@ OOO_DIRECTION: Final = 4 << 20
 OOO_TOTAL: Final = 64 << 20
 KEPT_TOTAL: Final = 256 << 20
 MAX_DIRECTIONS: Final = 1 << 20
+MAX_ZEROS: Final = 1 << 20  # named must-be-zero runs stored (past it, bytes are named "tcp.payload")
 OTHER_KIND, TLS_KIND, HTTP_KIND, CLOSED = "other", "tls", "http", "closed"
 
 
@@ -72,7 +73,8 @@ class Positions:
 class Direction:
     """Pass-1 state of one direction, and the kept runs it leaves for pass 2."""
 
-    __slots__ = ("next", "syn", "ooo", "ooo_bytes", "kind", "parser", "head", "head_at", "starts", "blobs")
+    __slots__ = ("next", "syn", "ooo", "ooo_bytes", "kind", "parser", "head", "head_at", "starts", "blobs",
+                 "tls", "zeros")
 
     def __init__(self):
         self.next: int | None = None
@@ -85,6 +87,8 @@ class Direction:
         self.head_at = 0
         self.starts: list[int] = []
         self.blobs: list[bytearray] = []
+        self.tls = False  # kept runs are TLS records (else HTTP heads)
+        self.zeros: list[tuple[int, int, str]] = []  # named must-be-zero runs (findings name them)
 
 
 class StreamModel:
@@ -96,7 +100,10 @@ class StreamModel:
         self.methods: dict[bytes, deque] = {}
         self.ooo_total = 0
         self.kept_total = 0
+        self.zeros_total = 0
         self.gave_up = False
+        self.last_tls = False  # pass 2: the direction of the last ``kept`` segment is TLS
+        self.last_zeros: list[tuple[int, int, str]] = []  # pass 2: its named must-be-zero runs
 
     # ---- pass 1 ------------------------------------------------------------------------
     def segment(self, key: bytes, seq: int, flags: int, payload: bytes) -> None:
@@ -188,7 +195,7 @@ class StreamModel:
     def _sniff(self, d: Direction, ident, chunk: bytes) -> None:
         upgrade = d.kind == OTHER_KIND
         if tls_start(chunk, upgrade):
-            d.kind, d.parser = TLS_KIND, Tls(self._keeper(d))
+            d.kind, d.parser, d.tls = TLS_KIND, Tls(self._keeper(d)), True
         elif d.kind is None:
             request = http_start(chunk, True)
             if request or http_start(chunk, False):
@@ -196,7 +203,7 @@ class StreamModel:
                 half = (len(key) - 4) // 2
                 pair = min(key, key[half:2 * half] + key[:half] + key[-2:] + key[-4:-2])
                 methods = self.methods.setdefault(pair, deque())
-                d.kind, d.parser = HTTP_KIND, Http(self._keeper(d), request, methods)
+                d.kind, d.parser = HTTP_KIND, Http(self._keeper(d), request, methods, self._zeroer(d))
             elif d.syn:
                 d.kind = OTHER_KIND  # from now on only a TLS upgrade (STARTTLS) is kept
 
@@ -218,6 +225,16 @@ class StreamModel:
 
         return keep
 
+    def _zeroer(self, d: Direction):
+        zeros = d.zeros
+
+        def zero(at: int, length: int, name: str) -> None:
+            if self.zeros_total < MAX_ZEROS:
+                self.zeros_total += 1
+                zeros.append((at, at + length, name))
+
+        return zero
+
     # ---- pass 2 ------------------------------------------------------------------------
     def restart(self) -> None:
         """Before pass 2: place segments from the start again."""
@@ -226,6 +243,7 @@ class StreamModel:
     def kept(self, key: bytes, seq: int, flags: int, payload: bytes) -> list[tuple[int, int]]:
         """The ``(start, end)`` runs of ``payload`` (relative) that may survive unchanged."""
         placed = self.positions.place(key, seq, flags)
+        self.last_tls, self.last_zeros = False, []
         if placed is None or not payload:
             return []
         ident, a = placed
@@ -234,6 +252,15 @@ class StreamModel:
             return []
         starts, blobs = d.starts, d.blobs
         b = a + len(payload)
+        self.last_tls = d.tls
+        if d.zeros:
+            zs = d.zeros
+            k = max(0, bisect_right(zs, (a, 0, "")) - 1)
+            while k < len(zs) and zs[k][0] < b:
+                x, y, name = zs[k]
+                if y > a:
+                    self.last_zeros.append((max(x, a) - a, min(y, b) - a, name))
+                k += 1
         i = max(0, bisect_right(starts, a) - 1)
         out: list[tuple[int, int]] = []
         while i < len(starts) and starts[i] < b:

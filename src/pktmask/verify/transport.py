@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from pktmask.verify.dnsfields import DNS_PORTS, label_dns
 from pktmask.verify.labels import ADDR4, ADDR6, KEEP, MAC, STREAM, ZERO, group_kind
 
 TCP, UDP, ICMP, IGMP, GRE, IPIP, IPV6_IN_IP, ESP, AH, ICMP6, DCCP, UDPLITE = 6, 17, 1, 2, 47, 4, 41, 50, 51, 58, 33, 136
@@ -66,7 +67,7 @@ class Transport:
         if proto == TCP:
             self.tcp_(p, end, addrs, ck, plain)
         elif proto in (UDP, UDPLITE):
-            self.udp_(p, end, ck, plain, proto == UDP)
+            self.udp_(p, end, ck, plain, proto == UDP, frag is not None and not quoted)
         elif proto == ICMP:
             self.header(p, end, ck, "icmp")
             if not plain or quoted:
@@ -180,18 +181,28 @@ class Transport:
         self.other(j, e, "tcp.option[30] add_addr hmac")
 
     # ---- UDP and VXLAN -------------------------------------------------------------------
-    def udp_(self, p: int, end: int, ck: int, plain: bool, udp: bool) -> None:
+    def udp_(self, p: int, end: int, ck: int, plain: bool, udp: bool, first_fragment: bool = False) -> None:
+        """UDP header; VXLAN and DNS payloads walked. DNS also in the first fragment of a
+        datagram (cut short where the fragment ends): labelling its structure costs nothing if
+        the sanitizer zeroes it, and agrees with one that walks it."""
         buf, n, add = self.buf, self.n, self.s.add
         add(p, p + 6, KEEP, "")
         add(p + 6, p + 8, ck, "udp.checksum")
         h = p + 8
         if h >= end or h > n:
             return
-        if not plain and udp and h > p + 3:
+        if (not plain or first_fragment) and udp and h > p + 3:
             sport, dport = buf[p] << 8 | buf[p + 1], buf[p + 2] << 8 | buf[p + 3]
-            if dport == VXLAN_PORT and self.vxlan(h, end):
+            if not plain:
+                if dport == VXLAN_PORT and self.vxlan(h, end):
+                    return
+                self.udp.append((h, min(end, n), sport, dport))
+            if sport in DNS_PORTS or dport in DNS_PORTS:
+                size = buf[p + 4] << 8 | buf[p + 5]
+                stop = min(end, n, p + size) if size >= 8 else min(end, n)
+                label_dns(buf, h, stop, self.s)
+                self.other(stop, end, "udp.payload (after the dns message)")
                 return
-            self.udp.append((h, min(end, n), sport, dport))
         self.other(h, end, "udp.payload" if udp else "udplite.payload")
 
     def vxlan(self, h: int, end: int) -> bool:
