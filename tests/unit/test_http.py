@@ -732,3 +732,18 @@ def test_find_head_end_and_parse_head():
     ]
     assert parse_head(b"NOPE\r\n\r\n", is_request=True) is None
     assert parse_head(raw[:-6], is_request=True) is None
+
+
+def test_host_names_in_a_kept_path_are_zeroed():
+    """A path segment that reads as a host name (it ends in a public suffix) is zeroed whole;
+    file names and other segments stay (docs/policy.md, HTTP)."""
+    from pktmask.proto.http_lines import request_line_keep
+
+    line = b"GET /7/v0001/prdupl02.ynet.co.il/MediaSvrFiles/4496105.swf HTTP/1.1\r\n"
+    _method, ranges = request_line_keep(line)
+    kept = b"".join(line[a:b] for a, b in ranges)
+    assert b"ynet" not in kept and b"prdupl02" not in kept
+    assert b"MediaSvrFiles/4496105.swf" in kept and b"/v0001/" in kept
+    line = b"GET /static/app.min.js HTTP/1.1\r\n"
+    _method, ranges = request_line_keep(line)
+    assert b"app.min.js" in b"".join(line[a:b] for a, b in ranges)

@@ -65,6 +65,20 @@ def is_public(name: bytes) -> bool:
     return text in SPECIAL_USE or _list().is_public(text, accept_unknown=False)
 
 
+def is_hostname(text: bytes) -> bool:
+    """Whether ``text`` (e.g. a URL path segment) reads as a host name: labels ending in a
+    public suffix or a special-use one, with at least one label before it. Used to zero
+    names that stream masking cannot pseudonymize yet (docs/policy.md, HTTP)."""
+    low = text.lower().rstrip(b".").decode("latin-1")
+    if "." not in low:
+        return False
+    suffix = _list().publicsuffix(low, accept_unknown=False)
+    if suffix is None:
+        last = low.rsplit(".", 1)[1]
+        return last in SPECIAL_USE
+    return len(suffix) < len(low)
+
+
 def _classes() -> bytes:
     """Per byte value: its class (l lower, u upper, d digit, k kept, o other)."""
     cls = bytearray(b"o" * 256)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from pktmask.anon.names import is_hostname
+
 MAX_LINE: Final = 8192  # a longer head line means we are not looking at HTTP: lose sync
 
 # Header names whose values are kept (compared lower-cased); every other value is zeroed.
@@ -152,15 +154,18 @@ def _path_cuts(line: bytes, ps: int, pe: int) -> Ranges:
     From the first '?', '#' or ';' to the end everything is zeroed (query,
     fragment, matrix parameters such as ``;jsessionid=``); in the path before it
     IP literals are zeroed, and so is every '/'-separated segment holding a
-    percent-encoded '.' or ':' (an IP literal could hide there: fail closed).
+    percent-encoded '.' or ':' (an IP literal could hide there: fail closed) or
+    reading as a host name (``names.is_hostname``: it cannot be pseudonymized in
+    the stream yet).
     """
     e = _stop(line, ps, pe, b"?#;")
     cut = ip_cuts(line, ps, e)
-    if line.find(b"%", ps, e) >= 0:
+    pct = line.find(b"%", ps, e) >= 0
+    if pct or line.find(b".", ps, e) >= 0:
         s = ps
         for seg in line[ps:e].split(b"/"):
             low = seg.lower()
-            if b"%2e" in low or b"%3a" in low:
+            if (pct and (b"%2e" in low or b"%3a" in low)) or (b"." in seg and is_hostname(seg)):
                 cut.append((s, s + len(seg)))
             s += len(seg) + 1
     if e < pe:
