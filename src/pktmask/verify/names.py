@@ -44,6 +44,16 @@ def _psl_labels(labels: tuple[bytes, ...]) -> int:
 
 
 @lru_cache(maxsize=1 << 16)
+def reads_as_host(segment: bytes) -> bool:
+    """Whether a (lower-cased) URL path segment reads as a host name: labels ending in a public
+    or special-use suffix, with at least one label before it."""
+    labels = tuple(segment.rstrip(b".").split(b"."))
+    if len(labels) < 2 or not all(labels):
+        return False
+    return labels[-1] in SPECIAL_USE or 0 < _psl_labels(labels) < len(labels)
+
+
+@lru_cache(maxsize=1 << 16)
 def suffix_labels(labels: tuple[bytes, ...]) -> int:
     """How many trailing labels of the (lower-cased) name ``labels`` the policy keeps as its suffix.
 

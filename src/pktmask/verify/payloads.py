@@ -20,11 +20,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
+from pktmask.verify.names import reads_as_host
+
 Keep = Callable[[int, bytes], None]
 Zero = Callable[[int, int, str], None]  # (offset, length, field name) of bytes that must be zero
 Cut = tuple[int, int, str]
 IP_LITERAL: Final = "http.ip literal"
 TARGET_REST: Final = "http.request target query/fragment/params"
+PATH_HOST: Final = "http.request target host name in path"
 TARGET_HOST: Final = "http.request target userinfo/host"
 TARGET_OTHER: Final = "http.request target (not understood)"
 
@@ -216,6 +219,11 @@ def path_cuts(line: bytes, a: int, b: int) -> list[Cut]:
     m = _PATH_END.search(line, a, b)
     stop = b if m is None else m.start()
     cuts = ip_literal_cuts(line, a, stop)
+    s = a
+    for seg in line[a:stop].split(b"/"):  # a segment that reads as a host name (docs/policy.md)
+        if b"." in seg and reads_as_host(seg.lower()):
+            cuts.append((s, s + len(seg), PATH_HOST))
+        s += len(seg) + 1
     if stop < b:
         cuts.append((stop, b, TARGET_REST))
     return cuts
