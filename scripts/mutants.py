@@ -36,6 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "scripts" / "mutants.toml"
+RUNNING: set[int] = set()  # process groups of the subsets running now (killed on interruption)
+STOPPING = threading.Event()
 
 
 @dataclass
@@ -110,6 +112,9 @@ def apply(m: Mutant, src: Path) -> None:
 
 def run_one(m: Mutant, python: str, scratch: Path, timeout: float) -> None:
     """Copy src/, plant the bug, run the subset; sets ``m.outcome`` (killed/survived/timeout/error)."""
+    if STOPPING.is_set():
+        m.outcome = "skipped"
+        return
     work = Path(tempfile.mkdtemp(prefix=f"{m.id}-", dir=scratch))
     started = time.monotonic()
     try:
@@ -124,6 +129,7 @@ def run_one(m: Mutant, python: str, scratch: Path, timeout: float) -> None:
             cmd += ["-k", m.k]
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+        RUNNING.add(proc.pid)
         try:
             out, _ = proc.communicate(timeout=timeout)
             rc = proc.returncode
@@ -131,6 +137,8 @@ def run_one(m: Mutant, python: str, scratch: Path, timeout: float) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
             rc = None
+        finally:
+            RUNNING.discard(proc.pid)
         text = out.decode(errors="replace")
         if rc is None:
             m.outcome = "timeout"  # counts as killed: the suite noticed something (a hang)
@@ -192,11 +200,21 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
 
     print(f"{len(mutants)} mutants, {args.jobs} at a time, pure build, timeout {args.timeout:.0f}s each", flush=True)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
     try:
         # In list order: mutants.toml lists the slow (E2E) subsets first, so the two workers end together.
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(job, mutants))
+        list(pool.map(job, mutants))
+    except BaseException:
+        STOPPING.set()
+        for pgid in list(RUNNING):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except OSError:
+                pass
+        raise
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(scratch, ignore_errors=True)
     elapsed = time.monotonic() - started
 
