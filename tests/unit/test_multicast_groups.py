@@ -58,3 +58,12 @@ def test_igmp_group_field_is_an_address_field():
     assert (14 + 20 + 4, F_IP4, 4) in walk(frame, 1).fields
     out = rewrite(frame)
     assert out[14 + 24 : 14 + 28] == AddressMapper(KEY).map_v4(bytes([192, 0, 2, 55])) != bytes([192, 0, 2, 55])
+
+
+def test_unicast_prefix_based_group_with_a_prefix_over_64_bits_is_zeroed():
+    group = "ff3e:50:2001:db8:1:2::1234"  # plen 80: not allowed by RFC 3306, the field is zeroed
+    frame = bytes(Ether(src="02:00:00:00:00:07", dst="33:33:00:00:12:34")
+                  / IPv6(src="2001:db8:1:2::7", dst=group, hlim=1) / ICMPv6MLReport(mladdr=group))
+    out = rewrite(frame)
+    for at in (14 + 24, 14 + 40 + 8):
+        assert out[at : at + 16] == bytes.fromhex("ff3e0050000000000000000000001234")
