@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 BENCH_DIR ?= $(HOME)/.cache/pktmask-bench
 
-.PHONY: install system-deps demo test test-fast lint bench clean
+.PHONY: install system-deps demo test test-fast lint bench mutants clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ demo: install
 test: install system-deps
 	PKTMASK_EXPECT_BUILD=compiled $(BIN)/python -m pytest -q
 	PKTMASK_EXPECT_BUILD=pure PYTHONPATH=$(CURDIR)/src $(BIN)/python -m pytest -q
+
+# Planted bugs (scripts/mutants.toml), one at a time, each against its test subset on the pure
+# build of a copy of src/: prints the kill rate and every survivor. Slow, so not part of `make test`.
+mutants: install system-deps
+	$(BIN)/python scripts/mutants.py --jobs 2
 
 lint: install
 	$(BIN)/ruff check src tests scripts setup.py
