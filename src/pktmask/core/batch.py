@@ -22,7 +22,7 @@ from pktmask.capture.formats import sniff_format
 from pktmask.core.pipeline.executor import SERIAL_ENV
 from pktmask.core.process import die_with_parent
 from pktmask.core.run_root import PARTIAL_RE
-from pktmask.core.temp_file_manager import TempFileManager
+from pktmask.core.temp_file_manager import HANDLED_SIGNALS, TempFileManager
 from pktmask.errors import OutputError, OutputExistsError, PktmaskError, SameFileError, UsageError
 from pktmask.report import FileResult
 
@@ -136,18 +136,30 @@ def _worker_result(src: Path, code: int, out_path: Path, err_path: Path) -> File
     except OSError:
         lines = []
     if code < 0:
-        why = f"worker ended by {signal.Signals(-code).name}"
+        why = f"{src}: worker ended by {signal.Signals(-code).name}"
     else:
-        why = lines[-1].removeprefix("pktmask: error: ") if lines else f"worker exited with {code}"
+        why = lines[-1].removeprefix("pktmask: error: ") if lines else f"{src}: worker exited with {code}"
     return FileResult(input=str(src), output=None, error=why)
 
 
+def _key_pipe(key: bytes) -> int:
+    """A pipe holding ``key`` and then EOF; returns its read end (the key never touches a file)."""
+    rfd, wfd = os.pipe()
+    try:
+        os.write(wfd, key)  # 32 bytes: far below any pipe's capacity, never blocks
+    finally:
+        os.close(wfd)
+    return rfd
+
+
 def run_parallel(plan: BatchPlan, jobs: int, worker_argv: list[str], manager: TempFileManager,
-                 on_file: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+                 on_file: Callable[[FileResult], None] | None = None,
+                 key: bytes | None = None) -> list[FileResult]:
     """Run the jobs in up to ``jobs`` worker processes; results come back in input order.
 
     ``worker_argv`` is the pktmask command line of a worker without INPUT and
-    OUTPUT (it must ask for ``--json``).
+    OUTPUT (it must ask for ``--json``). ``key`` reaches each worker through an
+    inherited pipe (``--key-fd``): never a file, the command line or the environment.
     """
     pending = list(enumerate(plan.jobs))
     pending.reverse()
@@ -156,6 +168,7 @@ def run_parallel(plan: BatchPlan, jobs: int, worker_argv: list[str], manager: Te
     parent = os.getpid()
 
     def setup() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
         die_with_parent(parent)
 
     try:
@@ -164,11 +177,21 @@ def run_parallel(plan: BatchPlan, jobs: int, worker_argv: list[str], manager: Te
                 index, (src, dst) = pending.pop()
                 out_path = manager.create_temp_file(prefix="worker-", suffix=".json")
                 err_path = manager.create_temp_file(prefix="worker-", suffix=".err")
-                with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
-                    proc = subprocess.Popen([*worker_argv, str(src), str(dst)], stdin=subprocess.DEVNULL,
-                                            stdout=out_f, stderr=err_f, preexec_fn=setup,
-                                            env={**os.environ, SERIAL_ENV: "1"})
-                manager.register_child(proc.pid)
+                key_fd = _key_pipe(key) if key is not None else -1
+                argv = [*worker_argv, "--key-fd", str(key_fd)] if key_fd >= 0 else list(worker_argv)
+                # Signals wait until the worker is registered (so they reach it); it unblocks them.
+                signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+                try:
+                    with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
+                        proc = subprocess.Popen([*argv, "--", str(src), str(dst)], stdin=subprocess.DEVNULL,
+                                                stdout=out_f, stderr=err_f, preexec_fn=setup,
+                                                pass_fds=(key_fd,) if key_fd >= 0 else (),
+                                                env={**os.environ, SERIAL_ENV: "1"})
+                    manager.register_child(proc.pid)
+                finally:
+                    if key_fd >= 0:
+                        os.close(key_fd)
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
                 running[proc.pid] = (index, src, proc, out_path, err_path)
             pid, status = os.waitpid(-1, 0)
             if pid not in running:

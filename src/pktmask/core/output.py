@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from pktmask.core.temp_file_manager import TempFileManager
-from pktmask.errors import OutputError, OutputExistsError, from_oserror
+from pktmask.errors import OutputError, OutputExistsError, SameFileError, UsageError, from_oserror
 
 WRITE_BUFFER = 1 << 20
 # Written bytes after which ``checkpoint`` starts their writeback: the disk works while
@@ -211,3 +211,47 @@ class StdoutOutput:
             self.stream.flush()
         except (OSError, ValueError):
             pass
+
+
+def _same_file(a: os.stat_result | None, b: os.stat_result | None) -> bool:
+    return a is not None and b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _stat(path: str | os.PathLike) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def check_report_path(report: str | os.PathLike, input_path: str, output_path: str, force: bool) -> None:
+    """Refuse a ``--report`` PATH that would destroy something (README "Exit codes", exit 2).
+
+    Refused: PATH is INPUT (also stdin's file, a link or a symlink to it),
+    OUTPUT, inside a directory INPUT's tree, a directory, or exists without
+    ``force``. Raises SameFileError, OutputExistsError or UsageError.
+    """
+    name = os.fspath(report)
+    real = os.path.realpath(name)
+    rst = _stat(name)
+    if name.endswith("/") or (rst is not None and os.path.isdir(name)):
+        raise UsageError("--report names a directory (give a file name)", name)
+    if input_path == "-":
+        try:
+            in_st: os.stat_result | None = os.fstat(0)
+        except OSError:
+            in_st = None
+    else:
+        in_st = _stat(input_path)
+        if in_st is not None and os.path.isdir(input_path):
+            top = os.path.realpath(input_path)
+            if os.path.commonpath([top, real]) == top:
+                raise UsageError("--report is inside the INPUT directory (it would be read as input)", name)
+    if _same_file(rst, in_st):
+        raise SameFileError("--report is the INPUT file (never overwritten)", name)
+    if output_path != "-":
+        out_real = os.path.realpath(output_path)
+        if out_real == real or _same_file(rst, _stat(output_path)):
+            raise SameFileError("--report is the OUTPUT file", name)
+    if os.path.lexists(name) and not force:
+        raise OutputExistsError("--report file exists (use --force to replace it)", name)

@@ -7,7 +7,6 @@ file's result. Usage problems raise before anything is written.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +129,8 @@ def _run_directory(req: MaskRequest, manager: TempFileManager, hooks: Hooks) -> 
     hooks.start(len(plan.jobs))
     outcome = MaskOutcome(skipped=plan.skipped)
     if req.jobs > 1 and len(plan.jobs) > 1:
-        outcome.results = run_parallel(plan, req.jobs, _worker_argv(req, manager), manager, hooks.file_done)
+        outcome.results = run_parallel(plan, req.jobs, _worker_argv(req, manager), manager, hooks.file_done,
+                                       key=req.config.key)
     else:
         executor = PipelineExecutor.from_config(req.config, manager)
         outcome.results = run_sequential(executor, plan, req.config.force, hooks.file_done,
@@ -139,7 +139,10 @@ def _run_directory(req: MaskRequest, manager: TempFileManager, hooks: Hooks) -> 
 
 
 def _worker_argv(req: MaskRequest, manager: TempFileManager) -> list[str]:
-    """The command line of a worker: a pktmask process with the run's key and options."""
+    """The command line of a worker: a pktmask process with the run's options.
+
+    The key is not on it: ``run_parallel`` hands it over through a pipe.
+    """
     cfg = req.config
     argv = [sys.executable, "-m", "pktmask", "mask", "-q", "--json", "--temp-dir", str(manager.temp_dir),
             "--anonymize" if cfg.anonymize else "--no-anonymize",
@@ -149,15 +152,6 @@ def _worker_argv(req: MaskRequest, manager: TempFileManager) -> list[str]:
             "--anonymize-macs" if cfg.anonymize_macs else "--keep-macs"]
     if cfg.cryptopan_compat:
         argv.append("--cryptopan-compat")
-    if cfg.key is not None:
-        # One key for the whole run, handed over in a 0600 file inside our 0700 root.
-        key_path = manager.create_temp_file(prefix="key-")
-        fd = os.open(key_path, os.O_WRONLY | os.O_TRUNC)
-        try:
-            os.write(fd, cfg.key)
-        finally:
-            os.close(fd)
-        argv += ["--key-file", str(key_path)]
     if cfg.force:
         argv.append("--force")
     return argv

@@ -1,0 +1,163 @@
+"""Data safety around OUTPUT (issue 14): the --report file, the key, streams, exit codes, hostile set-ups.
+
+Every run gets a private TMPDIR that must be empty afterwards (conftest ``run``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from captures import write_pcap
+
+NOBODY = 65534
+
+
+def as_nobody(code: str, *fds: int) -> None:
+    """Run a Python snippet as uid/gid 65534 (another user), with ``fds`` inherited."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to another uid (setpriv)")
+    subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                    "/usr/bin/python3", "-c", code], pass_fds=fds, check=True, timeout=60)
+
+
+# ---------------------------------------------------------------- --report (item 1)
+
+
+def test_report_is_refused_when_it_is_the_input(run, tmp_path, sample_pcap):
+    before = sample_pcap.read_bytes()
+    res = run("mask", sample_pcap, tmp_path / "out.pcap", "--report", sample_pcap, "--force")
+    assert res.returncode == 2 and b"--report" in res.stderr and b"INPUT" in res.stderr
+    assert sample_pcap.read_bytes() == before and not (tmp_path / "out.pcap").exists()
+    link = tmp_path / "alias.json"
+    link.symlink_to(sample_pcap)
+    res = run("mask", sample_pcap, tmp_path / "out.pcap", "--report", link, "--force")
+    assert res.returncode == 2 and sample_pcap.read_bytes() == before
+    with open(sample_pcap, "rb") as stdin:  # stdin's file too
+        res = run("mask", "-", tmp_path / "out.pcap", "--report", sample_pcap, "--force", stdin=stdin)
+    assert res.returncode == 2 and sample_pcap.read_bytes() == before
+    assert run.leftovers() == []
+
+
+def test_report_is_refused_when_it_is_the_output(run, tmp_path, sample_pcap):
+    out = tmp_path / "out.pcap"
+    res = run("mask", sample_pcap, out, "--report", out)
+    assert res.returncode == 2 and b"OUTPUT" in res.stderr and not out.exists()
+    out.write_bytes(b"old")
+    res = run("mask", sample_pcap, out, "--report", tmp_path / "." / "out.pcap", "--force")
+    assert res.returncode == 2 and out.read_bytes() == b"old"
+    assert run.leftovers() == []
+
+
+def test_report_is_refused_inside_the_batch_input_tree(run, tmp_path, sample_frames):
+    tree = tmp_path / "in"
+    (tree / "sub").mkdir(parents=True)
+    write_pcap(tree / "a.pcap", sample_frames)
+    res = run("mask", tree, tmp_path / "out", "-r", "--report", tree / "sub" / "r.json")
+    assert res.returncode == 2 and b"INPUT directory" in res.stderr
+    assert not (tmp_path / "out").exists() and not (tree / "sub" / "r.json").exists()
+    assert run.leftovers() == []
+
+
+def test_report_exists_needs_force(run, tmp_path, sample_pcap):
+    report = tmp_path / "r.json"
+    report.write_text("precious")
+    out = tmp_path / "out.pcap"
+    res = run("mask", sample_pcap, out, "--report", report)
+    assert res.returncode == 2 and b"--force" in res.stderr
+    assert report.read_text() == "precious" and not out.exists()
+    res = run("mask", sample_pcap, out, "--report", report, "--force")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(report.read_text())["ok"] is True
+    assert sorted(os.listdir(tmp_path)) == ["in", "out.pcap", "private-tmp", "r.json"]
+    assert run.leftovers() == []
+
+
+@pytest.mark.parametrize("no_tmpfile", [False, True], ids=["O_TMPFILE", "named-partial"])
+def test_report_symlink_planted_by_another_user(run, tmp_path, sample_pcap, no_tmpfile):
+    """In a shared sticky directory, another uid plants symlinks where the report and its old
+    predictable temp name go; the report never writes through them."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"root-owned secret")
+    victim.chmod(0o600)
+    fd = os.open(shared, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        as_nobody(f"import os\nfor n in ('.r.json.pktmask-report.tmp', 'planted.json'):\n"
+                  f"    os.symlink({str(victim)!r}, n, dir_fd={fd})", fd)
+    finally:
+        os.close(fd)
+    env = {"PKTMASK_TEST_NO_O_TMPFILE": "1"} if no_tmpfile else {}
+    out = tmp_path / "out.pcap"
+    res = run("mask", sample_pcap, out, "--report", shared / "r.json", env=env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((shared / "r.json").read_text())["ok"] is True
+    assert not (shared / "r.json").is_symlink()
+    # The planted report name itself: refused without --force, replaced (not followed) with it.
+    res = run("mask", sample_pcap, tmp_path / "new.pcap", "--report", shared / "planted.json", env=env)
+    assert res.returncode == 2 and b"--force" in res.stderr and not (tmp_path / "new.pcap").exists()
+    res = run("mask", sample_pcap, out, "--force", "--report", shared / "planted.json", env=env)
+    assert res.returncode == 0, res.stderr
+    assert not (shared / "planted.json").is_symlink()
+    assert json.loads((shared / "planted.json").read_text())["ok"] is True
+    assert victim.read_bytes() == b"root-owned secret"
+    assert sorted(os.listdir(shared)) == [".r.json.pktmask-report.tmp", "planted.json", "r.json"]
+    assert run.leftovers() == []
+
+
+# ---------------------------------------------------------------- the key (item 2)
+
+
+def _key_forms(key: bytes) -> list[bytes]:
+    return [key, key.hex().encode(), key.hex().upper().encode()]
+
+
+def _files_under(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
+
+
+def test_jobs_workers_never_see_the_key_on_disk_argv_or_env(run, tmp_path, big_pcap):
+    key = bytes(range(7, 39))
+    key_file = tmp_path / "k.key"
+    key_file.write_bytes(key)
+    key_file.chmod(0o600)
+    tree = tmp_path / "in"
+    tree.mkdir()
+    for i in range(2):
+        os.link(big_pcap, tree / f"f{i}.pcap")
+    proc = run.popen("mask", tree, tmp_path / "out", "--jobs", "2", "--key-file", key_file, "--keep-temp",
+                     env={"PKTMASK_TEST_PAUSE": "300"})
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        roots = [p for p in run.tmpdir.iterdir() if f"-{proc.pid}-" in p.name]
+        if roots:
+            paused = [p for p in roots[0].glob("worker-*.err") if b"test pause" in p.read_bytes()]
+            if len(paused) == 2:
+                workers = [int(p.name.rsplit("-", 2)[1]) for p in run.tmpdir.iterdir()
+                           if p.name.startswith("pktmask-") and p != roots[0]]
+        time.sleep(0.05)
+    assert len(workers) == 2, proc.communicate(timeout=60)
+    forms = _key_forms(key)
+    for pid in [proc.pid, *workers]:
+        for what in ("cmdline", "environ"):
+            blob = Path(f"/proc/{pid}/{what}").read_bytes()
+            assert not any(f in blob for f in forms), (pid, what)
+    for path in _files_under(run.tmpdir):  # every scratch file of the parent and the workers
+        assert not any(f in path.read_bytes() for f in forms), path
+    for pid in workers:
+        os.kill(pid, signal.SIGUSR1)
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    kept = _files_under(run.tmpdir)  # --keep-temp: the parent's root stays, without the key
+    assert kept and not any(any(f in p.read_bytes() for f in forms) for p in kept)
+    assert run("temp", "clean").returncode == 0
+    assert run.leftovers() == []
