@@ -252,8 +252,7 @@ def mask(ctx, input_path, output_path, anonymize, mask_payloads, dedup, dedup_wi
                 code = EXIT_FAILURE
         except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
             code = fail(exc, debug)
-            if not any(r.error == str(exc) for r in outcome.results):
-                error = str(exc)
+            error = str(exc)
         report = build_report(outcome.results, outcome.skipped, address_map, error=error)
         if report_path is not None and code != EXIT_USAGE:
             report_code = _write_report(report_path, report, manager, force, debug)

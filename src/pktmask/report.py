@@ -55,8 +55,9 @@ def build_report(results: list[FileResult], skipped: list[str] | None = None,
 
     ``address_map`` names the address map used (``hardened`` or
     ``cryptopan-compat``; None without anonymization), never its key.
-    ``error`` is the run's own failure (a usage error, no captures in a
-    directory), None when only files failed or none did; ``ok`` is true only
+    ``error`` is the failure that stopped the run (a usage error, a single
+    input that failed, no captures in a directory), None when the run went
+    through (files of a batch may still have failed); ``ok`` is true only
     when there is neither (the CLI makes it match the exit status).
     """
     totals = {key: sum(getattr(r, key) for r in results) for key in COUNTERS}

@@ -161,3 +161,129 @@ def test_jobs_workers_never_see_the_key_on_disk_argv_or_env(run, tmp_path, big_p
     assert kept and not any(any(f in p.read_bytes() for f in forms) for p in kept)
     assert run("temp", "clean").returncode == 0
     assert run.leftovers() == []
+
+
+# ---------------------------------------------------------------- exit codes (item 6)
+
+
+def no_dac(run, *args, env=None, **kw) -> subprocess.CompletedProcess:
+    """Run pktmask without the capabilities that let root read any file (mode bits then apply)."""
+    from conftest import PKTMASK
+
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, str(PKTMASK), *map(str, args)], env={**run.env, **(env or {})},
+                          capture_output=True, timeout=300, **kw)
+
+
+@pytest.mark.parametrize("cut", [8, 12, 20, 27])
+def test_pcapng_cut_inside_its_first_block_fails(run, tmp_path, sample_frames, cut):
+    from captures import clean_pcapng
+
+    src = tmp_path / "cut.pcapng"
+    src.write_bytes(clean_pcapng(sample_frames)[:cut])
+    res = run("mask", src, tmp_path / "out.pcapng")
+    assert res.returncode == 1, res.stderr
+    assert b"cut.pcapng" in res.stderr and b"Traceback" not in res.stderr
+    assert not (tmp_path / "out.pcapng").exists() and run.leftovers() == []
+
+
+def test_caplen_beyond_snaplen_mid_file_is_corrupt(run, tmp_path, sample_frames):
+    from captures import pcap_bytes
+
+    data = bytearray(pcap_bytes(sample_frames))
+    at = 24 + sum(16 + len(f) for f in sample_frames[:2])  # the third record
+    data[at + 8 : at + 12] = (100_000).to_bytes(4, "little")  # > snaplen 65535, < the 256 KiB sanity limit
+    src = tmp_path / "liar.pcap"
+    src.write_bytes(bytes(data))
+    res = run("mask", src, tmp_path / "out.pcap", "--json")
+    assert res.returncode == 1, res.stderr
+    assert b"corrupt record 3" in res.stderr and b"snap length" in res.stderr
+    assert json.loads(res.stdout)["ok"] is False
+    assert not (tmp_path / "out.pcap").exists() and run.leftovers() == []
+
+
+def test_batch_unreadable_and_misnamed_files_are_failures(run, tmp_path, sample_frames):
+    tree = tmp_path / "in"
+    (tree / "sub").mkdir(parents=True)
+    write_pcap(tree / "a.pcap", sample_frames)
+    write_pcap(tree / "sub" / "hidden.pcap", sample_frames)
+    write_pcap(tree / "locked.pcap", sample_frames)
+    (tree / "fake.pcapng").write_text("not a capture\n")
+    (tree / "notes.txt").write_text("not a capture either\n")
+    (tree / "locked.pcap").chmod(0)
+    (tree / "sub").chmod(0)
+    try:
+        res = no_dac(run, "mask", tree, tmp_path / "out", "-r", "--json")
+    finally:
+        (tree / "sub").chmod(0o755)
+    assert res.returncode == 1, res.stderr
+    report = json.loads(res.stdout)
+    by_name = {Path(f["input"]).name: f for f in report["files"]}
+    assert by_name["a.pcap"]["ok"]
+    for name in ("locked.pcap", "fake.pcapng", "sub"):
+        assert not by_name[name]["ok"] and name in by_name[name]["error"], by_name
+        assert name.encode() in res.stderr
+    assert report["skipped"] == ["notes.txt"] and report["ok"] is False
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.pcap"]
+    assert run.leftovers() == []
+
+
+@pytest.mark.parametrize("content", [None, "notes.txt"], ids=["empty", "no-captures"])
+def test_directory_without_captures_fails(run, tmp_path, content):
+    tree = tmp_path / "in"
+    tree.mkdir()
+    if content:
+        (tree / content).write_text("text\n")
+    res = run("mask", tree, tmp_path / "out", "--json")
+    assert res.returncode == 1
+    assert b"no captures in" in res.stderr and str(tree).encode() in res.stderr
+    report = json.loads(res.stdout)
+    assert report["ok"] is False and "no captures" in report["error"]
+    assert not (tmp_path / "out").exists() and run.leftovers() == []
+
+
+def test_output_ending_in_slash_is_a_directory(run, tmp_path, sample_pcap):
+    res = run("mask", sample_pcap, f"{tmp_path}/newname/")
+    assert res.returncode == 1 and b"does not exist" in res.stderr
+    assert not (tmp_path / "newname").exists()
+    (tmp_path / "there").mkdir()
+    res = run("mask", sample_pcap, f"{tmp_path}/there/")
+    assert res.returncode == 2 and b"directory" in res.stderr
+    assert os.listdir(tmp_path / "there") == [] and run.leftovers() == []
+
+
+@pytest.mark.parametrize("kind", ["missing", "file", "unwritable"])
+def test_unusable_tmpdir_fails_naming_it(run, tmp_path, sample_pcap, kind):
+    bad = tmp_path / f"bad-{kind}"
+    if kind == "file":
+        bad.write_text("x")
+    elif kind == "unwritable":
+        bad.mkdir()
+        bad.chmod(0o500)
+    res = no_dac(run, "mask", sample_pcap, tmp_path / "out.pcap", "--json", env={"TMPDIR": str(bad)})
+    assert res.returncode == 1, res.stderr
+    assert str(bad).encode() in res.stderr and b"TMPDIR" in res.stderr
+    assert json.loads(res.stdout)["ok"] is False
+    assert not (tmp_path / "out.pcap").exists() and run.leftovers() == []
+
+
+@pytest.mark.parametrize("args,code", [
+    (["--bogus-option"], 2),
+    (["--dedup-window", "-3"], 2),
+    (["-", "-"], 2),
+    (["missing.pcap", "out.pcap"], 1),
+], ids=["unknown-option", "bad-value", "json-to-stdout", "missing-input"])
+def test_json_always_prints_one_object_matching_the_exit_status(run, tmp_path, args, code):
+    res = run("mask", *args, "--json", cwd=tmp_path, input=b"")
+    assert res.returncode == code, res.stderr
+    report = json.loads(res.stdout)
+    assert report["ok"] is False and report["error"]
+    assert run.leftovers() == []
+
+
+def test_json_usage_error_output_exists(run, tmp_path, sample_pcap):
+    out = tmp_path / "out.pcap"
+    out.write_bytes(b"old")
+    res = run("mask", sample_pcap, out, "--json")
+    assert res.returncode == 2
+    assert json.loads(res.stdout)["ok"] is False and out.read_bytes() == b"old"

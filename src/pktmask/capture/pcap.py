@@ -99,6 +99,13 @@ class PcapReader:
                 if end > size:
                     cb.off = off
                     if not cb.fill(16 + incl):
+                        if self.snaplen and incl > self.snaplen:
+                            # Not a last record cut short: a header that lies (README "Exit codes").
+                            raise InputError(
+                                f"corrupt record {count + 1} at offset {cb.position()}: claims {incl} "
+                                f"captured bytes, more than the snap length {self.snaplen} and the file holds",
+                                self.name,
+                            )
                         self.truncated = True
                         return
                     buf, off = cb.buf, cb.off

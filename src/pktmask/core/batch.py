@@ -23,33 +23,49 @@ from pktmask.core.pipeline.executor import SERIAL_ENV
 from pktmask.core.process import die_with_parent
 from pktmask.core.run_root import PARTIAL_RE
 from pktmask.core.temp_file_manager import HANDLED_SIGNALS, TempFileManager
-from pktmask.errors import OutputError, OutputExistsError, PktmaskError, SameFileError, UsageError
+from pktmask.errors import (
+    InputError,
+    OutputError,
+    OutputExistsError,
+    PktmaskError,
+    SameFileError,
+    UsageError,
+)
 from pktmask.report import FileResult
 
 log = logging.getLogger(__name__)
 
 
+# A file with one of these names is meant to be a capture: if it is not one, or cannot
+# be read, the batch fails for it (README "Exit codes"); other non-captures are skipped.
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
+
+
 @dataclass
 class BatchPlan:
-    """The captures of a directory run (input, output) and the files skipped."""
+    """The captures of a directory run (input, output), the files skipped, and what failed already.
+
+    ``failures`` holds (path, reason) for unreadable files and directories and
+    for files named like captures that are not captures.
+    """
 
     jobs: list[tuple[Path, Path]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _is_capture(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return sniff_format(f.read(4)) is not None
-    except OSError:
-        return False
+def _sniff(path: Path) -> str | None:
+    """The capture format of ``path``; None if not a capture. Raises OSError if unreadable."""
+    with open(path, "rb") as f:
+        return sniff_format(f.read(4))
 
 
 def plan_directory(in_dir: Path, out_dir: Path, recursive: bool) -> BatchPlan:
     """List the captures under ``in_dir`` (by magic bytes) and their mirrored outputs.
 
-    Raises UsageError if OUT_DIR is IN_DIR. Subdirectories are entered only
-    with ``recursive``; OUT_DIR is never entered, symlinked directories never.
+    Raises UsageError if OUT_DIR is IN_DIR, InputError if IN_DIR cannot be
+    read or holds no capture at all. Subdirectories are entered only with
+    ``recursive``; OUT_DIR is never entered, symlinked directories never.
     """
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     in_real, out_real = in_dir.resolve(), out_dir.resolve()
@@ -57,19 +73,40 @@ def plan_directory(in_dir: Path, out_dir: Path, recursive: bool) -> BatchPlan:
         raise UsageError("OUTPUT directory is the INPUT directory (outputs would replace inputs)",
                          str(out_dir))
     plan = BatchPlan()
-    for dirpath, dirnames, filenames in os.walk(in_dir):
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename or in_dir)
+        if where == in_dir:
+            raise InputError(f"cannot read directory: {exc.strerror}", str(in_dir)) from exc
+        plan.failures.append((str(where), f"{where}: cannot read directory: {exc.strerror}"))
+
+    for dirpath, dirnames, filenames in os.walk(in_dir, onerror=unreadable):
         here = Path(dirpath)
         rel_dir = here.relative_to(in_dir)
         dirnames[:] = sorted(d for d in dirnames if recursive and (here / d).resolve() != out_real)
         for name in sorted(filenames):
             src = here / name
             rel = rel_dir / name
-            if PARTIAL_RE.match(name) or not src.is_file() or not _is_capture(src):
+            named_capture = name.lower().endswith(CAPTURE_SUFFIXES)
+            if PARTIAL_RE.match(name) or not src.is_file():
                 plan.skipped.append(str(rel))
+                continue
+            try:
+                fmt = _sniff(src)
+            except OSError as exc:
+                plan.failures.append((str(src), f"{src}: cannot read: {exc.strerror}"))
+                continue
+            if fmt is None:
+                if named_capture:
+                    plan.failures.append((str(src), f"{src}: not a pcap or pcapng capture despite its name"))
+                else:
+                    plan.skipped.append(str(rel))
                 continue
             plan.jobs.append((src, out_dir / rel))
         if not recursive:
             break
+    if not plan.jobs and not plan.failures:
+        raise InputError(f"no captures in {in_dir}")
     return plan
 
 

@@ -7,6 +7,7 @@ file's result. Usage problems raise before anything is written.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,10 @@ def run_mask(req: MaskRequest, manager: TempFileManager, hooks: Hooks | None = N
         return _run_directory(req, manager, hooks)
     if req.output != STDIO and Path(req.output).is_dir() and req.input == STDIO:
         raise UsageError("OUTPUT is a directory (give a file name)", req.output)
+    if req.output.endswith(os.sep):  # a directory, never a file named like it
+        if Path(req.output).is_dir():
+            raise UsageError("OUTPUT is a directory (give a file name)", req.output)
+        raise OutputError("output directory does not exist", req.output)
     executor = PipelineExecutor.from_config(req.config, manager)
     hooks.start(1)
     outcome = MaskOutcome()
@@ -128,6 +133,9 @@ def _run_directory(req: MaskRequest, manager: TempFileManager, hooks: Hooks) -> 
     prepare_outputs(plan, req.config.force)
     hooks.start(len(plan.jobs))
     outcome = MaskOutcome(skipped=plan.skipped)
+    early = [FileResult(input=path, output=None, error=why) for path, why in plan.failures]
+    for failure in early:
+        hooks.file_done(failure)
     if req.jobs > 1 and len(plan.jobs) > 1:
         outcome.results = run_parallel(plan, req.jobs, _worker_argv(req, manager), manager, hooks.file_done,
                                        key=req.config.key)
@@ -135,6 +143,7 @@ def _run_directory(req: MaskRequest, manager: TempFileManager, hooks: Hooks) -> 
         executor = PipelineExecutor.from_config(req.config, manager)
         outcome.results = run_sequential(executor, plan, req.config.force, hooks.file_done,
                                          hooks.file_progress)
+    outcome.results = early + outcome.results
     return outcome
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pktmask.core.run_root import OwnedRoot, random_token
 from pktmask.core.run_root import sweep as sweep_roots
+from pktmask.errors import TempDirError
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +77,44 @@ class TempFileManager:
 
     @property
     def temp_dir(self) -> Path:
-        """The directory holding run roots: configured, else $TMPDIR or the system default."""
-        return self._temp_dir or Path(tempfile.gettempdir())
+        """The directory holding run roots: configured, else $TMPDIR, else the system default.
+
+        A $TMPDIR that is set is used as is: never silently replaced by /tmp.
+        """
+        if self._temp_dir is not None:
+            return self._temp_dir
+        env = os.environ.get("TMPDIR")
+        return Path(env) if env else Path(tempfile.gettempdir())
+
+    def _temp_dir_source(self) -> str:
+        if self._temp_dir is not None:
+            return "--temp-dir"
+        return "TMPDIR" if os.environ.get("TMPDIR") else "the system temp dir"
 
     @property
     def run_root(self) -> Path:
-        """This process's run root, created (mode 0700, locked) on first use."""
+        """This process's run root, created (mode 0700, locked) on first use.
+
+        Raises TempDirError (exit 1, naming the directory) when it cannot be created.
+        """
         with self._lock:
             if self._root is None:
-                self._root = OwnedRoot(self.temp_dir)
+                # Signals wait until the root is ours to clean: a signal between its mkdir
+                # and this assignment would leave it behind.
+                main = threading.current_thread() is threading.main_thread()
+                if main:
+                    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+                try:
+                    self._root = OwnedRoot(self.temp_dir)
+                except OSError as exc:
+                    raise TempDirError(
+                        f"cannot create a scratch root in the temp dir ({self._temp_dir_source()}): "
+                        f"{exc.strerror or exc}",
+                        str(self.temp_dir),
+                    ) from exc
+                finally:
+                    if main:
+                        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 if not self._atexit_registered:
                     atexit.register(self.cleanup_all)
                     self._atexit_registered = True
