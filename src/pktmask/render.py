@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -20,7 +21,8 @@ _COLUMNS = ("packets_in", "packets_out", "duplicates_removed", "addresses_anonym
             "payload_bytes_zeroed", "tls_records_masked", "http_messages_masked")
 
 
-def _stderr_console():
+def _stderr_console(file=None):
+    """A rich console for stderr, or rendering into ``file`` for stderr (same width rules)."""
     from rich.console import Console
 
     # On a terminal rich follows its width; elsewhere COLUMNS if set, else wide enough.
@@ -28,6 +30,11 @@ def _stderr_console():
     if not sys.stderr.isatty():
         columns = os.environ.get("COLUMNS", "")
         width = int(columns) if columns.isdigit() and int(columns) > 0 else 160
+    elif file is not None:
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
+    if file is not None:
+        return Console(file=file, highlight=False, markup=False, width=width,
+                       force_terminal=sys.stderr.isatty())
     return Console(stderr=True, highlight=False, markup=False, width=width)
 
 
@@ -119,10 +126,12 @@ class Renderer:
                           *(str(t[k]) for k in _COLUMNS), f"{t['seconds']:.2f}", style="bold")
         if report.get("skipped"):
             table.caption = f"{len(report['skipped'])} file(s) skipped: not captures"
-        try:
-            _stderr_console().print(table)
-        except (OSError, ValueError):
-            pass
+        # Rendered to a string, then written: rich itself ends the process on a broken pipe.
+        text = io.StringIO()
+        _stderr_console(text).print(table)
+        from pktmask.core.stdio import err
+
+        err(text.getvalue())
         return printed
 
 

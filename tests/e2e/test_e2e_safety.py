@@ -287,3 +287,80 @@ def test_json_usage_error_output_exists(run, tmp_path, sample_pcap):
     res = run("mask", sample_pcap, out, "--json")
     assert res.returncode == 2
     assert json.loads(res.stdout)["ok"] is False and out.read_bytes() == b"old"
+
+
+# ---------------------------------------------------------------- closed standard streams (item 4)
+
+
+def _closing(*fds: int):
+    def close() -> None:
+        for fd in fds:
+            os.close(fd)
+    return close
+
+
+def test_closed_stdout_file_to_file_succeeds(run, tmp_path, sample_pcap):
+    out = tmp_path / "out.pcap"
+    res = run("mask", sample_pcap, out, "-v", preexec_fn=_closing(1))
+    assert res.returncode == 0, res.stderr
+    assert b"Traceback" not in res.stderr and out.stat().st_size > 24
+    assert run.leftovers() == []
+
+
+def test_closed_stdout_with_json_or_output_dash_is_one_line(run, tmp_path, sample_pcap):
+    out = tmp_path / "out.pcap"
+    res = run("mask", sample_pcap, out, "--json", preexec_fn=_closing(1))
+    assert res.returncode == 2 and b"closed" in res.stderr
+    assert len(res.stderr.splitlines()) == 1 and not out.exists()
+    res = run("mask", sample_pcap, "-", preexec_fn=_closing(1))
+    assert res.returncode == 1 and b"standard output is closed" in res.stderr
+    assert len(res.stderr.splitlines()) == 1
+    assert run.leftovers() == []
+
+
+def test_closed_stdin_with_input_dash(run, tmp_path):
+    res = run("mask", "-", tmp_path / "out.pcap", preexec_fn=_closing(0))
+    assert res.returncode == 1 and b"standard input is closed" in res.stderr
+    assert len(res.stderr.splitlines()) == 1 and not (tmp_path / "out.pcap").exists()
+    assert run.leftovers() == []
+
+
+@pytest.mark.parametrize("args", [[], ["--json"], ["-v", "--dedup"]], ids=["plain", "json", "verbose"])
+def test_closed_stderr_does_not_abort_the_run(run, tmp_path, sample_pcap, args):
+    out = tmp_path / "out.pcap"
+    res = run("mask", sample_pcap, out, *args, preexec_fn=_closing(2))
+    assert res.returncode == 0 and out.stat().st_size > 24
+    if "--json" in args:
+        assert json.loads(res.stdout)["ok"] is True
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"garbage, not a capture")
+    res = run("mask", bad, tmp_path / "o2.pcap", *args, preexec_fn=_closing(2))
+    assert res.returncode == 1 and not (tmp_path / "o2.pcap").exists()
+    assert run.leftovers() == []
+
+
+def test_broken_stdout_and_stderr_pipes(run, tmp_path, sample_pcap):
+    from conftest import PKTMASK
+
+    out = tmp_path / "out.pcap"
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    os.close(r1)  # nobody will read: writes get EPIPE
+    os.close(r2)
+    try:
+        res = subprocess.run([str(PKTMASK), "mask", str(sample_pcap), str(out), "--json", "-v"],
+                             stdout=w1, stderr=w2, env=run.env, timeout=120)
+    finally:
+        os.close(w1)
+        os.close(w2)
+    assert res.returncode == 1  # the JSON report asked for could not be delivered
+    assert out.stat().st_size > 24  # the capture itself is complete
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        res = subprocess.run([str(PKTMASK), "mask", str(sample_pcap), str(tmp_path / "o2.pcap"), "-v"],
+                             stderr=w, stdout=subprocess.DEVNULL, env=run.env, timeout=120)
+    finally:
+        os.close(w)
+    assert res.returncode == 0 and (tmp_path / "o2.pcap").exists()  # a broken stderr is not fatal
+    assert run.leftovers() == []
