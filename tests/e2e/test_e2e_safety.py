@@ -364,3 +364,85 @@ def test_broken_stdout_and_stderr_pipes(run, tmp_path, sample_pcap):
         os.close(w)
     assert res.returncode == 0 and (tmp_path / "o2.pcap").exists()  # a broken stderr is not fatal
     assert run.leftovers() == []
+
+
+# ---------------------------------------------------------------- signals (item 5)
+
+
+def _wait_paused(proc: subprocess.Popen, timeout: float = 120) -> bytes:
+    import select
+
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and b"test pause" not in seen:
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+    assert b"test pause" in seen, seen
+    return seen
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(x) for x in (task / "children").read_text().split()]
+    return kids
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
+def test_a_signal_ignored_at_start_stays_ignored(run, tmp_path, big_pcap, sig):
+    """nohup (SIGHUP) and background jobs of non-interactive shells (SIGINT) ignore these."""
+    out = tmp_path / "out.pcap"
+    proc = run.popen("mask", big_pcap, out, env={"PKTMASK_TEST_PAUSE": "300"},
+                     preexec_fn=lambda: signal.signal(sig, signal.SIG_IGN))
+    _wait_paused(proc)
+    kids = _children(proc.pid)
+    proc.send_signal(sig)
+    for kid in kids:
+        os.kill(kid, sig)  # the pre-pass child inherits the disposition too
+    proc.send_signal(signal.SIGUSR1)  # resume (after the ignored signal, in order)
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert out.exists() and run.leftovers() == []
+
+
+def test_prepass_child_dies_at_once_and_one_message(run, tmp_path, big_pcap):
+    """A signal to the whole process group (Ctrl-C): the pre-pass child dies by it at once (no
+    Python handler, no second message) and the parent cleans up and dies by it."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("the pre-pass runs in a child process only with two cores or more")
+    out = tmp_path / "out.pcap"
+    proc = run.popen("mask", big_pcap, out, "--dedup", env={"PKTMASK_TEST_PAUSE": "300"},
+                     start_new_session=True)
+    seen = _wait_paused(proc)
+    kids = _children(proc.pid)
+    assert len(kids) == 1  # the pre-pass
+    os.killpg(proc.pid, signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    err = seen + err
+    assert proc.returncode == -signal.SIGINT, err
+    assert err.count(b"interrupted") == 1, err
+    assert not Path(f"/proc/{kids[0]}").exists()
+    assert not out.exists() and run.leftovers() == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_signal_during_start_up_is_128_plus_n(run, tmp_path, big_pcap, sig):
+    """However early the signal comes, the run dies by it and leaves nothing.
+
+    Not before the interpreter has imported ``site`` (its first ~30 ms): a SIGINT there is a
+    fatal error of Python itself (exit 1), before any of pktmask's code runs.
+    """
+    delays = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35) if sig != signal.SIGINT else (0.06, 0.1, 0.15, 0.2, 0.35)
+    for i, delay in enumerate(delays):
+        out = tmp_path / f"out{i}.pcap"
+        proc = run.popen("mask", big_pcap, out, "--dedup")
+        time.sleep(delay)  # not an assertion on timing: any moment must give the same result
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == -sig, (delay, err)
+        assert b"Traceback" not in err and b"Aborted" not in err
+        assert not out.exists() and run.leftovers() == [], delay

@@ -15,7 +15,6 @@ import signal
 import sys
 
 CLOSED: set[int] = set()  # standard descriptors that were closed when the process started
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def settle_signals() -> None:

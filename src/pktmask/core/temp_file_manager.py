@@ -20,14 +20,16 @@ import threading
 import time
 from pathlib import Path
 
+from pktmask.core.process import HANDLED_SIGNALS
 from pktmask.core.run_root import OwnedRoot, random_token
 from pktmask.core.run_root import sweep as sweep_roots
 from pktmask.errors import TempDirError
 
 log = logging.getLogger(__name__)
 
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-CHILD_GRACE_SECONDS = 30  # how long workers get to clean up after a signal before SIGKILL
+# How long workers get to clean up after a signal before SIGKILL (their roots are then swept):
+# a run must end soon after its signal, whatever its workers are doing.
+CHILD_GRACE_SECONDS = 1.5
 
 
 class TempFileManager:
@@ -50,7 +52,7 @@ class TempFileManager:
         self._owner_pid = os.getpid()
         self._saved_handlers: dict[int, object] = {}
         self._atexit_registered = False
-        self._children: set[int] = set()
+        self._children: dict[int, bool] = {}  # pid -> helper (owns nothing: SIGKILL, no grace)
 
     # ---- singleton -------------------------------------------------------
     @classmethod
@@ -246,26 +248,33 @@ class TempFileManager:
         return sweep_roots(self.temp_dir, include_kept=include_kept, exclude=own)
 
     # ---- worker processes ---------------------------------------------------
-    def register_child(self, pid: int) -> None:
-        """A worker process of this run: a signal to us is passed on to it and awaited before cleanup."""
+    def register_child(self, pid: int, helper: bool = False) -> None:
+        """A child process of this run, stopped before cleanup when a signal comes.
+
+        A worker (``helper`` False) owns a run root: the signal is passed on and
+        it gets CHILD_GRACE_SECONDS to clean up. A helper owns nothing (the
+        masking pre-pass): it is killed outright, never waited on to run a
+        Python handler that compiled code may not reach.
+        """
         with self._lock:
-            self._children.add(pid)
+            self._children[pid] = helper
 
     def unregister_child(self, pid: int) -> None:
-        """The worker has been waited for."""
+        """The child has been waited for."""
         with self._lock:
-            self._children.discard(pid)
+            self._children.pop(pid, None)
 
     def _stop_children(self, signum: int) -> None:
-        """Pass ``signum`` on to live workers and wait for them to clean up and die."""
-        children = list(self._children)
-        for pid in children:
+        """Kill helpers, pass ``signum`` on to workers, and wait for all of them to die."""
+        children = dict(self._children)
+        for pid, helper in children.items():
             try:
-                os.kill(pid, signum)
+                os.kill(pid, signal.SIGKILL if helper else signum)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + CHILD_GRACE_SECONDS
-        for pid in children:
+        killed = False
+        for pid, helper in children.items():
             while True:
                 try:
                     done, _status = os.waitpid(pid, os.WNOHANG)
@@ -274,16 +283,27 @@ class TempFileManager:
                 if done:
                     break
                 if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)  # its root is swept by the next run
-                    os.waitpid(pid, 0)
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                    except (ProcessLookupError, ChildProcessError):
+                        pass
+                    killed = killed or not helper
                     break
-                time.sleep(0.02)
+                time.sleep(0.01)
         self._children.clear()
+        if killed:
+            try:
+                self.sweep_orphans()  # the roots of workers killed before they cleaned up
+            except OSError:
+                pass
 
     # ---- run scope and signals -------------------------------------------
     def __enter__(self) -> TempFileManager:
         if threading.current_thread() is threading.main_thread():
             for sig in HANDLED_SIGNALS:
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue  # ignored at start (nohup, background job): it stays ignored
                 self._saved_handlers[sig] = signal.signal(sig, self._on_signal)
         return self
 
@@ -303,7 +323,7 @@ class TempFileManager:
             try:
                 sys.stderr.write(f"pktmask: interrupted by {signal.Signals(signum).name}; cleaned up\n")
                 sys.stderr.flush()
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):
                 pass
         finally:
             signal.signal(signum, signal.SIG_DFL)
@@ -324,7 +344,7 @@ def _after_fork_in_child() -> None:
         # The child keeps the object (code may hold a reference) but owns nothing:
         # cleanup_all() is a no-op there because _owner_pid is the parent's.
         inst._lock = threading.RLock()
-        inst._children = set()
+        inst._children = {}
         if inst._root is not None and inst._root.lock_fd >= 0:
             try:
                 os.close(inst._root.lock_fd)  # the parent's flock stays held

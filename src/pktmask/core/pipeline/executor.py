@@ -24,7 +24,7 @@ from pktmask.config import MaskConfig
 from pktmask.core.output import AtomicOutput, StdoutOutput
 from pktmask.core.pipeline import loop
 from pktmask.core.pipeline.stage import FileContext, Stage
-from pktmask.core.process import die_with_parent, grow_pipe
+from pktmask.core.process import become_helper, block_signals, die_with_parent, grow_pipe
 from pktmask.core.temp_file_manager import TempFileManager, get_temp_file_manager
 from pktmask.errors import (
     InputError,
@@ -225,16 +225,23 @@ class PipelineExecutor:
         With two cores the pre-pass and the final pass then run side by side.
         The child writes nothing but the pipe, dies with us (PR_SET_PDEATHSIG),
         reports a failure through the pipe and always ends with ``os._exit``.
-        Returns the child's pid (registered with the TempFileManager, so our
-        signals reach it).
+        It owns nothing, so any signal kills it at once (default actions; the
+        TempFileManager SIGKILLs it before cleaning up). Returns the child's
+        pid, registered as a helper.
         """
         rfd, wfd = os.pipe()
         grow_pipe(wfd)
         parent = os.getpid()
-        pid = os.fork()
+        saved = block_signals()  # until the child is registered (parent) or on default actions (child)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+            raise
         if pid == 0:
             code = 0
             try:
+                become_helper(saved)
                 os.close(rfd)
                 die_with_parent(parent)
                 observer.attach_pipe(write_fd=wfd)
@@ -250,8 +257,11 @@ class PipelineExecutor:
                     pass
             finally:
                 os._exit(code)
-        os.close(wfd)
-        self.manager.register_child(pid)
+        try:
+            os.close(wfd)
+            self.manager.register_child(pid, helper=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
         observer.attach_pipe(read_fd=rfd)
         return pid
 
