@@ -109,12 +109,13 @@ class Renderer:
         t = report["totals"]
         if len(report["files"]) > 1:
             cells.append([str(t[k]) for k in _COLUMNS] + [f"{t['seconds']:.2f}"])
-        table.add_column("file", overflow="fold")
+        names = [len(os.path.basename(f["input"])) for f in rows]
+        table.add_column("file", overflow="fold", min_width=min(max(names, default=4), 24))
         for i, col in enumerate(("packets in", "out", "dupes", "addresses", "bytes zeroed", "TLS rec",
                                  "HTTP msg", "seconds")):
             # Numbers are never cut: a column is at least as wide as its longest number.
             widest = max((len(c[i]) for c in cells), default=1)
-            table.add_column(col, justify="right", no_wrap=False, min_width=widest)
+            table.add_column(col, justify="right", overflow="fold", min_width=widest)
         for f in rows:
             name = Text(os.path.basename(f["input"]))  # a file name is never markup
             if not f["ok"]:

@@ -446,3 +446,106 @@ def test_signal_during_start_up_is_128_plus_n(run, tmp_path, big_pcap, sig):
         assert proc.returncode == -sig, (delay, err)
         assert b"Traceback" not in err and b"Aborted" not in err
         assert not out.exists() and run.leftovers() == [], delay
+
+
+# ---------------------------------------------------------------- warnings and UX (item 8)
+
+
+def _warnings(stderr: bytes) -> list[bytes]:
+    return [line for line in stderr.splitlines() if b"warning" in line]
+
+
+def test_mac_flag_without_anonymization_warns(run, tmp_path, sample_pcap):
+    res = run("mask", sample_pcap, tmp_path / "o.pcap", "--no-anonymize", "--anonymize-macs")
+    assert res.returncode == 0
+    assert any(b"--anonymize-macs" in w for w in _warnings(res.stderr)), res.stderr
+    res = run("mask", sample_pcap, tmp_path / "o2.pcap", "--no-anonymize")  # the default: no noise
+    assert res.returncode == 0 and not _warnings(res.stderr)
+    assert run.leftovers() == []
+
+
+def test_both_stages_off_warns_nothing_is_sanitized(run, tmp_path, sample_pcap):
+    res = run("mask", sample_pcap, tmp_path / "o.pcap", "--no-anonymize", "--no-mask-payloads")
+    assert res.returncode == 0
+    assert any(b"nothing is sanitized" in w for w in _warnings(res.stderr)), res.stderr
+
+
+@pytest.mark.parametrize("mode,content,needle", [
+    (0o644, bytes(range(32)), b"readable by other users"),
+    (0o600, bytes(32), b"no entropy"),
+    (0o600, b"ab" * 32 + b"\n", b"no entropy"),
+], ids=["world-readable", "all-zero", "all-equal-hex"])
+def test_weak_key_files_warn(run, tmp_path, sample_pcap, mode, content, needle):
+    key = tmp_path / "k.key"
+    key.write_bytes(content)
+    key.chmod(mode)
+    res = run("mask", sample_pcap, tmp_path / "o.pcap", "--key-file", key)
+    assert res.returncode == 0
+    assert any(needle in w and b"k.key" in w for w in _warnings(res.stderr)), res.stderr
+    key.chmod(0o600)
+    key.write_bytes(bytes(range(32)))
+    res = run("mask", sample_pcap, tmp_path / "o2.pcap", "--key-file", key)
+    assert res.returncode == 0 and not _warnings(res.stderr)
+
+
+def test_quiet_means_only_errors(run, tmp_path, sample_frames, sample_pcap):
+    from captures import pcap_bytes
+
+    data = pcap_bytes(sample_frames)
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:-10])  # a truncated last record: a warning
+    key = tmp_path / "k.key"
+    key.write_bytes(bytes(32))
+    key.chmod(0o644)
+    res = run("mask", cut, tmp_path / "o.pcap", "-q", "--key-file", key, "--no-anonymize",
+              "--anonymize-macs", "--no-mask-payloads", env={"PKTMASK_LOG_LEVEL": "bogus"})
+    assert res.returncode == 0 and res.stderr == b""
+    res = run("mask", cut, tmp_path / "o2.pcap", "--no-mask-payloads")
+    assert b"truncated" in res.stderr
+    assert run.leftovers() == []
+
+
+def test_bogus_log_level_is_reported(run, tmp_path, sample_pcap):
+    res = run("mask", sample_pcap, tmp_path / "o.pcap", env={"PKTMASK_LOG_LEVEL": "bogus"})
+    assert res.returncode == 0 and b"PKTMASK_LOG_LEVEL" in res.stderr and b"bogus" in res.stderr
+
+
+def test_file_names_are_not_markup(run, tmp_path, sample_frames):
+    src = write_pcap(tmp_path / "[bold]x[red].pcap", sample_frames)
+    res = run("mask", src, tmp_path / "o.pcap")
+    assert res.returncode == 0, res.stderr
+    assert b"[bold]x[red].pcap" in res.stderr
+
+
+def test_summary_numbers_are_never_cut(run, tmp_path, big_pcap):
+    res = run("mask", big_pcap, tmp_path / "o.pcap", "--json", "--dedup")
+    report = json.loads(res.stdout)["files"][0]
+    res = run("mask", big_pcap, tmp_path / "o2.pcap", "--dedup", env={"COLUMNS": "80"})
+    assert res.returncode == 0, res.stderr
+    assert "…".encode() not in res.stderr
+    for key in ("packets_in", "packets_out", "payload_bytes_zeroed", "addresses_anonymized"):
+        assert str(report[key]).encode() in res.stderr, (key, res.stderr)
+    assert run.leftovers() == []
+
+
+def test_a_killed_worker_is_named(run, tmp_path, big_pcap):
+    tree = tmp_path / "in"
+    tree.mkdir()
+    for i in range(2):
+        os.link(big_pcap, tree / f"f{i}.pcap")
+    proc = run.popen("mask", tree, tmp_path / "out", "--jobs", "2", env={"PKTMASK_TEST_PAUSE": "300"})
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        roots = [p for p in run.tmpdir.iterdir() if f"-{proc.pid}-" in p.name]
+        if roots and len([p for p in roots[0].glob("worker-*.err") if b"test pause" in p.read_bytes()]) == 2:
+            workers = _children(proc.pid)
+        time.sleep(0.05)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    os.kill(workers[1], signal.SIGUSR1)
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    line = [x for x in err.splitlines() if b"SIGKILL" in x]
+    assert line and b".pcap" in line[0], err
+    assert run("temp", "clean").returncode == 0 and run.leftovers() == []
