@@ -129,7 +129,7 @@ class Renderer:
             table.caption = f"{len(report['skipped'])} file(s) skipped: not captures"
         # Rendered to a string, then written: rich itself ends the process on a broken pipe.
         text = io.StringIO()
-        _stderr_console(text).print(table)
+        _stderr_console(text).print(table, crop=False)
         from pktmask.core.stdio import err
 
         err(text.getvalue())
