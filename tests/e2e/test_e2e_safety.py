@@ -549,3 +549,116 @@ def test_a_killed_worker_is_named(run, tmp_path, big_pcap):
     line = [x for x in err.splitlines() if b"SIGKILL" in x]
     assert line and b".pcap" in line[0], err
     assert run("temp", "clean").returncode == 0 and run.leftovers() == []
+
+
+# ---------------------------------------------------------------- streams without a spool (item 3)
+
+
+def _read_until(fd: int, size: int, timeout: float = 60) -> bytes:
+    """Read from ``fd`` until ``size`` bytes came (or the time budget is spent: the caller asserts)."""
+    import select
+
+    got = b""
+    deadline = time.monotonic() + timeout
+    while len(got) < size and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
+@pytest.mark.parametrize("opts", [[], ["--dedup"], ["--no-mask-payloads"]], ids=["mask", "dedup", "one-pass"])
+def test_live_pipe_gives_output_before_eof(run, tmp_path, sample_pcap, opts):
+    key = tmp_path / "k.key"
+    key.write_bytes(bytes(range(32)))
+    key.chmod(0o600)
+    ref = run("mask", sample_pcap, "-", "--key-file", key, *opts).stdout
+    proc = run.popen("mask", "-", "-", "--key-file", key, *opts, stdin=subprocess.PIPE)
+    proc.stdin.write(sample_pcap.read_bytes())
+    proc.stdin.flush()  # and the pipe stays open: no EOF yet
+    early = _read_until(proc.stdout.fileno(), 24 + 16 + 1)
+    assert len(early) > 24 + 16, "no packet came out before EOF"
+    assert proc.poll() is None  # still reading the open pipe
+    proc.stdin.close()
+    proc.stdin = None
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert early + rest == ref
+    assert run.leftovers() == []
+
+
+def test_fifo_input_is_read_once_and_flows(run, tmp_path, sample_pcap):
+    key = tmp_path / "k.key"
+    key.write_bytes(bytes(range(32)))
+    key.chmod(0o600)
+    ref = run("mask", sample_pcap, "-", "--key-file", key).stdout
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    proc = run.popen("mask", fifo, "-", "--key-file", key)
+    with open(fifo, "wb") as writer:  # like <(zcat x.pcap.gz)
+        writer.write(sample_pcap.read_bytes())
+        writer.flush()
+        early = _read_until(proc.stdout.fileno(), 24 + 16 + 1)
+        assert len(early) > 24 + 16, "no packet came out before the FIFO's EOF"
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert early + rest == ref
+    assert run.leftovers() == []
+
+
+def test_stdin_with_masking_equals_the_file_run(run, tmp_path, big_pcap):
+    key = tmp_path / "k.key"
+    key.write_bytes(bytes(range(32)))
+    key.chmod(0o600)
+    for opts in ([], ["--dedup"]):
+        ref = tmp_path / "ref.pcap"
+        assert run("mask", big_pcap, ref, "--key-file", key, "--force", *opts).returncode == 0
+        with open(big_pcap, "rb") as stdin:
+            res = run("mask", "-", tmp_path / "s.pcap", "--key-file", key, "--force", *opts, stdin=stdin)
+        assert res.returncode == 0, res.stderr
+        assert (tmp_path / "s.pcap").read_bytes() == ref.read_bytes()
+    assert run.leftovers() == []
+
+
+def test_sigkill_during_masked_stdin_leaves_no_input_bytes(run, tmp_path, big_pcap):
+    data = big_pcap.read_bytes()
+    proc = run.popen("mask", "-", tmp_path / "out.pcap", stdin=subprocess.PIPE,
+                     env={"PKTMASK_TEST_PAUSE": "300"})
+    import threading
+
+    def feed() -> None:  # half the capture, the pipe left open; blocks while pktmask is paused
+        try:
+            proc.stdin.write(data[: len(data) // 2])
+            proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    _wait_paused(proc)
+    roots = run.leftovers()
+    assert len(roots) == 1
+    proc.kill()
+    proc.wait()
+    writer.join(timeout=60)
+    try:
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    probes = [data[at : at + 48] for at in range(4096, len(data) // 2, len(data) // 40)]
+    for path in _files_under(run.tmpdir):
+        blob = path.read_bytes()
+        assert not any(p in blob for p in probes), path
+    assert sorted(p.name for p in _files_under(run.tmpdir)) == ["lock", "owner"]
+    assert run("temp", "clean").returncode == 0 and run.leftovers() == []
+
+
+def test_stdin_that_is_the_output_is_refused(run, tmp_path, sample_pcap):
+    before = sample_pcap.read_bytes()
+    with open(sample_pcap, "rb") as stdin:
+        res = run("mask", "-", sample_pcap, "--force", stdin=stdin)
+    assert res.returncode == 2 and b"standard input" in res.stderr
+    assert sample_pcap.read_bytes() == before and run.leftovers() == []

@@ -154,8 +154,12 @@ class PcapWriter:
             self.f.write(b"".join(parts))
             parts.clear()
 
-    def close(self) -> None:
-        """Write what is batched (the caller flushes and syncs the file)."""
+    def flush(self) -> None:
+        """Write what is batched now (a live stream's input is waiting)."""
         if self._parts:
             self.f.write(b"".join(self._parts))
             self._parts.clear()
+
+    def close(self) -> None:
+        """Write what is batched (the caller flushes and syncs the file)."""
+        self.flush()

@@ -327,6 +327,12 @@ class PcapngWriter:
             self.f.write(b"".join(parts))
             parts.clear()
 
+    def flush(self) -> None:
+        """Write the blocks batched so far (a live stream's input is waiting)."""
+        if self._parts:
+            self.f.write(b"".join(self._parts))
+            self._parts.clear()
+
     def close(self) -> None:
         """Emit sections and interfaces that no packet referenced (e.g. an empty capture)."""
         for sec in self.reader.sections:

@@ -1,4 +1,4 @@
-"""One `pktmask mask` run: a file, a directory or stdin, into a file, a directory or stdout.
+"""One `pktmask mask` run: a file, a directory, stdin or a FIFO, into a file, a directory or stdout.
 
 The CLI builds a MaskRequest and calls ``run_mask`` inside the entered
 TempFileManager; this module decides the shape of the run and returns every
@@ -8,6 +8,7 @@ file's result. Usage problems raise before anything is written.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +22,12 @@ from pktmask.core.batch import (
     run_sequential,
 )
 from pktmask.core.pipeline.executor import PipelineExecutor
+from pktmask.core.pipeline.stream import StreamInput
 from pktmask.core.temp_file_manager import TempFileManager
-from pktmask.errors import InputError, OutputError, UsageError, from_oserror
+from pktmask.errors import InputError, OutputError, UsageError
 from pktmask.report import FileResult
 
 STDIO = "-"
-SPOOL_CHUNK = 1 << 20
 
 
 @dataclass
@@ -78,20 +79,17 @@ def run_mask(req: MaskRequest, manager: TempFileManager, hooks: Hooks | None = N
     hooks.start(1)
     outcome = MaskOutcome()
     if req.input == STDIO:
-        if sys.stdin is None or sys.stdin.isatty():
+        if sys.stdin.isatty():
             raise UsageError("INPUT is - but standard input is a terminal; pipe a capture in")
-        if not executor.reads_twice:
-            # One pass: stream straight through, no copy of the input in scratch.
-            result = executor.run_file(Path("<stdin>"), req.output, req.config.force,
-                                       display_name="<stdin>", stream=sys.stdin.buffer)
-        else:
-            spool = _spool_stdin(manager)
-            try:
-                result = executor.run_file(spool, req.output, req.config.force, display_name="<stdin>",
-                                           progress=hooks.file_progress(Path("<stdin>")))
-            finally:
-                spool.unlink(missing_ok=True)
-                manager.unregister_temp_file(spool)
+        # Read once, never spooled: with masking the reading process also runs the pre-pass.
+        result = executor.run_file(Path("<stdin>"), req.output, req.config.force, display_name="<stdin>",
+                                   stream=StreamInput(0, "<stdin>"))
+    elif _once_only(req.input):
+        stream = _open_stream(req.input)
+        try:
+            result = executor.run_file(Path(req.input), req.output, req.config.force, stream=stream)
+        finally:
+            stream.close()
     else:
         result = executor.run_file(req.input, req.output, req.config.force,
                                    progress=hooks.file_progress(Path(req.input)))
@@ -100,25 +98,22 @@ def run_mask(req: MaskRequest, manager: TempFileManager, hooks: Hooks | None = N
     return outcome
 
 
-def _spool_stdin(manager: TempFileManager) -> Path:
-    """Copy standard input into scratch (the masking stage reads its input twice)."""
-    path = manager.create_temp_file(prefix="stdin-", suffix=".cap")
-    src = sys.stdin.buffer
+def _once_only(path: str) -> bool:
+    """True for an INPUT that can be read only once: a FIFO (``<(zcat x.pcap.gz)``), a socket
+    or a character device."""
     try:
-        with open(path, "wb") as f:
-            while True:
-                try:
-                    chunk = src.read(SPOOL_CHUNK)
-                except OSError as exc:
-                    raise InputError(f"cannot read: {exc.strerror}", "<stdin>") from exc
-                if not chunk:
-                    break
-                f.write(chunk)
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # the executor reports it
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
+def _open_stream(path: str) -> StreamInput:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
-        path.unlink(missing_ok=True)
-        manager.unregister_temp_file(path)
-        raise from_oserror(exc, str(path)) from exc
-    return path
+        raise InputError(f"cannot open: {exc.strerror}", path) from exc
+    return StreamInput(fd, path, owned=True)
 
 
 def _run_directory(req: MaskRequest, manager: TempFileManager, hooks: Hooks) -> MaskOutcome:

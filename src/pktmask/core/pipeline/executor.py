@@ -24,6 +24,7 @@ from pktmask.config import MaskConfig
 from pktmask.core.output import AtomicOutput, StdoutOutput
 from pktmask.core.pipeline import loop
 from pktmask.core.pipeline.stage import FileContext, Stage
+from pktmask.core.pipeline.stream import StreamFeed, StreamInput
 from pktmask.core.process import become_helper, block_signals, die_with_parent, grow_pipe
 from pktmask.core.temp_file_manager import TempFileManager, get_temp_file_manager
 from pktmask.errors import (
@@ -73,6 +74,25 @@ def check_paths(input_path: Path, output_path: Path, force: bool) -> None:
         raise OutputExistsError("OUTPUT exists (use --force to replace it)", str(output_path))
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _flush_decisions(observer: Stage) -> None:
+    """Hand the pre-pass's buffered decisions to the final pass now (a live input is waiting)."""
+    flush = getattr(observer, "flush_decisions", None)
+    if flush is not None:
+        flush()
+        return
+    stream = getattr(observer, "_stream", None)  # MaskingStage's DecisionStream (no public hook yet)
+    if stream is not None:
+        stream.flush()
+
+
 def plan_passes(stages: list[Stage]) -> list[tuple[list[Stage], Stage | None]]:
     """Plan the reads of the input: (stages that process, stage that observes) per pass.
 
@@ -111,8 +131,8 @@ class PipelineExecutor:
         """Sanitize one capture into OUTPUT atomically (``-`` streams to stdout); returns its counters.
 
         ``display_name`` names the input in messages (e.g. ``<stdin>``);
-        ``stream`` is a binary stream read instead of ``input_path`` (only when
-        not ``reads_twice``); ``progress(done, total)`` is called now and then
+        ``stream`` is a ``StreamInput`` read (once) instead of ``input_path``
+        (stdin, a FIFO); ``progress(done, total)`` is called now and then
         with byte counts. Raises PktmaskError subclasses; on any failure a
         file OUTPUT is untouched and no partial file or scratch of this file
         remains.
@@ -122,8 +142,6 @@ class PipelineExecutor:
         started = time.monotonic()
         to_stdout = str(output_path) == "-"
         result = FileResult(input=name, output="-" if to_stdout else str(output_path))
-        if stream is not None and self.reads_twice:
-            raise ValueError("a stream input needs spooling when the input is read twice")
         if stream is None and not input_path.exists():
             raise InputError("no such file", name)
         if to_stdout:
@@ -132,6 +150,8 @@ class PipelineExecutor:
             output_path = Path(output_path)
             if stream is None:
                 check_paths(input_path, output_path, force)
+            elif _same_file(stream.fileno(), output_path):
+                raise SameFileError("OUTPUT is the file on standard input (never overwritten)", str(output_path))
             elif output_path.exists() and not force:
                 raise OutputExistsError("OUTPUT exists (use --force to replace it)", str(output_path))
             if not output_path.parent.is_dir():
@@ -153,6 +173,9 @@ class PipelineExecutor:
         passes = plan_passes(self.stages)
         if len(passes) > 2:
             raise ValueError("at most one stage may need a pre-pass")
+        if stream is not None and len(passes) == 2:
+            self._run_stream(stream, out, result, passes)
+            return
         pipelined = (len(passes) == 2 and stream is None and (os.cpu_count() or 1) > 1
                      and not os.environ.get(SERIAL_ENV) and hasattr(passes[0][1], "attach_pipe"))
         reads = 1 if pipelined else len(passes)  # reads of the input this process makes
@@ -194,13 +217,7 @@ class PipelineExecutor:
                         observer.end_prepass()
                     self._done += self._total // reads
                     if last:
-                        result.packets_in = reader.packets
-                        result.metadata_dropped = reader.metadata_dropped
-                        if reader.truncated:
-                            result.truncated = True
-                            result.warnings.append(
-                                "capture ends in a truncated record; all complete records were processed"
-                            )
+                        self._count_input(reader, result)
                 finally:
                     if stream is None:
                         f.close()
@@ -265,6 +282,96 @@ class PipelineExecutor:
         observer.attach_pipe(read_fd=rfd)
         return pid
 
+    def _run_stream(self, stream: StreamInput, out, result: FileResult, passes: list) -> None:
+        """A once-only input with a pre-pass: the process that reads it runs the pre-pass.
+
+        A forked helper reads ``stream``, runs the pre-pass and forwards every
+        byte it read and its decisions through two pipes; this process runs the
+        final pass on the forwarded capture (``StreamFeed``). Nothing reaches
+        scratch; memory is bounded by what the tracker holds back.
+        """
+        (pre_procs, observer), (procs, _none) = passes
+        raw_r, raw_w = os.pipe()
+        dec_r, dec_w = os.pipe()
+        grow_pipe(raw_w)
+        grow_pipe(dec_w)
+        parent = os.getpid()
+        saved = block_signals()
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+            for fd in (raw_r, raw_w, dec_r, dec_w):
+                os.close(fd)
+            raise
+        if pid == 0:
+            code = 0
+            try:
+                become_helper(saved)
+                os.close(raw_r)
+                os.close(dec_r)
+                die_with_parent(parent)
+                self._stream_prepass(StreamInput(stream.fileno(), self._name, tee_fd=raw_w), dec_w,
+                                     pre_procs, observer)
+            except BaseException as exc:  # noqa: BLE001 - reported through the pipe, then exit
+                code = getattr(exc, "exit_code", 1)
+                try:
+                    observer.send_failure(exc)
+                except BaseException:  # noqa: BLE001 - the parent sees the pipe end instead
+                    pass
+            finally:
+                os._exit(code)
+        try:
+            os.close(raw_w)
+            os.close(dec_w)
+            self.manager.register_child(pid, helper=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+        stream.close()  # the helper reads it; this process never does
+        feed = StreamFeed(raw_r, dec_r, self._name)
+        child: int | None = pid
+        attached = False
+        try:
+            reader = open_reader(feed, self._name)
+            result.format = reader.format
+            ctx = FileContext(self._name, reader.format, self.manager)
+            for stage in self.stages:
+                stage.start(ctx)
+            observer.attach_pipe(read_fd=dec_r)
+            attached = True
+            result.packets_out = self._pass(reader, procs, out, (observer, pre_procs))
+            self._count_input(reader, result)
+            for stage in self.stages:
+                result.add(stage.finish())
+            self._reap(pid, stop=False)
+            child = None
+        finally:
+            if child is not None:
+                self._reap(child, stop=True)
+            feed.close()
+            if not attached:
+                os.close(dec_r)
+
+    def _stream_prepass(self, src: StreamInput, dec_w: int, procs: list[Stage], observer: Stage) -> None:
+        """In the helper: read the stream once, forward it, and run the pre-pass over it."""
+        self._progress = None
+        reader = open_reader(src, self._name)
+        ctx = FileContext(self._name, reader.format, self.manager)
+        for stage in self.stages:
+            stage.start(ctx)
+        observer.attach_pipe(write_fd=dec_w)
+        src.on_stall = lambda: _flush_decisions(observer)
+        self._prepass(reader, procs, observer)
+        observer.end_prepass()
+
+    @staticmethod
+    def _count_input(reader: Reader, result: FileResult) -> None:
+        result.packets_in = reader.packets
+        result.metadata_dropped = reader.metadata_dropped
+        if reader.truncated:
+            result.truncated = True
+            result.warnings.append("capture ends in a truncated record; all complete records were processed")
+
     def _reap(self, pid: int, stop: bool) -> None:
         """Wait for the pre-pass child; ``stop`` kills it first (the final pass failed)."""
         try:
@@ -303,6 +410,14 @@ class PipelineExecutor:
         pause = float(os.environ.get(PAUSE_ENV) or 0)
         try:
             writer = make_writer(f, reader)
+            source = reader.cb.f
+            if isinstance(source, StreamInput | StreamFeed):
+                # A live stream: what is held goes out whenever the input has nothing ready.
+                def stall() -> None:
+                    writer.flush()
+                    f.flush()
+
+                source.on_stall = stall
             observer, droppers = replay if replay is not None else (None, [])
             procs = [s for s in procs if s not in droppers]
 
