@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from pktmask.core.process import HANDLED_SIGNALS
 from pktmask.core.run_root import OwnedRoot, random_token
@@ -50,7 +51,7 @@ class TempFileManager:
         self._dirs: set[Path] = set()
         self.keep = False
         self._owner_pid = os.getpid()
-        self._saved_handlers: dict[int, object] = {}
+        self._saved_handlers: dict[int, Any] = {}
         self._atexit_registered = False
         self._children: dict[int, bool] = {}  # pid -> helper (owns nothing: SIGKILL, no grace)
 
@@ -183,8 +184,10 @@ class TempFileManager:
 
     def _record_external(self, path: Path) -> None:
         self.run_root  # noqa: B018 - the record lives in the root
+        root = self._root
+        assert root is not None  # run_root made it
         try:
-            self._root.add_external(path)
+            root.add_external(path)
         except OSError as exc:
             log.warning("could not record scratch path %s: %s", path, exc)
 

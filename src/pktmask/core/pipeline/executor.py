@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO, Protocol, cast
 
 from pktmask.capture.formats import Reader, make_writer, open_reader
 from pktmask.config import MaskConfig
@@ -72,6 +73,18 @@ def check_paths(input_path: Path, output_path: Path, force: bool) -> None:
         raise OutputExistsError("OUTPUT is a directory (give a file name)", str(output_path))
     if not force:
         raise OutputExistsError("OUTPUT exists (use --force to replace it)", str(output_path))
+
+
+class _Piped(Protocol):
+    """A pre-pass observer that exchanges its decisions through a pipe (MaskingStage)."""
+
+    def attach_pipe(self, read_fd: int = -1, write_fd: int = -1) -> None: ...
+
+    def send_failure(self, exc: BaseException) -> None: ...
+
+
+def _piped(observer: Stage) -> _Piped:
+    return cast(_Piped, observer)
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -144,6 +157,7 @@ class PipelineExecutor:
         result = FileResult(input=name, output="-" if to_stdout else str(output_path))
         if stream is None and not input_path.exists():
             raise InputError("no such file", name)
+        out: AtomicOutput | StdoutOutput
         if to_stdout:
             out = StdoutOutput()
         else:
@@ -194,7 +208,7 @@ class PipelineExecutor:
                 last = index == len(passes) - 1
                 if child is not None and not last:
                     continue  # that pre-pass runs in the child
-                f = stream if stream is not None else self._open(input_path)
+                f = cast(BinaryIO, stream) if stream is not None else self._open(input_path)
                 try:
                     reader = open_reader(f, self._name)
                     if index == 0:
@@ -203,6 +217,7 @@ class PipelineExecutor:
                             stage.start(ctx)
                         result.format = reader.format
                         if pipelined:
+                            assert observer is not None  # a pre-pass has its observer
                             child = self._fork_prepass(input_path, procs, observer)
                             if not last:
                                 continue
@@ -213,6 +228,7 @@ class PipelineExecutor:
                     if last:
                         result.packets_out = self._pass(reader, procs, out, replay)
                     else:
+                        assert observer is not None
                         self._prepass(reader, procs, observer)
                         observer.end_prepass()
                     self._done += self._total // reads
@@ -261,7 +277,7 @@ class PipelineExecutor:
                 become_helper(saved)
                 os.close(rfd)
                 die_with_parent(parent)
-                observer.attach_pipe(write_fd=wfd)
+                _piped(observer).attach_pipe(write_fd=wfd)
                 self._progress = None
                 with self._open(input_path) as f:
                     self._prepass(open_reader(f, self._name), procs, observer)
@@ -269,7 +285,7 @@ class PipelineExecutor:
             except BaseException as exc:  # noqa: BLE001 - reported through the pipe, then exit
                 code = getattr(exc, "exit_code", 1)
                 try:
-                    observer.send_failure(exc)
+                    _piped(observer).send_failure(exc)
                 except BaseException:  # noqa: BLE001 - the parent sees the pipe end instead
                     pass
             finally:
@@ -279,7 +295,7 @@ class PipelineExecutor:
             self.manager.register_child(pid, helper=True)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, saved)
-        observer.attach_pipe(read_fd=rfd)
+        _piped(observer).attach_pipe(read_fd=rfd)
         return pid
 
     def _run_stream(self, stream: StreamInput, out, result: FileResult, passes: list) -> None:
@@ -316,7 +332,7 @@ class PipelineExecutor:
             except BaseException as exc:  # noqa: BLE001 - reported through the pipe, then exit
                 code = getattr(exc, "exit_code", 1)
                 try:
-                    observer.send_failure(exc)
+                    _piped(observer).send_failure(exc)
                 except BaseException:  # noqa: BLE001 - the parent sees the pipe end instead
                     pass
             finally:
@@ -332,12 +348,12 @@ class PipelineExecutor:
         child: int | None = pid
         attached = False
         try:
-            reader = open_reader(feed, self._name)
+            reader = open_reader(cast(BinaryIO, feed), self._name)
             result.format = reader.format
             ctx = FileContext(self._name, reader.format, self.manager)
             for stage in self.stages:
                 stage.start(ctx)
-            observer.attach_pipe(read_fd=dec_r)
+            _piped(observer).attach_pipe(read_fd=dec_r)
             attached = True
             result.packets_out = self._pass(reader, procs, out, (observer, pre_procs))
             self._count_input(reader, result)
@@ -355,11 +371,11 @@ class PipelineExecutor:
     def _stream_prepass(self, src: StreamInput, dec_w: int, procs: list[Stage], observer: Stage) -> None:
         """In the helper: read the stream once, forward it, and run the pre-pass over it."""
         self._progress = None
-        reader = open_reader(src, self._name)
+        reader = open_reader(cast(BinaryIO, src), self._name)
         ctx = FileContext(self._name, reader.format, self.manager)
         for stage in self.stages:
             stage.start(ctx)
-        observer.attach_pipe(write_fd=dec_w)
+        _piped(observer).attach_pipe(write_fd=dec_w)
         src.on_stall = lambda: _flush_decisions(observer)
         self._prepass(reader, procs, observer)
         observer.end_prepass()
