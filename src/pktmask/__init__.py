@@ -1,7 +1,7 @@
 """pktmask: make packet captures safe to share."""
 
+import _signal  # type: ignore[import-not-found]  # C module: importing signal builds enums (slow)
 import os as _os
-import signal as _signal
 import sys as _sys
 
 __version__ = "0.1.0"
