@@ -76,6 +76,10 @@ def one_run(name: str, args: list[str], stdin: bool, capture: Path, work: Path, 
         outcome = "finished"
     elif proc.returncode == -sig:
         outcome = "ok"
+    elif proc.returncode == 1 and "Fatal Python error: init_" in err and not left and not hidden:
+        # SIGINT while the interpreter itself starts (before pktmask's first line): Python's
+        # own fatal error. Counted apart, reported, not pktmask's to fix.
+        return "python-init", f"{sig.name} at interpreter start-up"
     else:
         outcome = "FAIL"
         problems.append(f"exit {proc.returncode} (expected {-sig})")
@@ -114,7 +118,7 @@ def main() -> int:
         key.write_bytes(KEY)
         key.chmod(0o600)
         sets = option_sets(capture, tree)
-        counts = {"ok": 0, "finished": 0, "FAIL": 0}
+        counts = {"ok": 0, "finished": 0, "python-init": 0, "FAIL": 0}
         worst = 0.0
         print(f"soak: {opts.runs} runs, seed {seed}, {opts.packets} packets, delays 0-{opts.max_delay:g} s, "
               f"option sets {', '.join(sets)}")
@@ -133,7 +137,9 @@ def main() -> int:
                 print(f"  run {i}: {name} {sig.name} at {delay:.3f}s: FAIL: {detail}")
             shutil.rmtree(work, ignore_errors=True)
         print(f"soak: {counts['ok']} ended by their signal (slowest {worst:.2f} s after it), "
-              f"{counts['finished']} finished before it, {counts['FAIL']} failed")
+              f"{counts['finished']} finished before it, {counts['python-init']} SIGINT during the "
+              f"interpreter's own start-up (Python's fatal error, exit 1, nothing left), "
+              f"{counts['FAIL']} failed")
         return 1 if counts["FAIL"] else 0
     finally:
         busy.kill()
