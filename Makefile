@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 BENCH_DIR ?= $(HOME)/.cache/pktmask-bench
 
-.PHONY: install system-deps demo test test-fast lint bench mutants clean
+.PHONY: install system-deps demo test test-fast lint typecheck bench soak mutants clean
 
 install: $(STAMP)
 
@@ -37,9 +37,10 @@ demo: install
 	$(BIN)/pktmask mask samples/sample.pcap demo/sample-masked.pcap --force --dedup
 	@echo "sanitized capture: demo/sample-masked.pcap"
 
-# The suite runs twice: against the installed build, which must be the compiled one,
-# and against the same source run as plain Python (the fallback without a compiler).
-test: install system-deps
+# Lint and the type check first; then the suite runs twice: against the installed build,
+# which must be the compiled one, and against the same source run as plain Python (the
+# fallback without a compiler).
+test: install system-deps lint typecheck
 	PKTMASK_EXPECT_BUILD=compiled $(BIN)/python -m pytest -q
 	PKTMASK_EXPECT_BUILD=pure PYTHONPATH=$(CURDIR)/src $(BIN)/python -m pytest -q
 
@@ -51,8 +52,19 @@ mutants: install system-deps
 lint: install
 	$(BIN)/ruff check src tests scripts setup.py
 
+# All of src/, not only the compiled modules (mypy is pinned in the test extras).
+typecheck: install
+	$(BIN)/mypy --check-untyped-defs src/
+
 bench: install system-deps
 	$(BIN)/python scripts/bench.py --cache $(BENCH_DIR)
+
+# bench's companion: random SIGINT/TERM/HUP at random moments (start-up included) over the
+# option sets and --jobs, a busy CPU beside; every run must end by its signal within 2 s
+# and leave nothing behind. SOAK_RUNS=N for more or fewer runs.
+SOAK_RUNS ?= 120
+soak: install
+	$(BIN)/python scripts/signal_soak.py --runs $(SOAK_RUNS) --cache $(BENCH_DIR)
 
 clean:
 	rm -rf $(VENV) demo build dist .pytest_cache .ruff_cache .mypy_cache src/*.egg-info

@@ -7,13 +7,23 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import sys
 from pathlib import Path
 
 import click
 
 from pktmask import __version__, build
-from pktmask.errors import EXIT_FAILURE, EXIT_OK, PktmaskError, UsageError
+from pktmask.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    InputError,
+    KeyFileError,
+    OutputError,
+    PktmaskError,
+    UsageError,
+)
 
 log = logging.getLogger("pktmask")
 
@@ -33,8 +43,17 @@ Exit status: 0 all done, 1 an input failed, 2 usage error, 128+N killed by signa
 
 
 def setup_logging(verbose: int, quiet: bool, debug: bool) -> None:
-    """Send logs to stderr at the level asked for (flags win over PKTMASK_LOG_LEVEL)."""
-    level = LEVELS.get(os.environ.get("PKTMASK_LOG_LEVEL", "").upper(), logging.WARNING)
+    """Send logs to stderr at the level asked for (flags win over PKTMASK_LOG_LEVEL).
+
+    A PKTMASK_LOG_LEVEL that names no level is reported (unless -q) and ignored.
+    """
+    from pktmask.core import stdio
+
+    wanted = os.environ.get("PKTMASK_LOG_LEVEL", "").strip()
+    level = LEVELS.get(wanted.upper(), logging.WARNING)
+    if wanted and wanted.upper() not in LEVELS and not quiet:
+        stdio.err(f"pktmask: warning: PKTMASK_LOG_LEVEL={wanted!r} is not one of "
+                  f"{', '.join(LEVELS)}; using WARNING")
     if quiet:
         level = logging.ERROR
     elif debug or verbose >= 2:
@@ -47,37 +66,74 @@ def setup_logging(verbose: int, quiet: bool, debug: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    logging.raiseExceptions = False  # a closed or broken stderr must not abort a run
 
 
 def fail(exc: BaseException, debug: bool) -> int:
     """Print a one-line error (a traceback with --debug); return the exit code."""
+    from pktmask.core.stdio import err
+
     if debug:
         import traceback
 
-        traceback.print_exception(exc, file=sys.stderr)
+        try:
+            traceback.print_exception(exc, file=sys.stderr)
+        except (OSError, ValueError):
+            pass
     if isinstance(exc, PktmaskError):
-        click.echo(f"pktmask: error: {exc}", err=True)
+        err(f"pktmask: error: {exc}")
         return exc.exit_code
     if isinstance(exc, OSError):
         from pktmask.errors import from_oserror
 
-        err = from_oserror(exc)
-        click.echo(f"pktmask: error: {err}", err=True)
-        return err.exit_code
+        error = from_oserror(exc)
+        err(f"pktmask: error: {error}")
+        return error.exit_code
     if isinstance(exc, MemoryError):
-        click.echo("pktmask: error: out of memory", err=True)
+        err("pktmask: error: out of memory")
         return EXIT_FAILURE
-    click.echo(
-        f"pktmask: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-        err=True,
-    )
+    err(f"pktmask: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
     return EXIT_FAILURE
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console entry point: settle signals and standard streams, run the command, exit.
+
+    Click's usage errors keep Click's message and exit 2; with ``--json``
+    they also print the one JSON object, ``ok`` false.
+    """
+    from pktmask.core import stdio
+
+    stdio.settle_signals()
+    stdio.reopen_closed()
+    args = sys.argv[1:] if argv is None else list(argv)
+    code: int = EXIT_OK
+    try:
+        rv = cli.main(args=args, prog_name="pktmask", standalone_mode=False)
+        code = rv if isinstance(rv, int) else EXIT_OK
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else EXIT_FAILURE
+    except click.ClickException as exc:
+        try:
+            exc.show()
+        except (OSError, ValueError):
+            pass
+        code = exc.exit_code
+        if "--json" in args and args and args[0] == "mask":
+            from pktmask.render import print_json
+            from pktmask.report import build_report
+
+            print_json(build_report([], [], None, error=exc.format_message()))
+    except click.exceptions.Abort:
+        code = EXIT_FAILURE
+    stdio.settle_at_exit()
+    sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="pktmask",
                       message=f"%(prog)s %(version)s ({build()})")
-def main() -> None:
+def cli() -> None:
     """pktmask: make packet captures safe to share.
 
     Removes duplicate frames, anonymizes addresses with a keyed
@@ -87,7 +143,7 @@ def main() -> None:
     """
 
 
-@main.command(epilog=MASK_EPILOG)
+@cli.command(epilog=MASK_EPILOG)
 @click.argument("input_path", metavar="INPUT")
 @click.argument("output_path", metavar="OUTPUT")
 @click.option("--anonymize/--no-anonymize", "--anonymize-ips", default=True, show_default=True,
@@ -120,9 +176,12 @@ def main() -> None:
 @click.option("--temp-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), metavar="PATH",
               help="Where scratch roots live (default: $TMPDIR or the system default).")
 @click.option("--keep-temp", is_flag=True, help="Keep the scratch root for debugging; its path is printed.")
-def mask(input_path, output_path, anonymize, mask_payloads, dedup, dedup_window, anonymize_macs,
+@click.option("--key-fd", type=int, hidden=True,
+              help="(Internal: --jobs workers) read the 32-byte key from this inherited pipe.")
+@click.pass_context
+def mask(ctx, input_path, output_path, anonymize, mask_payloads, dedup, dedup_window, anonymize_macs,
          key_file, cryptopan_compat, force, recursive, jobs, as_json, report_path, quiet, verbose, debug,
-         temp_dir, keep_temp):
+         temp_dir, keep_temp, key_fd):
     """Sanitize INPUT into OUTPUT: a capture file (pcap or pcapng, format kept), a directory of
     captures into a directory (names mirrored), or - for stdin/stdout.
 
@@ -131,6 +190,8 @@ def mask(input_path, output_path, anonymize, mask_payloads, dedup, dedup_window,
     """
     setup_logging(verbose, quiet, debug)
     from pktmask.config import MaskConfig
+    from pktmask.core import stdio
+    from pktmask.core.output import check_report_path
     from pktmask.core.runner import MaskOutcome, MaskRequest, run_mask
     from pktmask.core.temp_file_manager import get_temp_file_manager
     from pktmask.render import Renderer
@@ -141,73 +202,129 @@ def mask(input_path, output_path, anonymize, mask_payloads, dedup, dedup_window,
     manager.configure(temp_dir, keep=keep_temp)
     outcome = MaskOutcome()
     code = EXIT_OK
+    error: str | None = None
     kept_root = None
     address_map = None
     with manager:
         try:
             if as_json and output_path == "-":
                 raise UsageError("--json prints the report on stdout: it cannot go with OUTPUT -")
+            if as_json and stdio.is_closed(1):
+                raise UsageError("--json prints the report on stdout, which is closed")
+            if output_path == "-" and stdio.is_closed(1):
+                raise OutputError("OUTPUT is - but standard output is closed", "<stdout>")
+            if input_path == "-" and stdio.is_closed(0):
+                raise InputError("INPUT is - but standard input is closed", "<stdin>")
             if output_path == "-" and sys.stdout.isatty():
                 raise UsageError("refusing to write a capture to a terminal (redirect stdout)")
-            swept = manager.sweep_orphans()
-            if swept:
-                log.info("removed %d orphaned scratch root(s) of dead runs", len(swept))
+            if report_path is not None:
+                check_report_path(report_path, input_path, output_path, force)
+            key = _load_key(key_file, key_fd, anonymize)
             config = MaskConfig(
                 anonymize=anonymize,
                 mask_payloads=mask_payloads,
                 dedup=dedup,
                 dedup_window=dedup_window,
                 anonymize_macs=anonymize_macs,
-                key=_load_key(key_file, anonymize),
+                key=key,
                 cryptopan_compat=cryptopan_compat,
                 force=force,
             )
+            for warning in _config_warnings(ctx, config, key_file):
+                renderer.warn(warning)
             address_map = config.address_map
             manager.run_root  # noqa: B018 - every mask run owns a root from the start
+            swept = manager.sweep_orphans()
+            if swept:
+                log.info("removed %d orphaned scratch root(s) of dead runs", len(swept))
             request = MaskRequest(input_path, output_path, config, recursive, jobs, verbose)
             try:
                 with renderer.progress() as hooks:
                     outcome = run_mask(request, manager, hooks)
             except PktmaskError as exc:
-                outcome.results.append(FileResult(input=input_path, output=None, error=str(exc)))
+                if not outcome.results:
+                    outcome.results.append(FileResult(input=input_path, output=None, error=str(exc)))
                 raise
             failed = [r for r in outcome.results if not r.ok]
             if failed:
                 for r in failed:
-                    click.echo(f"pktmask: error: {r.error}", err=True)
+                    stdio.err(f"pktmask: error: {r.error}")
                 code = EXIT_FAILURE
         except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
             code = fail(exc, debug)
+            error = str(exc)
+        report = build_report(outcome.results, outcome.skipped, address_map, error=error)
+        if report_path is not None and code != EXIT_USAGE:
+            report_code = _write_report(report_path, report, manager, force, debug)
+            if report_code:
+                code = report_code
+                report["error"] = report["error"] or f"{report_path}: the report could not be written"
+        report["ok"] = code == EXIT_OK
         if keep_temp and manager.has_root:
             kept_root = manager.run_root
     if kept_root is not None:
-        click.echo(f"pktmask: scratch kept in {kept_root}", err=True)
-    report = build_report(outcome.results, outcome.skipped, address_map)
-    if report_path is not None and (outcome.results or outcome.skipped):
-        code = _write_report(report_path, report, debug) or code
-    renderer.summary(report)
+        stdio.err(f"pktmask: scratch kept in {kept_root}")
+    if not renderer.summary(report) and code == EXIT_OK:
+        code = EXIT_FAILURE  # the JSON report asked for could not be printed
     sys.exit(code)
 
 
-def _load_key(key_file: Path | None, needed: bool) -> bytes | None:
-    from pktmask.anon.keys import load_key, random_key
+def _load_key(key_file: Path | None, key_fd: int | None, needed: bool) -> bytes | None:
+    from pktmask.anon.keys import KEY_SIZE, load_key, random_key
 
+    if key_fd is not None:
+        # A --jobs worker: the parent wrote the key into a pipe (never a file, argv or env).
+        chunks = []
+        try:
+            while chunk := os.read(key_fd, 64):
+                chunks.append(chunk)
+            os.close(key_fd)
+        except OSError as exc:
+            raise KeyFileError(f"cannot read the key pipe: {exc.strerror}", f"fd {key_fd}") from exc
+        key = b"".join(chunks)
+        if len(key) != KEY_SIZE:
+            raise KeyFileError(f"the key pipe must carry {KEY_SIZE} bytes", f"fd {key_fd}")
+        return key
     if key_file is not None:
         return load_key(str(key_file))
     return random_key() if needed else None
 
 
-def _write_report(path: Path, report: dict, debug: bool) -> int:
+def _config_warnings(ctx: click.Context, config, key_file: Path | None) -> list[str]:
+    """What the user may not expect of these options (stderr warnings, never fatal)."""
+    from click.core import ParameterSource
+
+    warnings = []
+    explicit = ctx.get_parameter_source("anonymize_macs") == ParameterSource.COMMANDLINE
+    if explicit and config.anonymize_macs and not config.anonymize:
+        warnings.append("--anonymize-macs does nothing with --no-anonymize: MAC addresses stay in clear")
+    if not config.anonymize and not config.mask_payloads:
+        warnings.append("--no-anonymize and --no-mask-payloads: nothing is sanitized, OUTPUT keeps "
+                        "every address and payload of INPUT")
+    if key_file is not None and config.key is not None:
+        try:
+            mode = os.stat(key_file).st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISREG(mode) and mode & 0o044:
+            warnings.append(f"key file {key_file} is readable by other users (chmod 600 it)")
+        if len(set(config.key)) == 1:
+            warnings.append(f"key file {key_file} has no entropy (all {len(config.key)} bytes are equal): "
+                            "anyone can guess it and reverse the pseudonyms")
+    return warnings
+
+
+def _write_report(path: Path, report: dict, manager, force: bool, debug: bool) -> int:
     from pktmask.render import write_report
 
     try:
-        write_report(path, report)
+        write_report(path, report, manager, force)
     except PktmaskError as exc:
         return fail(exc, debug)
     return EXIT_OK
 
 
-@main.command(epilog="""\b
+@cli.command(epilog="""\b
 Examples:
   pktmask verify in.pcap out.pcap          exit 0 clean, 1 leaks found
   pktmask verify in.pcap out.pcap --json   the findings as one JSON object
@@ -255,7 +372,7 @@ def verify(original, sanitized, as_json, quiet, verbose, debug, temp_dir):
     sys.exit(code)
 
 
-@main.group()
+@cli.group()
 def temp() -> None:
     """Inspect and clean pktmask scratch roots of this user."""
 
@@ -287,4 +404,6 @@ def temp_clean(temp_dir):
     removed = manager.sweep_orphans(include_kept=True)
     for path in removed:
         click.echo(f"removed {path}")
-    click.echo(f"{len(removed)} orphaned root(s) removed from {manager.temp_dir}", err=True)
+    from pktmask.core.stdio import err
+
+    err(f"{len(removed)} orphaned root(s) removed from {manager.temp_dir}")

@@ -57,6 +57,10 @@ class OutputError(PktmaskError):
     """The output cannot be written (missing directory, permissions, I/O error)."""
 
 
+class TempDirError(PktmaskError):
+    """The temp dir (``$TMPDIR`` or ``--temp-dir``) cannot hold a run root: exit 1, naming it."""
+
+
 class DiskFullError(OutputError):
     """A write failed with ENOSPC or EFBIG: the disk (or file size limit) is full."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -20,19 +21,54 @@ _COLUMNS = ("packets_in", "packets_out", "duplicates_removed", "addresses_anonym
             "payload_bytes_zeroed", "tls_records_masked", "http_messages_masked", "dns_messages_kept")
 
 
-def _stderr_console():
+def _stderr_console(file=None):
+    """A rich console for stderr, or rendering into ``file`` for stderr (same width rules)."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+    # On a terminal rich follows its width; elsewhere COLUMNS if set, else wide enough.
+    width = None
+    if not sys.stderr.isatty():
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() and int(columns) > 0 else 160
+    elif file is not None:
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
+    if file is not None:
+        return Console(file=file, highlight=False, markup=False, width=width,
+                       force_terminal=sys.stderr.isatty())
+    return Console(stderr=True, highlight=False, markup=False, width=width)
+
+
+def print_json(report: dict) -> bool:
+    """Print one JSON object on stdout; returns False when stdout cannot take it (one line on stderr)."""
+    from pktmask.core.stdio import err
+
+    try:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        err(f"pktmask: error: cannot print the JSON report on stdout: {reason}")
+        return False
+    return True
 
 
 class Renderer:
-    """Renders a run's outcome: JSON on stdout with --json, else a short summary on stderr."""
+    """Renders a run's outcome: JSON on stdout with --json, else a short summary on stderr.
+
+    Warnings go to stderr unless ``quiet`` (then only errors are shown).
+    """
 
     def __init__(self, quiet: bool = False, verbose: int = 0, as_json: bool = False):
         self.quiet = quiet
         self.verbose = verbose
         self.as_json = as_json
+
+    def warn(self, message: str) -> None:
+        """One warning line on stderr (not with -q)."""
+        from pktmask.core.stdio import err
+
+        if not self.quiet:
+            err(f"pktmask: warning: {message}")
 
     @contextlib.contextmanager
     def progress(self):
@@ -48,41 +84,56 @@ class Renderer:
             TimeRemainingColumn,
         )
 
-        bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+        bars = Progress(TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
                         TimeRemainingColumn(), console=_stderr_console(), transient=True)
         with bars:
             yield _RichHooks(bars, self.verbose)
 
-    def summary(self, report: dict) -> None:
-        """Print the report: one JSON object on stdout, or warnings and a table on stderr."""
-        if self.as_json:
-            sys.stdout.write(json.dumps(report, indent=2) + "\n")
-            sys.stdout.flush()
+    def summary(self, report: dict) -> bool:
+        """Print the report: one JSON object on stdout, or warnings and a table on stderr.
+
+        Returns False when the JSON report could not be printed.
+        """
+        printed = print_json(report) if self.as_json else True
         for f in report["files"]:
             for w in f["warnings"]:
-                sys.stderr.write(f"pktmask: warning: {f['input']}: {w}\n")
+                self.warn(f"{f['input']}: {w}")
         if self.quiet or self.as_json or not any(f["ok"] for f in report["files"]):
-            return
+            return printed
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-        table.add_column("file")
-        for col in ("packets in", "out", "dupes", "addresses", "names", "bytes zeroed", "TLS rec", "HTTP msg",
-                    "DNS msg", "seconds"):
-            table.add_column(col, justify="right")
         rows = report["files"] if len(report["files"]) <= MAX_ROWS else []
-        for f in rows:
-            if not f["ok"]:
-                table.add_row(os.path.basename(f["input"]), "failed", *[""] * len(_COLUMNS))
-                continue
-            table.add_row(os.path.basename(f["input"]), *(str(f[k]) for k in _COLUMNS), f"{f['seconds']:.2f}")
+        cells = [[str(f[k]) for k in _COLUMNS] + [f"{f['seconds']:.2f}"] for f in rows if f["ok"]]
+        t = report["totals"]
         if len(report["files"]) > 1:
-            t = report["totals"]
+            cells.append([str(t[k]) for k in _COLUMNS] + [f"{t['seconds']:.2f}"])
+        names = [len(os.path.basename(f["input"])) for f in rows]
+        table.add_column("file", overflow="fold", min_width=min(max(names, default=4), 24))
+        for i, col in enumerate(("packets in", "out", "dupes", "addresses", "names", "bytes zeroed", "TLS rec",
+                                 "HTTP msg", "DNS msg", "seconds")):
+            # Numbers are never cut: a column is at least as wide as its longest number.
+            widest = max((len(c[i]) for c in cells), default=1)
+            table.add_column(col, justify="right", overflow="fold", min_width=widest)
+        for f in rows:
+            name = Text(os.path.basename(f["input"]))  # a file name is never markup
+            if not f["ok"]:
+                table.add_row(name, "failed", *[""] * len(_COLUMNS))
+                continue
+            table.add_row(name, *(str(f[k]) for k in _COLUMNS), f"{f['seconds']:.2f}")
+        if len(report["files"]) > 1:
             table.add_row(f"total: {t['files']} files, {t['files_failed']} failed",
                           *(str(t[k]) for k in _COLUMNS), f"{t['seconds']:.2f}", style="bold")
         if report.get("skipped"):
             table.caption = f"{len(report['skipped'])} file(s) skipped: not captures"
-        _stderr_console().print(table)
+        # Rendered to a string, then written: rich itself ends the process on a broken pipe.
+        text = io.StringIO()
+        _stderr_console(text).print(table, crop=False)
+        from pktmask.core.stdio import err
+
+        err(text.getvalue())
+        return printed
 
 
 class _LogHooks(Hooks):
@@ -128,26 +179,27 @@ class _RichHooks(_LogHooks):
         super().file_done(result)
         if self.overall is not None:
             self.bars.advance(self.overall)
-def write_report(path: Path, report: dict) -> None:
-    """Write the JSON report to ``path`` atomically (temp sibling, fsync, rename).
+def write_report(path: Path, report: dict, manager, force: bool) -> None:
+    """Write the JSON report to ``path`` like an OUTPUT (see ``core.output.AtomicOutput``).
 
-    Raises OutputError/DiskFullError.
+    An unnamed O_TMPFILE file or a random hidden sibling created with
+    O_EXCL|O_NOFOLLOW (never a predictable name, never through a symlink),
+    fsynced, then linked or renamed into place; without ``force`` an existing
+    file is never replaced. Raises OutputExistsError, OutputError, DiskFullError.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.pktmask-report.tmp")
+    from pktmask.core.output import AtomicOutput
+
+    out = AtomicOutput(Path(path), manager, force)
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        f = out.open()
+        f.write(json.dumps(report, indent=2).encode("utf-8") + b"\n")
+        out.commit()
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        out.abort()
         raise from_oserror(exc, str(path)) from exc
+    except BaseException:
+        out.abort()
+        raise
 
 
 def render_roots(temp_dir: Path, roots: list, as_json: bool) -> None:

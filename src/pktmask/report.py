@@ -54,11 +54,15 @@ class FileResult:
 
 
 def build_report(results: list[FileResult], skipped: list[str] | None = None,
-                 address_map: str | None = None) -> dict:
-    """Return the report object for a run: version, ok, address map, files, totals.
+                 address_map: str | None = None, error: str | None = None) -> dict:
+    """Return the report object for a run: version, ok, error, address map, files, totals.
 
     ``address_map`` names the address map used (``hardened`` or
     ``cryptopan-compat``; None without anonymization), never its key.
+    ``error`` is the failure that stopped the run (a usage error, a single
+    input that failed, no captures in a directory), None when the run went
+    through (files of a batch may still have failed); ``ok`` is true only
+    when there is neither (the CLI makes it match the exit status).
     """
     totals = {key: sum(getattr(r, key) for r in results) for key in COUNTERS}
     totals["files"] = len(results)
@@ -72,7 +76,8 @@ def build_report(results: list[FileResult], skipped: list[str] | None = None,
     return {
         "schema_version": SCHEMA_VERSION,
         "version": __version__,
-        "ok": all(r.ok for r in results),
+        "ok": error is None and all(r.ok for r in results),
+        "error": error,
         "address_map": address_map,
         "files": files,
         "skipped": list(skipped or []),

@@ -99,6 +99,13 @@ class PcapReader:
                 if end > size:
                     cb.off = off
                     if not cb.fill(16 + incl):
+                        if self.snaplen and incl > self.snaplen:
+                            # Not a last record cut short: a header that lies (README "Exit codes").
+                            raise InputError(
+                                f"corrupt record {count + 1} at offset {cb.position()}: claims {incl} "
+                                f"captured bytes, more than the snap length {self.snaplen} and the file holds",
+                                self.name,
+                            )
                         self.truncated = True
                         return
                     buf, off = cb.buf, cb.off
@@ -147,8 +154,12 @@ class PcapWriter:
             self.f.write(b"".join(parts))
             parts.clear()
 
-    def close(self) -> None:
-        """Write what is batched (the caller flushes and syncs the file)."""
+    def flush(self) -> None:
+        """Write what is batched now (a live stream's input is waiting)."""
         if self._parts:
             self.f.write(b"".join(self._parts))
             self._parts.clear()
+
+    def close(self) -> None:
+        """Write what is batched (the caller flushes and syncs the file)."""
+        self.flush()

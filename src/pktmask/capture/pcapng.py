@@ -118,7 +118,11 @@ class PcapngReader:
 
     def _read_shb(self) -> None:
         cb = self.cb
+        first = self.section is None
         if not cb.fill(12):
+            if first:  # no capture at all: not a truncated last record (README "Exit codes")
+                raise InputError("truncated pcapng section header (the file ends inside its first block)",
+                                 self.name)
             self.truncated = True
             return
         magic = cb.buf[cb.off + 8 : cb.off + 12]
@@ -132,6 +136,9 @@ class PcapngReader:
         if length < 28 or length % 4 or length > MAX_BLOCK:
             raise self._corrupt(f"section header length {length}")
         if not cb.fill(length):
+            if first:
+                raise InputError("truncated pcapng section header (the file ends inside its first block)",
+                                 self.name)
             self.truncated = True
             return
         body = cb.buf[cb.off : cb.off + length]
@@ -319,6 +326,12 @@ class PcapngWriter:
         if len(parts) >= 1024:
             self.f.write(b"".join(parts))
             parts.clear()
+
+    def flush(self) -> None:
+        """Write the blocks batched so far (a live stream's input is waiting)."""
+        if self._parts:
+            self.f.write(b"".join(self._parts))
+            self._parts.clear()
 
     def close(self) -> None:
         """Emit sections and interfaces that no packet referenced (e.g. an empty capture)."""

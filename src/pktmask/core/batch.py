@@ -22,34 +22,50 @@ from pktmask.capture.formats import sniff_format
 from pktmask.core.pipeline.executor import SERIAL_ENV
 from pktmask.core.process import die_with_parent
 from pktmask.core.run_root import PARTIAL_RE
-from pktmask.core.temp_file_manager import TempFileManager
-from pktmask.errors import OutputError, OutputExistsError, PktmaskError, SameFileError, UsageError
+from pktmask.core.temp_file_manager import HANDLED_SIGNALS, TempFileManager
+from pktmask.errors import (
+    InputError,
+    OutputError,
+    OutputExistsError,
+    PktmaskError,
+    SameFileError,
+    UsageError,
+)
 from pktmask.report import FileResult
 
 log = logging.getLogger(__name__)
 
 
+# A file with one of these names is meant to be a capture: if it is not one, or cannot
+# be read, the batch fails for it (README "Exit codes"); other non-captures are skipped.
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
+
+
 @dataclass
 class BatchPlan:
-    """The captures of a directory run (input, output) and the files skipped."""
+    """The captures of a directory run (input, output), the files skipped, and what failed already.
+
+    ``failures`` holds (path, reason) for unreadable files and directories and
+    for files named like captures that are not captures.
+    """
 
     jobs: list[tuple[Path, Path]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _is_capture(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return sniff_format(f.read(4)) is not None
-    except OSError:
-        return False
+def _sniff(path: Path) -> str | None:
+    """The capture format of ``path``; None if not a capture. Raises OSError if unreadable."""
+    with open(path, "rb") as f:
+        return sniff_format(f.read(4))
 
 
 def plan_directory(in_dir: Path, out_dir: Path, recursive: bool) -> BatchPlan:
     """List the captures under ``in_dir`` (by magic bytes) and their mirrored outputs.
 
-    Raises UsageError if OUT_DIR is IN_DIR. Subdirectories are entered only
-    with ``recursive``; OUT_DIR is never entered, symlinked directories never.
+    Raises UsageError if OUT_DIR is IN_DIR, InputError if IN_DIR cannot be
+    read or holds no capture at all. Subdirectories are entered only with
+    ``recursive``; OUT_DIR is never entered, symlinked directories never.
     """
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     in_real, out_real = in_dir.resolve(), out_dir.resolve()
@@ -57,19 +73,40 @@ def plan_directory(in_dir: Path, out_dir: Path, recursive: bool) -> BatchPlan:
         raise UsageError("OUTPUT directory is the INPUT directory (outputs would replace inputs)",
                          str(out_dir))
     plan = BatchPlan()
-    for dirpath, dirnames, filenames in os.walk(in_dir):
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename or in_dir)
+        if where == in_dir:
+            raise InputError(f"cannot read directory: {exc.strerror}", str(in_dir)) from exc
+        plan.failures.append((str(where), f"{where}: cannot read directory: {exc.strerror}"))
+
+    for dirpath, dirnames, filenames in os.walk(in_dir, onerror=unreadable):
         here = Path(dirpath)
         rel_dir = here.relative_to(in_dir)
         dirnames[:] = sorted(d for d in dirnames if recursive and (here / d).resolve() != out_real)
         for name in sorted(filenames):
             src = here / name
             rel = rel_dir / name
-            if PARTIAL_RE.match(name) or not src.is_file() or not _is_capture(src):
+            named_capture = name.lower().endswith(CAPTURE_SUFFIXES)
+            if PARTIAL_RE.match(name) or not src.is_file():
                 plan.skipped.append(str(rel))
+                continue
+            try:
+                fmt = _sniff(src)
+            except OSError as exc:
+                plan.failures.append((str(src), f"{src}: cannot read: {exc.strerror}"))
+                continue
+            if fmt is None:
+                if named_capture:
+                    plan.failures.append((str(src), f"{src}: not a pcap or pcapng capture despite its name"))
+                else:
+                    plan.skipped.append(str(rel))
                 continue
             plan.jobs.append((src, out_dir / rel))
         if not recursive:
             break
+    if not plan.jobs and not plan.failures:
+        raise InputError(f"no captures in {in_dir}")
     return plan
 
 
@@ -136,18 +173,30 @@ def _worker_result(src: Path, code: int, out_path: Path, err_path: Path) -> File
     except OSError:
         lines = []
     if code < 0:
-        why = f"worker ended by {signal.Signals(-code).name}"
+        why = f"{src}: worker ended by {signal.Signals(-code).name}"
     else:
-        why = lines[-1].removeprefix("pktmask: error: ") if lines else f"worker exited with {code}"
+        why = lines[-1].removeprefix("pktmask: error: ") if lines else f"{src}: worker exited with {code}"
     return FileResult(input=str(src), output=None, error=why)
 
 
+def _key_pipe(key: bytes) -> int:
+    """A pipe holding ``key`` and then EOF; returns its read end (the key never touches a file)."""
+    rfd, wfd = os.pipe()
+    try:
+        os.write(wfd, key)  # 32 bytes: far below any pipe's capacity, never blocks
+    finally:
+        os.close(wfd)
+    return rfd
+
+
 def run_parallel(plan: BatchPlan, jobs: int, worker_argv: list[str], manager: TempFileManager,
-                 on_file: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+                 on_file: Callable[[FileResult], None] | None = None,
+                 key: bytes | None = None) -> list[FileResult]:
     """Run the jobs in up to ``jobs`` worker processes; results come back in input order.
 
     ``worker_argv`` is the pktmask command line of a worker without INPUT and
-    OUTPUT (it must ask for ``--json``).
+    OUTPUT (it must ask for ``--json``). ``key`` reaches each worker through an
+    inherited pipe (``--key-fd``): never a file, the command line or the environment.
     """
     pending = list(enumerate(plan.jobs))
     pending.reverse()
@@ -156,6 +205,7 @@ def run_parallel(plan: BatchPlan, jobs: int, worker_argv: list[str], manager: Te
     parent = os.getpid()
 
     def setup() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
         die_with_parent(parent)
 
     try:
@@ -164,11 +214,21 @@ def run_parallel(plan: BatchPlan, jobs: int, worker_argv: list[str], manager: Te
                 index, (src, dst) = pending.pop()
                 out_path = manager.create_temp_file(prefix="worker-", suffix=".json")
                 err_path = manager.create_temp_file(prefix="worker-", suffix=".err")
-                with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
-                    proc = subprocess.Popen([*worker_argv, str(src), str(dst)], stdin=subprocess.DEVNULL,
-                                            stdout=out_f, stderr=err_f, preexec_fn=setup,
-                                            env={**os.environ, SERIAL_ENV: "1"})
-                manager.register_child(proc.pid)
+                key_fd = _key_pipe(key) if key is not None else -1
+                argv = [*worker_argv, "--key-fd", str(key_fd)] if key_fd >= 0 else list(worker_argv)
+                # Signals wait until the worker is registered (so they reach it); it unblocks them.
+                signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+                try:
+                    with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
+                        proc = subprocess.Popen([*argv, "--", str(src), str(dst)], stdin=subprocess.DEVNULL,
+                                                stdout=out_f, stderr=err_f, preexec_fn=setup,
+                                                pass_fds=(key_fd,) if key_fd >= 0 else (),
+                                                env={**os.environ, SERIAL_ENV: "1"})
+                    manager.register_child(proc.pid)
+                finally:
+                    if key_fd >= 0:
+                        os.close(key_fd)
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
                 running[proc.pid] = (index, src, proc, out_path, err_path)
             pid, status = os.waitpid(-1, 0)
             if pid not in running:

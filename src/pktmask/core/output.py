@@ -10,13 +10,13 @@ on signals and by the sweep after a kill.
 from __future__ import annotations
 
 import errno
-import io
 import os
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 from pktmask.core.temp_file_manager import TempFileManager
-from pktmask.errors import OutputError, OutputExistsError, from_oserror
+from pktmask.errors import OutputError, OutputExistsError, SameFileError, UsageError, from_oserror
 
 WRITE_BUFFER = 1 << 20
 # Written bytes after which ``checkpoint`` starts their writeback: the disk works while
@@ -56,12 +56,12 @@ class AtomicOutput:
         self.manager = manager
         self.force = force
         self.partial: Path | None = None
-        self.file: io.BufferedWriter | None = None
+        self.file: BinaryIO | None = None
         self._fd = -1
         self._anonymous = False
         self._written_back = 0  # offset up to which writeback was started
 
-    def open(self) -> io.BufferedWriter:
+    def open(self) -> BinaryIO:
         """Create the hidden file and return a buffered binary writer for it.
 
         Raises OutputError (or DiskFullError) when the directory is unusable.
@@ -88,8 +88,9 @@ class AtomicOutput:
                 )
         except OSError as exc:
             raise from_oserror(exc, str(self.target)) from exc
-        self.file = open(self._fd, "wb", buffering=WRITE_BUFFER, closefd=True)
-        return self.file
+        f: BinaryIO = open(self._fd, "wb", buffering=WRITE_BUFFER, closefd=True)  # noqa: SIM115 - closed in _close
+        self.file = f
+        return f
 
     def checkpoint(self) -> None:
         """Start (asynchronous) writeback of what is written so far; cheap, call it often.
@@ -97,6 +98,7 @@ class AtomicOutput:
         POSIX_FADV_DONTNEED makes Linux start writing dirty pages back without
         waiting for them, so ``commit``'s fsync has little left to do.
         """
+        assert self.file is not None, "checkpoint before open"
         pos = self.file.tell() - WRITE_BUFFER  # what surely left our buffer
         start = self._written_back
         if pos - start >= WRITEBACK_STEP:
@@ -113,6 +115,7 @@ class AtomicOutput:
         off, DiskFullError/OutputError on I/O failure.
         """
         f = self.file
+        assert f is not None, "commit before open"
         try:
             f.flush()
             os.fsync(f.fileno())
@@ -140,20 +143,22 @@ class AtomicOutput:
         self.partial = None
 
     def _publish_named(self) -> None:
+        partial = self.partial
+        assert partial is not None, "a named partial exists unless O_TMPFILE was used"
         if self.force:
-            os.replace(self.partial, self.target)
+            os.replace(partial, self.target)
         else:
             try:
-                os.link(self.partial, self.target)  # EEXIST: never clobber
-                os.unlink(self.partial)
+                os.link(partial, self.target)  # EEXIST: never clobber
+                os.unlink(partial)
             except OSError as exc:
                 if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
                     raise
                 # No hard links here: last check, then rename.
                 if os.path.lexists(self.target):
                     raise FileExistsError(errno.EEXIST, "exists", str(self.target)) from exc
-                os.replace(self.partial, self.target)
-        self.manager.unregister_temp_file(self.partial)
+                os.replace(partial, self.target)
+        self.manager.unregister_temp_file(partial)
         self.partial = None
 
     def _close(self) -> None:
@@ -211,3 +216,47 @@ class StdoutOutput:
             self.stream.flush()
         except (OSError, ValueError):
             pass
+
+
+def _same_file(a: os.stat_result | None, b: os.stat_result | None) -> bool:
+    return a is not None and b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _stat(path: str | os.PathLike) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def check_report_path(report: str | os.PathLike, input_path: str, output_path: str, force: bool) -> None:
+    """Refuse a ``--report`` PATH that would destroy something (README "Exit codes", exit 2).
+
+    Refused: PATH is INPUT (also stdin's file, a link or a symlink to it),
+    OUTPUT, inside a directory INPUT's tree, a directory, or exists without
+    ``force``. Raises SameFileError, OutputExistsError or UsageError.
+    """
+    name = os.fspath(report)
+    real = os.path.realpath(name)
+    rst = _stat(name)
+    if name.endswith("/") or (rst is not None and os.path.isdir(name)):
+        raise UsageError("--report names a directory (give a file name)", name)
+    if input_path == "-":
+        try:
+            in_st: os.stat_result | None = os.fstat(0)
+        except OSError:
+            in_st = None
+    else:
+        in_st = _stat(input_path)
+        if in_st is not None and os.path.isdir(input_path):
+            top = os.path.realpath(input_path)
+            if os.path.commonpath([top, real]) == top:
+                raise UsageError("--report is inside the INPUT directory (it would be read as input)", name)
+    if _same_file(rst, in_st):
+        raise SameFileError("--report is the INPUT file (never overwritten)", name)
+    if output_path != "-":
+        out_real = os.path.realpath(output_path)
+        if out_real == real or _same_file(rst, _stat(output_path)):
+            raise SameFileError("--report is the OUTPUT file", name)
+    if os.path.lexists(name) and not force:
+        raise OutputExistsError("--report file exists (use --force to replace it)", name)

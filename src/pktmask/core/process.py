@@ -25,6 +25,27 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def block_signals() -> set:
+    """Hold SIGINT/SIGTERM/SIGHUP (e.g. across a fork); returns the mask to restore."""
+    return signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+
+
+def become_helper(saved_mask: set) -> None:
+    """In a forked helper that owns nothing: die by the default action of any signal.
+
+    The parent's Python-level handlers are dropped (compiled code may never run
+    them, and the helper has nothing to clean up); ignored signals stay ignored.
+    Then the mask saved by ``block_signals`` before the fork is restored.
+    """
+    for sig in HANDLED_SIGNALS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
+
+
 def grow_pipe(fd: int) -> None:
     """Enlarge a pipe's buffer (best effort) so a producer can run well ahead of its consumer."""
     try:

@@ -1,4 +1,4 @@
-"""One `pktmask mask` run: a file, a directory or stdin, into a file, a directory or stdout.
+"""One `pktmask mask` run: a file, a directory, stdin or a FIFO, into a file, a directory or stdout.
 
 The CLI builds a MaskRequest and calls ``run_mask`` inside the entered
 TempFileManager; this module decides the shape of the run and returns every
@@ -8,6 +8,7 @@ file's result. Usage problems raise before anything is written.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +22,12 @@ from pktmask.core.batch import (
     run_sequential,
 )
 from pktmask.core.pipeline.executor import PipelineExecutor
+from pktmask.core.pipeline.stream import StreamInput
 from pktmask.core.temp_file_manager import TempFileManager
-from pktmask.errors import InputError, OutputError, UsageError, from_oserror
+from pktmask.errors import InputError, OutputError, UsageError
 from pktmask.report import FileResult
 
 STDIO = "-"
-SPOOL_CHUNK = 1 << 20
 
 
 @dataclass
@@ -70,24 +71,25 @@ def run_mask(req: MaskRequest, manager: TempFileManager, hooks: Hooks | None = N
         return _run_directory(req, manager, hooks)
     if req.output != STDIO and Path(req.output).is_dir() and req.input == STDIO:
         raise UsageError("OUTPUT is a directory (give a file name)", req.output)
+    if req.output.endswith(os.sep):  # a directory, never a file named like it
+        if Path(req.output).is_dir():
+            raise UsageError("OUTPUT is a directory (give a file name)", req.output)
+        raise OutputError("output directory does not exist", req.output)
     executor = PipelineExecutor.from_config(req.config, manager)
     hooks.start(1)
     outcome = MaskOutcome()
     if req.input == STDIO:
-        if sys.stdin is None or sys.stdin.isatty():
+        if sys.stdin.isatty():
             raise UsageError("INPUT is - but standard input is a terminal; pipe a capture in")
-        if not executor.reads_twice:
-            # One pass: stream straight through, no copy of the input in scratch.
-            result = executor.run_file(Path("<stdin>"), req.output, req.config.force,
-                                       display_name="<stdin>", stream=sys.stdin.buffer)
-        else:
-            spool = _spool_stdin(manager)
-            try:
-                result = executor.run_file(spool, req.output, req.config.force, display_name="<stdin>",
-                                           progress=hooks.file_progress(Path("<stdin>")))
-            finally:
-                spool.unlink(missing_ok=True)
-                manager.unregister_temp_file(spool)
+        # Read once, never spooled: with masking the reading process also runs the pre-pass.
+        result = executor.run_file(Path("<stdin>"), req.output, req.config.force, display_name="<stdin>",
+                                   stream=StreamInput(0, "<stdin>"))
+    elif _once_only(req.input):
+        stream = _open_stream(req.input)
+        try:
+            result = executor.run_file(Path(req.input), req.output, req.config.force, stream=stream)
+        finally:
+            stream.close()
     else:
         result = executor.run_file(req.input, req.output, req.config.force,
                                    progress=hooks.file_progress(Path(req.input)))
@@ -96,25 +98,22 @@ def run_mask(req: MaskRequest, manager: TempFileManager, hooks: Hooks | None = N
     return outcome
 
 
-def _spool_stdin(manager: TempFileManager) -> Path:
-    """Copy standard input into scratch (the masking stage reads its input twice)."""
-    path = manager.create_temp_file(prefix="stdin-", suffix=".cap")
-    src = sys.stdin.buffer
+def _once_only(path: str) -> bool:
+    """True for an INPUT that can be read only once: a FIFO (``<(zcat x.pcap.gz)``), a socket
+    or a character device."""
     try:
-        with open(path, "wb") as f:
-            while True:
-                try:
-                    chunk = src.read(SPOOL_CHUNK)
-                except OSError as exc:
-                    raise InputError(f"cannot read: {exc.strerror}", "<stdin>") from exc
-                if not chunk:
-                    break
-                f.write(chunk)
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # the executor reports it
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
+def _open_stream(path: str) -> StreamInput:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
-        path.unlink(missing_ok=True)
-        manager.unregister_temp_file(path)
-        raise from_oserror(exc, str(path)) from exc
-    return path
+        raise InputError(f"cannot open: {exc.strerror}", path) from exc
+    return StreamInput(fd, path, owned=True)
 
 
 def _run_directory(req: MaskRequest, manager: TempFileManager, hooks: Hooks) -> MaskOutcome:
@@ -129,17 +128,25 @@ def _run_directory(req: MaskRequest, manager: TempFileManager, hooks: Hooks) -> 
     prepare_outputs(plan, req.config.force)
     hooks.start(len(plan.jobs))
     outcome = MaskOutcome(skipped=plan.skipped)
+    early = [FileResult(input=path, output=None, error=why) for path, why in plan.failures]
+    for failure in early:
+        hooks.file_done(failure)
     if req.jobs > 1 and len(plan.jobs) > 1:
-        outcome.results = run_parallel(plan, req.jobs, _worker_argv(req, manager), manager, hooks.file_done)
+        outcome.results = run_parallel(plan, req.jobs, _worker_argv(req, manager), manager, hooks.file_done,
+                                       key=req.config.key)
     else:
         executor = PipelineExecutor.from_config(req.config, manager)
         outcome.results = run_sequential(executor, plan, req.config.force, hooks.file_done,
                                          hooks.file_progress)
+    outcome.results = early + outcome.results
     return outcome
 
 
 def _worker_argv(req: MaskRequest, manager: TempFileManager) -> list[str]:
-    """The command line of a worker: a pktmask process with the run's key and options."""
+    """The command line of a worker: a pktmask process with the run's options.
+
+    The key is not on it: ``run_parallel`` hands it over through a pipe.
+    """
     cfg = req.config
     argv = [sys.executable, "-m", "pktmask", "mask", "-q", "--json", "--temp-dir", str(manager.temp_dir),
             "--anonymize" if cfg.anonymize else "--no-anonymize",
@@ -149,15 +156,6 @@ def _worker_argv(req: MaskRequest, manager: TempFileManager) -> list[str]:
             "--anonymize-macs" if cfg.anonymize_macs else "--keep-macs"]
     if cfg.cryptopan_compat:
         argv.append("--cryptopan-compat")
-    if cfg.key is not None:
-        # One key for the whole run, handed over in a 0600 file inside our 0700 root.
-        key_path = manager.create_temp_file(prefix="key-")
-        fd = os.open(key_path, os.O_WRONLY | os.O_TRUNC)
-        try:
-            os.write(fd, cfg.key)
-        finally:
-            os.close(fd)
-        argv += ["--key-file", str(key_path)]
     if cfg.force:
         argv.append("--force")
     return argv

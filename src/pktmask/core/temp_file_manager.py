@@ -19,14 +19,18 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+from pktmask.core.process import HANDLED_SIGNALS
 from pktmask.core.run_root import OwnedRoot, random_token
 from pktmask.core.run_root import sweep as sweep_roots
+from pktmask.errors import TempDirError
 
 log = logging.getLogger(__name__)
 
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-CHILD_GRACE_SECONDS = 30  # how long workers get to clean up after a signal before SIGKILL
+# How long workers get to clean up after a signal before SIGKILL (their roots are then swept):
+# a run must end soon after its signal, whatever its workers are doing.
+CHILD_GRACE_SECONDS = 1.5
 
 
 class TempFileManager:
@@ -47,9 +51,9 @@ class TempFileManager:
         self._dirs: set[Path] = set()
         self.keep = False
         self._owner_pid = os.getpid()
-        self._saved_handlers: dict[int, object] = {}
+        self._saved_handlers: dict[int, Any] = {}
         self._atexit_registered = False
-        self._children: set[int] = set()
+        self._children: dict[int, bool] = {}  # pid -> helper (owns nothing: SIGKILL, no grace)
 
     # ---- singleton -------------------------------------------------------
     @classmethod
@@ -76,15 +80,44 @@ class TempFileManager:
 
     @property
     def temp_dir(self) -> Path:
-        """The directory holding run roots: configured, else $TMPDIR or the system default."""
-        return self._temp_dir or Path(tempfile.gettempdir())
+        """The directory holding run roots: configured, else $TMPDIR, else the system default.
+
+        A $TMPDIR that is set is used as is: never silently replaced by /tmp.
+        """
+        if self._temp_dir is not None:
+            return self._temp_dir
+        env = os.environ.get("TMPDIR")
+        return Path(env) if env else Path(tempfile.gettempdir())
+
+    def _temp_dir_source(self) -> str:
+        if self._temp_dir is not None:
+            return "--temp-dir"
+        return "TMPDIR" if os.environ.get("TMPDIR") else "the system temp dir"
 
     @property
     def run_root(self) -> Path:
-        """This process's run root, created (mode 0700, locked) on first use."""
+        """This process's run root, created (mode 0700, locked) on first use.
+
+        Raises TempDirError (exit 1, naming the directory) when it cannot be created.
+        """
         with self._lock:
             if self._root is None:
-                self._root = OwnedRoot(self.temp_dir)
+                # Signals wait until the root is ours to clean: a signal between its mkdir
+                # and this assignment would leave it behind.
+                main = threading.current_thread() is threading.main_thread()
+                if main:
+                    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+                try:
+                    self._root = OwnedRoot(self.temp_dir)
+                except OSError as exc:
+                    raise TempDirError(
+                        f"cannot create a scratch root in the temp dir ({self._temp_dir_source()}): "
+                        f"{exc.strerror or exc}",
+                        str(self.temp_dir),
+                    ) from exc
+                finally:
+                    if main:
+                        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 if not self._atexit_registered:
                     atexit.register(self.cleanup_all)
                     self._atexit_registered = True
@@ -151,8 +184,10 @@ class TempFileManager:
 
     def _record_external(self, path: Path) -> None:
         self.run_root  # noqa: B018 - the record lives in the root
+        root = self._root
+        assert root is not None  # run_root made it
         try:
-            self._root.add_external(path)
+            root.add_external(path)
         except OSError as exc:
             log.warning("could not record scratch path %s: %s", path, exc)
 
@@ -216,26 +251,33 @@ class TempFileManager:
         return sweep_roots(self.temp_dir, include_kept=include_kept, exclude=own)
 
     # ---- worker processes ---------------------------------------------------
-    def register_child(self, pid: int) -> None:
-        """A worker process of this run: a signal to us is passed on to it and awaited before cleanup."""
+    def register_child(self, pid: int, helper: bool = False) -> None:
+        """A child process of this run, stopped before cleanup when a signal comes.
+
+        A worker (``helper`` False) owns a run root: the signal is passed on and
+        it gets CHILD_GRACE_SECONDS to clean up. A helper owns nothing (the
+        masking pre-pass): it is killed outright, never waited on to run a
+        Python handler that compiled code may not reach.
+        """
         with self._lock:
-            self._children.add(pid)
+            self._children[pid] = helper
 
     def unregister_child(self, pid: int) -> None:
-        """The worker has been waited for."""
+        """The child has been waited for."""
         with self._lock:
-            self._children.discard(pid)
+            self._children.pop(pid, None)
 
     def _stop_children(self, signum: int) -> None:
-        """Pass ``signum`` on to live workers and wait for them to clean up and die."""
-        children = list(self._children)
-        for pid in children:
+        """Kill helpers, pass ``signum`` on to workers, and wait for all of them to die."""
+        children = dict(self._children)
+        for pid, helper in children.items():
             try:
-                os.kill(pid, signum)
+                os.kill(pid, signal.SIGKILL if helper else signum)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + CHILD_GRACE_SECONDS
-        for pid in children:
+        killed = False
+        for pid, helper in children.items():
             while True:
                 try:
                     done, _status = os.waitpid(pid, os.WNOHANG)
@@ -244,16 +286,27 @@ class TempFileManager:
                 if done:
                     break
                 if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)  # its root is swept by the next run
-                    os.waitpid(pid, 0)
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                    except (ProcessLookupError, ChildProcessError):
+                        pass
+                    killed = killed or not helper
                     break
-                time.sleep(0.02)
+                time.sleep(0.01)
         self._children.clear()
+        if killed:
+            try:
+                self.sweep_orphans()  # the roots of workers killed before they cleaned up
+            except OSError:
+                pass
 
     # ---- run scope and signals -------------------------------------------
     def __enter__(self) -> TempFileManager:
         if threading.current_thread() is threading.main_thread():
             for sig in HANDLED_SIGNALS:
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue  # ignored at start (nohup, background job): it stays ignored
                 self._saved_handlers[sig] = signal.signal(sig, self._on_signal)
         return self
 
@@ -273,7 +326,7 @@ class TempFileManager:
             try:
                 sys.stderr.write(f"pktmask: interrupted by {signal.Signals(signum).name}; cleaned up\n")
                 sys.stderr.flush()
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):
                 pass
         finally:
             signal.signal(signum, signal.SIG_DFL)
@@ -294,7 +347,7 @@ def _after_fork_in_child() -> None:
         # The child keeps the object (code may hold a reference) but owns nothing:
         # cleanup_all() is a no-op there because _owner_pid is the parent's.
         inst._lock = threading.RLock()
-        inst._children = set()
+        inst._children = {}
         if inst._root is not None and inst._root.lock_fd >= 0:
             try:
                 os.close(inst._root.lock_fd)  # the parent's flock stays held

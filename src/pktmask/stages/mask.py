@@ -110,6 +110,11 @@ class MaskingStage(Stage):
         The stage owns and closes the descriptor it is given."""
         self._stream.attach(read_fd, write_fd)
 
+    def flush_decisions(self) -> None:
+        """From the pre-pass process reading a live stream: push the decisions made so far
+        to the masking pass now (the input stalled), so output flows before EOF."""
+        self._stream.flush()
+
     def send_failure(self, exc: BaseException) -> None:
         """From the pre-pass process: tell the masking pass why no more decisions come."""
         self._stream.write_failure(exc)

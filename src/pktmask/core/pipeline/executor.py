@@ -18,13 +18,15 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO, Protocol, cast
 
 from pktmask.capture.formats import Reader, make_writer, open_reader
 from pktmask.config import MaskConfig
 from pktmask.core.output import AtomicOutput, StdoutOutput
 from pktmask.core.pipeline import loop
 from pktmask.core.pipeline.stage import FileContext, Stage
-from pktmask.core.process import die_with_parent, grow_pipe
+from pktmask.core.pipeline.stream import StreamFeed, StreamInput
+from pktmask.core.process import become_helper, block_signals, die_with_parent, grow_pipe
 from pktmask.core.temp_file_manager import TempFileManager, get_temp_file_manager
 from pktmask.errors import (
     InputError,
@@ -73,6 +75,37 @@ def check_paths(input_path: Path, output_path: Path, force: bool) -> None:
         raise OutputExistsError("OUTPUT exists (use --force to replace it)", str(output_path))
 
 
+class _Piped(Protocol):
+    """A pre-pass observer that exchanges its decisions through a pipe (MaskingStage)."""
+
+    def attach_pipe(self, read_fd: int = -1, write_fd: int = -1) -> None: ...
+
+    def send_failure(self, exc: BaseException) -> None: ...
+
+
+def _piped(observer: Stage) -> _Piped:
+    return cast(_Piped, observer)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _flush_decisions(observer: Stage) -> None:
+    """Hand the pre-pass's buffered decisions to the final pass now (a live input is waiting)."""
+    flush = getattr(observer, "flush_decisions", None)
+    if flush is not None:
+        flush()
+        return
+    stream = getattr(observer, "_stream", None)  # MaskingStage's DecisionStream (no public hook yet)
+    if stream is not None:
+        stream.flush()
+
+
 def plan_passes(stages: list[Stage]) -> list[tuple[list[Stage], Stage | None]]:
     """Plan the reads of the input: (stages that process, stage that observes) per pass.
 
@@ -111,8 +144,8 @@ class PipelineExecutor:
         """Sanitize one capture into OUTPUT atomically (``-`` streams to stdout); returns its counters.
 
         ``display_name`` names the input in messages (e.g. ``<stdin>``);
-        ``stream`` is a binary stream read instead of ``input_path`` (only when
-        not ``reads_twice``); ``progress(done, total)`` is called now and then
+        ``stream`` is a ``StreamInput`` read (once) instead of ``input_path``
+        (stdin, a FIFO); ``progress(done, total)`` is called now and then
         with byte counts. Raises PktmaskError subclasses; on any failure a
         file OUTPUT is untouched and no partial file or scratch of this file
         remains.
@@ -122,16 +155,17 @@ class PipelineExecutor:
         started = time.monotonic()
         to_stdout = str(output_path) == "-"
         result = FileResult(input=name, output="-" if to_stdout else str(output_path))
-        if stream is not None and self.reads_twice:
-            raise ValueError("a stream input needs spooling when the input is read twice")
         if stream is None and not input_path.exists():
             raise InputError("no such file", name)
+        out: AtomicOutput | StdoutOutput
         if to_stdout:
             out = StdoutOutput()
         else:
             output_path = Path(output_path)
             if stream is None:
                 check_paths(input_path, output_path, force)
+            elif _same_file(stream.fileno(), output_path):
+                raise SameFileError("OUTPUT is the file on standard input (never overwritten)", str(output_path))
             elif output_path.exists() and not force:
                 raise OutputExistsError("OUTPUT exists (use --force to replace it)", str(output_path))
             if not output_path.parent.is_dir():
@@ -153,6 +187,9 @@ class PipelineExecutor:
         passes = plan_passes(self.stages)
         if len(passes) > 2:
             raise ValueError("at most one stage may need a pre-pass")
+        if stream is not None and len(passes) == 2:
+            self._run_stream(stream, out, result, passes)
+            return
         pipelined = (len(passes) == 2 and stream is None and (os.cpu_count() or 1) > 1
                      and not os.environ.get(SERIAL_ENV) and hasattr(passes[0][1], "attach_pipe"))
         reads = 1 if pipelined else len(passes)  # reads of the input this process makes
@@ -171,7 +208,7 @@ class PipelineExecutor:
                 last = index == len(passes) - 1
                 if child is not None and not last:
                     continue  # that pre-pass runs in the child
-                f = stream if stream is not None else self._open(input_path)
+                f = cast(BinaryIO, stream) if stream is not None else self._open(input_path)
                 try:
                     reader = open_reader(f, self._name)
                     if index == 0:
@@ -180,6 +217,7 @@ class PipelineExecutor:
                             stage.start(ctx)
                         result.format = reader.format
                         if pipelined:
+                            assert observer is not None  # a pre-pass has its observer
                             child = self._fork_prepass(input_path, procs, observer)
                             if not last:
                                 continue
@@ -190,17 +228,12 @@ class PipelineExecutor:
                     if last:
                         result.packets_out = self._pass(reader, procs, out, replay)
                     else:
+                        assert observer is not None
                         self._prepass(reader, procs, observer)
                         observer.end_prepass()
                     self._done += self._total // reads
                     if last:
-                        result.packets_in = reader.packets
-                        result.metadata_dropped = reader.metadata_dropped
-                        if reader.truncated:
-                            result.truncated = True
-                            result.warnings.append(
-                                "capture ends in a truncated record; all complete records were processed"
-                            )
+                        self._count_input(reader, result)
                 finally:
                     if stream is None:
                         f.close()
@@ -225,19 +258,26 @@ class PipelineExecutor:
         With two cores the pre-pass and the final pass then run side by side.
         The child writes nothing but the pipe, dies with us (PR_SET_PDEATHSIG),
         reports a failure through the pipe and always ends with ``os._exit``.
-        Returns the child's pid (registered with the TempFileManager, so our
-        signals reach it).
+        It owns nothing, so any signal kills it at once (default actions; the
+        TempFileManager SIGKILLs it before cleaning up). Returns the child's
+        pid, registered as a helper.
         """
         rfd, wfd = os.pipe()
         grow_pipe(wfd)
         parent = os.getpid()
-        pid = os.fork()
+        saved = block_signals()  # until the child is registered (parent) or on default actions (child)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+            raise
         if pid == 0:
             code = 0
             try:
+                become_helper(saved)
                 os.close(rfd)
                 die_with_parent(parent)
-                observer.attach_pipe(write_fd=wfd)
+                _piped(observer).attach_pipe(write_fd=wfd)
                 self._progress = None
                 with self._open(input_path) as f:
                     self._prepass(open_reader(f, self._name), procs, observer)
@@ -245,15 +285,108 @@ class PipelineExecutor:
             except BaseException as exc:  # noqa: BLE001 - reported through the pipe, then exit
                 code = getattr(exc, "exit_code", 1)
                 try:
-                    observer.send_failure(exc)
+                    _piped(observer).send_failure(exc)
                 except BaseException:  # noqa: BLE001 - the parent sees the pipe end instead
                     pass
             finally:
                 os._exit(code)
-        os.close(wfd)
-        self.manager.register_child(pid)
-        observer.attach_pipe(read_fd=rfd)
+        try:
+            os.close(wfd)
+            self.manager.register_child(pid, helper=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+        _piped(observer).attach_pipe(read_fd=rfd)
         return pid
+
+    def _run_stream(self, stream: StreamInput, out, result: FileResult, passes: list) -> None:
+        """A once-only input with a pre-pass: the process that reads it runs the pre-pass.
+
+        A forked helper reads ``stream``, runs the pre-pass and forwards every
+        byte it read and its decisions through two pipes; this process runs the
+        final pass on the forwarded capture (``StreamFeed``). Nothing reaches
+        scratch; memory is bounded by what the tracker holds back.
+        """
+        (pre_procs, observer), (procs, _none) = passes
+        raw_r, raw_w = os.pipe()
+        dec_r, dec_w = os.pipe()
+        grow_pipe(raw_w)
+        grow_pipe(dec_w)
+        parent = os.getpid()
+        saved = block_signals()
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+            for fd in (raw_r, raw_w, dec_r, dec_w):
+                os.close(fd)
+            raise
+        if pid == 0:
+            code = 0
+            try:
+                become_helper(saved)
+                os.close(raw_r)
+                os.close(dec_r)
+                die_with_parent(parent)
+                self._stream_prepass(StreamInput(stream.fileno(), self._name, tee_fd=raw_w), dec_w,
+                                     pre_procs, observer)
+            except BaseException as exc:  # noqa: BLE001 - reported through the pipe, then exit
+                code = getattr(exc, "exit_code", 1)
+                try:
+                    _piped(observer).send_failure(exc)
+                except BaseException:  # noqa: BLE001 - the parent sees the pipe end instead
+                    pass
+            finally:
+                os._exit(code)
+        try:
+            os.close(raw_w)
+            os.close(dec_w)
+            self.manager.register_child(pid, helper=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+        stream.close()  # the helper reads it; this process never does
+        feed = StreamFeed(raw_r, dec_r, self._name)
+        child: int | None = pid
+        attached = False
+        try:
+            reader = open_reader(cast(BinaryIO, feed), self._name)
+            result.format = reader.format
+            ctx = FileContext(self._name, reader.format, self.manager)
+            for stage in self.stages:
+                stage.start(ctx)
+            _piped(observer).attach_pipe(read_fd=dec_r)
+            attached = True
+            result.packets_out = self._pass(reader, procs, out, (observer, pre_procs))
+            self._count_input(reader, result)
+            for stage in self.stages:
+                result.add(stage.finish())
+            self._reap(pid, stop=False)
+            child = None
+        finally:
+            if child is not None:
+                self._reap(child, stop=True)
+            feed.close()
+            if not attached:
+                os.close(dec_r)
+
+    def _stream_prepass(self, src: StreamInput, dec_w: int, procs: list[Stage], observer: Stage) -> None:
+        """In the helper: read the stream once, forward it, and run the pre-pass over it."""
+        self._progress = None
+        reader = open_reader(cast(BinaryIO, src), self._name)
+        ctx = FileContext(self._name, reader.format, self.manager)
+        for stage in self.stages:
+            stage.start(ctx)
+        _piped(observer).attach_pipe(write_fd=dec_w)
+        src.on_stall = lambda: _flush_decisions(observer)
+        self._prepass(reader, procs, observer)
+        observer.end_prepass()
+
+    @staticmethod
+    def _count_input(reader: Reader, result: FileResult) -> None:
+        result.packets_in = reader.packets
+        result.metadata_dropped = reader.metadata_dropped
+        if reader.truncated:
+            result.truncated = True
+            result.warnings.append("capture ends in a truncated record; all complete records were processed")
 
     def _reap(self, pid: int, stop: bool) -> None:
         """Wait for the pre-pass child; ``stop`` kills it first (the final pass failed)."""
@@ -293,6 +426,14 @@ class PipelineExecutor:
         pause = float(os.environ.get(PAUSE_ENV) or 0)
         try:
             writer = make_writer(f, reader)
+            source = reader.cb.f
+            if isinstance(source, StreamInput | StreamFeed):
+                # A live stream: what is held goes out whenever the input has nothing ready.
+                def stall() -> None:
+                    writer.flush()
+                    f.flush()
+
+                source.on_stall = stall
             observer, droppers = replay if replay is not None else (None, [])
             procs = [s for s in procs if s not in droppers]
 
