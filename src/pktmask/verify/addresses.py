@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pktmask.verify.labels import special_mac, special_v4, special_v6
 from pktmask.verify.needles import hit_positions, key_of
@@ -77,6 +77,7 @@ class AddressBook:
     def add(self, category: str, raw: bytes) -> None:
         """Record an address; special ones are skipped."""
         raw = bytes(raw)
+        special: Callable[[bytes], bool]
         if category == MAC:
             target, special = self.macs, special_mac
         elif len(raw) == 4:

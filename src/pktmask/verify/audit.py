@@ -96,7 +96,9 @@ class Aligned:
         self.original = 0
 
     def run(self, original: str | Path, sanitized: str | Path) -> None:
-        walker, model, seen, order = self.walker, self.model, {}, deque()
+        walker, model = self.walker, self.model
+        seen: dict[int, int] = {}
+        order: deque[int] = deque()
         model.restart()
         skipped = 0
         with open_capture(original) as ro, open_capture(sanitized) as rs:
@@ -116,11 +118,12 @@ class Aligned:
                 h = hash((lt, o))
                 prior = seen.get(h)
                 s = bytes(spkt.data) if spkt is not None else None
-                if prior is not None and (s is None or len(s) != len(o) or spkt.linktype != lt or hash(s) != prior):
+                if prior is not None and (s is None or len(s) != len(o) or spkt.linktype != lt or hash(s) != prior):  # type: ignore[union-attr]
                     skipped += 1  # a duplicate dedup dropped
                     continue
                 if s is None:
                     raise Misaligned(f"SANITIZED ends before packet {number} of ORIGINAL")
+                assert spkt is not None  # s is its data
                 if len(s) != len(o) or spkt.linktype != lt:
                     raise Misaligned(f"packet {number} of ORIGINAL ({len(o)} bytes) does not line up with "
                                      f"packet {self.packet + 1} of SANITIZED ({len(s)} bytes)")

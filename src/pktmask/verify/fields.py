@@ -60,7 +60,7 @@ class Walker(Network, Transport):
         self.buf = b""
         self.n = 0
         self.s = Spans(0)
-        self.tcp: tuple | None = None
+        self.tcp: tuple[bytes, int, int, int, int] | None = None
         self.udp: list[tuple[int, int, int, int]] = []
         self.last_fragment: bytes | None = None
         self.depth = 0

@@ -8,7 +8,7 @@ that is not understood (wrong version nibble, IHL below 5) is kept as its first 
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from pktmask.verify.labels import ADDR4, ADDR6, KEEP, Spans, group_kind
 
@@ -27,6 +27,11 @@ class Network:
     n: int
     s: Spans
     last_fragment: bytes | None
+
+    if TYPE_CHECKING:  # defined by the other parts of fields.Walker
+        def other(self, a: int, b: int, name: str) -> None: ...
+
+        def l4(self, proto: int, p: int, end: int, addrs, frag: bytes | None, quoted: bool) -> None: ...
 
     # ---- IPv4 --------------------------------------------------------------------------
     def ipv4(self, o: int, limit: int, quoted: bool = False) -> None:

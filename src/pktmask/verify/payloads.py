@@ -308,7 +308,9 @@ class Http:
         self.reset()
 
     def reset(self) -> None:
-        self.head_len, self.method, self.status, self.clen, self.te, self.last_name = 0, b"", 0, None, None, b""
+        self.clen: int | None = None
+        self.te: bytes | None = None
+        self.head_len, self.method, self.status, self.last_name = 0, b"", 0, b""
 
     def lose(self) -> None:
         self.state = LOST

@@ -152,6 +152,7 @@ class StreamModel:
 
     def _flush(self, d: Direction, ident) -> None:
         while d.ooo:
+            assert d.next is not None  # the direction has started
             start = min(d.ooo)
             if d.next is not None and start > d.next:
                 self._gap(d, start)
@@ -159,19 +160,22 @@ class StreamModel:
 
     def _drain(self, d: Direction, ident) -> None:
         while d.ooo:
+            nxt = d.next
+            assert nxt is not None  # the direction has started
             start = min(d.ooo)
-            if start > d.next:
+            if start > nxt:
                 return
             data = d.ooo.pop(start)
             d.ooo_bytes -= len(data)
             self.ooo_total -= len(data)
-            if start + len(data) > d.next:
-                self._feed(d, ident, d.next, data[d.next - start:])
+            if start + len(data) > nxt:
+                self._feed(d, ident, nxt, data[nxt - start:])
 
     def _gap(self, d: Direction, to: int) -> None:
         if d.head:
             d.head, d.kind = b"", OTHER_KIND if d.kind is None else d.kind
         if d.parser is not None:
+            assert d.next is not None
             d.parser.gap(to - d.next)
         d.next = to
 

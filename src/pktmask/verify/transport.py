@@ -10,10 +10,10 @@ were: their payload is not.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from pktmask.verify.dnsfields import DNS_PORTS, label_dns
-from pktmask.verify.labels import ADDR4, ADDR6, KEEP, MAC, STREAM, ZERO, group_kind
+from pktmask.verify.labels import ADDR4, ADDR6, KEEP, MAC, STREAM, ZERO, Spans, group_kind
 
 TCP, UDP, ICMP, IGMP, GRE, IPIP, IPV6_IN_IP, ESP, AH, ICMP6, DCCP, UDPLITE = 6, 17, 1, 2, 47, 4, 41, 50, 51, 58, 33, 136
 VXLAN_PORT: Final = 4789
@@ -45,6 +45,22 @@ class Transport:
     """Transport-layer labelling (mixin of ``fields.Walker``)."""
 
     complete: set[bytes]
+    buf: bytes
+    n: int
+    s: Spans
+    udp: list[tuple[int, int, int, int]]
+    tcp: tuple[bytes, int, int, int, int] | None
+
+    if TYPE_CHECKING:  # defined by the other parts of fields.Walker
+        def other(self, a: int, b: int, name: str) -> None: ...
+
+        def ether(self, o: int, end: int) -> None: ...
+
+        def ethertype(self, t: int, o: int, end: int) -> None: ...
+
+        def ipv4(self, o: int, limit: int, quoted: bool = False) -> None: ...
+
+        def ipv6(self, o: int, limit: int, quoted: bool = False) -> None: ...
 
     def l4(self, proto: int, p: int, end: int, addrs, frag: bytes | None, quoted: bool) -> None:
         """Label the transport layer at ``p``; nothing it labels reaches past ``end``, where the
