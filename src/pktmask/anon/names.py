@@ -40,6 +40,7 @@ is kept in memory only.
 from __future__ import annotations
 
 import hmac
+from functools import lru_cache
 from typing import Final
 
 _CACHE_LIMIT: Final = 1 << 16
@@ -65,6 +66,7 @@ def is_public(name: bytes) -> bool:
     return text in SPECIAL_USE or _list().is_public(text, accept_unknown=False)
 
 
+@lru_cache(maxsize=1 << 14)
 def is_hostname(text: bytes) -> bool:
     """Whether ``text`` (e.g. a URL path segment) reads as a host name: labels ending in a
     public suffix or a special-use one, with at least one label before it. Used to zero

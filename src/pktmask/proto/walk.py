@@ -63,10 +63,14 @@ _KNOWN_NEXT: Final = frozenset({n.IP_HOPOPTS, n.IP_TCP, n.IP_UDP, n.IP_ROUTING, 
                                 n.IP_ESP, n.IP_AH, n.IP_ICMPV6, n.IP_NONE, n.IP_DSTOPTS, n.IP_IPIP, n.IP_IPV6})
 
 
-def walk(buf, linktype: int) -> Walk:
-    """Walk one frame; see the module docstring. Never raises on malformed input."""
+def walk(buf, linktype: int, payloads: bool = True) -> Walk:
+    """Walk one frame; see the module docstring. Never raises on malformed input.
+
+    ``payloads=False`` skips what only the consumers' bytes depend on (DNS messages),
+    for the masking pre-pass: jobs, fragments and the TCP segment are the same.
+    """
     w = Walk()
-    _Walker(buf, w).frame(linktype)
+    _Walker(buf, w, payloads).frame(linktype)
     return w
 
 

@@ -98,11 +98,14 @@ class Walk:
 class WalkerBase:
     """The walker's state and what it records into its ``Walk``."""
 
-    __slots__ = ("buf", "w", "hidden", "mac_dst")
+    __slots__ = ("buf", "w", "hidden", "mac_dst", "payloads")
 
-    def __init__(self, buf, w: Walk):
+    def __init__(self, buf, w: Walk, payloads: bool = True):
         self.buf = buf
         self.w = w
+        # False for the masking pre-pass, which needs only the structure (checksum jobs,
+        # fragments, the TCP segment): application messages (DNS) are not parsed then.
+        self.payloads = payloads
         # > 0 inside a region the masker zeroes whole (a quoted tunnel): only the
         # anonymizer's fields and jobs are recorded there.
         self.hidden = 0

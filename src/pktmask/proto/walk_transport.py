@@ -84,7 +84,7 @@ class TransportWalker(WalkerBase):
             self.job(kind, p, end, p + 6, pseudo, proto, zero_ok, frag, True, True)
             if vx:
                 self.ether(p + 16, cap_end, depth + 1)
-            elif (proto == n.IP_UDP and not quoted and not fragmented
+            elif (proto == n.IP_UDP and not quoted and not fragmented and self.payloads
                   and (_from(buf[p : p + 2], "big") in dns.PORTS or _from(buf[p + 2 : p + 4], "big") in dns.PORTS)):
                 self.dns_message(p, end, cap_end)
             else:

@@ -163,7 +163,7 @@ class MaskingStage(Stage):
                 self._tracker.segment_in(key, seq, data[l4 + 13], data, ps, end)
             return
         self._verdict(VERDICT_GENERAL)
-        d = walk(data, lt)
+        d = walk(data, lt, False)
         tracker = self._tracker
         for job in d.jobs:
             if job.mask and job.frag is not None:
