@@ -11,12 +11,6 @@ from pktmask.proto import numbers as n
 from pktmask.proto.walk_base import F_IP4, F_IP6, IP4_HEADER, L4_PLAIN, MAX_DEPTH, _from
 from pktmask.proto.walk_transport import TransportWalker
 
-# IPv4 options kept: EOL, NOP, router alert, and the ones whose addresses are
-# mapped (record route, timestamps, loose/strict source route); others' data is zeroed.
-_SAFE_IP_OPTIONS: Final = frozenset({n.IPOPT_EOL, n.IPOPT_NOP, n.IPOPT_RR, n.IPOPT_TS, n.IPOPT_LSRR,
-                                     n.IPOPT_SSRR, n.IPOPT_RA})
-# IPv6 hop-by-hop/destination options kept: Pad1, PadN, router alert, home address (mapped).
-_SAFE_IP6_OPTIONS: Final = frozenset({n.IP6OPT_PAD1, n.IP6OPT_PADN, n.IP6OPT_RA, n.IP6OPT_HOME})
 _OPTION_HEADERS: Final = frozenset({n.IP_HOPOPTS, n.IP_DSTOPTS, n.IP_MOBILITY, n.IP_HIP, n.IP_SHIM6})
 
 
@@ -26,16 +20,24 @@ class IpWalker(TransportWalker):
     __slots__ = ()
 
     # ---- IP ----------------------------------------------------------------------------
+    def ip_start(self, off: int, end: int, depth: int, version: int) -> bool:
+        """Whether an IP header of ``version`` may be walked at ``off``: nested too deep, it
+        is zeroed; with another version nibble, whatever the layer below says, nothing of it
+        is understood and it is hidden."""
+        if depth > MAX_DEPTH:
+            self.too_deep(off, end)
+            return False
+        if off >= end:
+            return False
+        if self.buf[off] >> 4 != version:
+            self.hide(off, end)
+            return False
+        return True
+
     def ip4(self, off: int, end: int, depth: int, quoted: bool) -> None:
         """An IPv4 packet (outer, inner or quoted): addresses, options, header checksum, then L4."""
         buf = self.buf
-        if depth > MAX_DEPTH:
-            self.too_deep(off, end)
-            return
-        if off >= end:
-            return
-        if buf[off] >> 4 != 4:  # not IPv4 whatever the layer below says: nothing is understood
-            self.hide(off, end)
+        if not self.ip_start(off, end, depth, 4):
             return
         ihl = (buf[off] & 0x0F) * 4
         if ihl < 20:  # malformed: the addresses are not where a header would have them
@@ -138,13 +140,7 @@ class IpWalker(TransportWalker):
     def ip6(self, off: int, end: int, depth: int, quoted: bool) -> None:
         """An IPv6 packet: addresses (also in routing headers and options), extension headers, then L4."""
         buf = self.buf
-        if depth > MAX_DEPTH:
-            self.too_deep(off, end)
-            return
-        if off >= end:
-            return
-        if buf[off] >> 4 != 6:  # not IPv6 whatever the layer below says: nothing is understood
-            self.hide(off, end)
+        if not self.ip_start(off, end, depth, 6):
             return
         if off + 40 > end:  # header cut short: hide what is there, even in part
             self.zero(off + 24 if off + 24 <= end else off, end)
