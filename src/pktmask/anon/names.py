@@ -41,13 +41,13 @@ from __future__ import annotations
 
 import hmac
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 _CACHE_LIMIT: Final = 1 << 16
 SPECIAL_USE: Final = frozenset({"local", "localhost", "invalid", "test", "example", "arpa",
                                 "home.arpa", "in-addr.arpa", "ip6.arpa"})
 
-_psl = None
+_psl: Any = None  # a publicsuffixlist.PublicSuffixList once loaded
 
 
 def _list():
@@ -103,9 +103,22 @@ class NameMapper:
         if len(key) != 32:
             raise ValueError("a name map needs the 32-byte capture key")
         self._key = hmac.digest(key, b"pktmask names v1", "sha256")
-        self._labels: dict[tuple[bytes, bytes], bytes] = {}
+        # (label as the frame has it, parent) -> (pseudonym, the count generation it was
+        # last counted in): a label seen again costs one lookup, counting included.
+        self._labels: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
         self._public: dict[bytes, bool] = {}
         self._names: dict[bytes, bytes] = {}
+        self._gen = 0
+        self._seen: set[bytes] = set()
+        #: distinct names (a lowercased label under its parent) replaced by a pseudonym
+        #: since ``reset_counts()``.
+        self.mapped = 0
+
+    def reset_counts(self) -> None:
+        """Start counting pseudonymized names afresh (per file); the pseudonyms stay cached."""
+        self._gen += 1
+        self._seen.clear()
+        self.mapped = 0
 
     def _is_public(self, name: bytes) -> bool:
         hit = self._public.get(name)
@@ -138,7 +151,24 @@ class NameMapper:
         key = (label, parent)
         hit = self._labels.get(key)
         if hit is not None:
-            return hit
+            if hit[1] == self._gen:
+                return hit[0]
+            new = hit[0]
+        else:
+            new = self._pseudonym(label, parent)
+        if new != label:
+            name = label.lower() + b"." + parent
+            if name not in self._seen:
+                if len(self._seen) >= _CACHE_LIMIT:
+                    self._seen.clear()
+                self._seen.add(name)
+                self.mapped += 1
+        if len(self._labels) >= _CACHE_LIMIT:
+            self._labels.clear()
+        self._labels[key] = (new, self._gen)
+        return new
+
+    def _pseudonym(self, label: bytes, parent: bytes) -> bytes:
         low = label.lower()
         if self.kept(low, parent):
             new = bytes(label)
@@ -158,9 +188,6 @@ class NameMapper:
                 else:  # lowercase letter or any other byte
                     out[i] = 97 + b % 26
             new = bytes(out)
-        if len(self._labels) >= _CACHE_LIMIT:
-            self._labels.clear()
-        self._labels[key] = new
         return new
 
     def map_name(self, name: bytes) -> bytes:

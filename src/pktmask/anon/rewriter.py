@@ -18,16 +18,20 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pktmask.anon.addresses import CACHE_LIMIT, AddressMap, AddressRewriter, MacMap
+from pktmask.anon.addresses import AddressMap, AddressRewriter, MacMap
 from pktmask.capture.packet import zeros
 from pktmask.proto.checksum import adjust, checksum, ones_sum, word
-from pktmask.proto.walk import F_IP4, F_MAC, FIELD_SIZE, IP4_HEADER, Walk, walk
+from pktmask.proto.walk import F_IP4, F_MAC, FIELD_SIZE, IP4_HEADER, L4_QUOTED, Walk, walk
 
 
 class NameMap(Protocol):
     """What the rewriter asks of a name mapper (``names.NameMapper``)."""
 
+    mapped: int
+
     def map_label(self, label: bytes, parent: bytes) -> bytes: ...
+
+    def reset_counts(self) -> None: ...
 
 
 class Rewriter(AddressRewriter):
@@ -44,13 +48,15 @@ class Rewriter(AddressRewriter):
     def __init__(self, mapper: AddressMap, macs: MacMap | None, names: NameMap | None = None):
         super().__init__(mapper, macs)
         self.names = names
-        self._seen: set[bytes] = set()
-        self.names_mapped = 0
+
+    @property
+    def names_mapped(self) -> int:
+        return self.names.mapped if self.names is not None else 0
 
     def reset_counts(self) -> None:
         super().reset_counts()
-        self._seen.clear()
-        self.names_mapped = 0
+        if self.names is not None:
+            self.names.reset_counts()
 
     def frame(self, buf: bytearray, linktype: int) -> bool:
         """Rewrite the addresses of one frame in place; returns True if it changed."""
@@ -58,12 +64,22 @@ class Rewriter(AddressRewriter):
         self.apply(buf, walk(buf, linktype))
         return self.changed
 
-    def apply(self, buf: bytearray, w: Walk) -> None:
-        """Replace the identifiers ``w`` lists in ``buf`` and update the checksums around them."""
+    def apply(self, buf: bytearray, w: Walk, masked: bool = False) -> None:
+        """Replace the identifiers ``w`` lists in ``buf`` and update the checksums around them.
+
+        ``masked``: the masking stage processes this frame next with the same walk, and
+        recomputes from scratch every checksum of a job it owns except quoted transport
+        headers (``MaskingStage._general``); those updates are left to it. Updates are
+        linear, so skipping an inner one leaves every outer update exact: each consumer's
+        delta covers the bytes it changed.
+        """
         if not w.fields and not w.wipe and not w.labels and not w.trim:
             return
         size = len(buf)
-        jobs = [j for j in w.jobs if j.anon]
+        if masked:
+            jobs = [j for j in w.jobs if j.anon and (not j.mask or j.kind == L4_QUOTED)]
+        else:
+            jobs = [j for j in w.jobs if j.anon]
         headers: list[bytes] = []
         sums: list[int] = []
         for j in jobs:
@@ -90,12 +106,6 @@ class Rewriter(AddressRewriter):
                 if alias != label:
                     buf[off : off + length] = alias
                     self.changed = True
-                    name = label.lower() + b"." + parent
-                    if name not in self._seen:
-                        if len(self._seen) >= CACHE_LIMIT:
-                            self._seen.clear()
-                        self._seen.add(name)
-                        self.names_mapped += 1
         for at, keep in w.trim:  # bits past an ECS prefix
             if at < size and buf[at] & ~keep:
                 buf[at] &= keep

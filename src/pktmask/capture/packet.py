@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, BinaryIO, Final
 
 from pktmask.errors import InputError
+from pktmask.proto.walk_base import Walk
 
 # Bytes read from the input per refill: large reads keep the per-packet cost low.
 CHUNK: Final = 1 << 20
@@ -43,8 +44,8 @@ class Packet:
     ``orig_len`` 0): its writer copies it, a frame's length never changing.
     """
 
-    __slots__ = ("data", "linktype", "ts_hi", "ts_lo", "orig_len", "iface", "opts", "layout", "patch", "tail",
-                 "head")
+    __slots__ = ("data", "linktype", "ts_hi", "ts_lo", "orig_len", "iface", "opts", "layout", "patch", "walk",
+                 "tail", "head")
 
     def __init__(self, data: Any, linktype: int, ts_hi: int | None, ts_lo: int | None, orig_len: int,
                  iface: Any = None, opts: bytes = b""):
@@ -61,6 +62,9 @@ class Packet:
         # An address rewrite the anonymizer leaves for the masking stage to apply while
         # it rebuilds the frame (see AnonymizationStage): (macs, offset, addresses, delta).
         self.patch: Patch | None = None
+        # The anonymizer's walk of a frame off the common shape, when the masking stage
+        # follows in the same pass: one walk serves both (docs/dev/ARCHITECTURE.md).
+        self.walk: Walk | None = None
         # Zero bytes that follow ``data`` in the output: the masking stage (always last)
         # leaves a zeroed payload to the writer instead of building it. Writers honour it.
         self.tail = 0

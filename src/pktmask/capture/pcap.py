@@ -114,6 +114,7 @@ class PcapReader:
                 pkt.head = buf[off : off + 16]
                 pkt.data = buf[off + 16 : end]
                 pkt.layout = pkt.patch = None
+                pkt.walk = None
                 cb.off = off = end
                 count += 1
                 yield pkt

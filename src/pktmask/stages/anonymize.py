@@ -78,8 +78,14 @@ class AnonymizationStage(Stage):
         rewriter = self.rewriter
         rewriter.changed = False
         w = walk(buf, lt)
-        rewriter.apply(buf, w)
-        if not self._masking:
+        if self._masking:
+            # One walk for both: the masking stage, next in this pass, takes it over
+            # (``MaskingStage._general``), and it recomputes from scratch the checksums
+            # it owns, so the rewriter updates only the others.
+            rewriter.apply(buf, w, True)
+            pkt.walk = w
+        else:
+            rewriter.apply(buf, w, False)
             self.dns_messages += w.dns
         if rewriter.changed:
             pkt.data = buf

@@ -31,7 +31,7 @@ from pktmask.mask.tracker import StreamTracker
 from pktmask.proto.checksum import adjust, field, ones_sum, word
 from pktmask.proto.layout import fast_layout
 from pktmask.proto.link import check_linktype
-from pktmask.proto.walk import IP4_HEADER, L4_QUOTED, walk
+from pktmask.proto.walk import IP4_HEADER, L4_QUOTED, Walk, walk
 
 _H: Final = struct.Struct("!H").pack_into
 _from: Final = int.from_bytes
@@ -197,7 +197,7 @@ class MaskingStage(Stage):
         if layout is None:
             layout = fast_layout(data, lt)
         if layout is None or not layout[5]:
-            pkt.data = self._general(data, lt)
+            pkt.data = self._general(data, lt, pkt.walk)
             pkt.tail = 0
             return pkt
         # A fully captured frame of the common shape (the hot path): same bytes as
@@ -264,9 +264,13 @@ class MaskingStage(Stage):
         pkt.data = buf
         return pkt
 
-    def _general(self, data, lt: int):
-        """Mask any frame the walker understands (and zero what it does not)."""
-        d = walk(data, lt)
+    def _general(self, data, lt: int, w: Walk | None = None):
+        """Mask any frame the walker understands (and zero what it does not).
+
+        ``w`` is the anonymizer's walk of this frame when it ran just before in this pass
+        (the walk of the original frame finds the structure of the rewritten one: see
+        ``proto/walk.py``); else the frame is walked here."""
+        d = w if w is not None else walk(data, lt)
         buf = bytearray(data)
         size = len(buf)
         zero = d.zero
