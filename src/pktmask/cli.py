@@ -1,6 +1,6 @@
 """The command line: parse options, build the config, call the core, render. Nothing else.
 
-Only this module maps errors to exit codes (CONTRACT §2).
+Only this module maps errors to exit codes (README "Exit codes").
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ import os
 import struct
 
 import pytest
-from captures import mixed_frames, write_pcap
 
 import pktmask
+from captures import mixed_frames, write_pcap
 from pktmask.capture.packet import Packet
 from pktmask.core.pipeline import executor as executor_module
 from pktmask.core.pipeline.executor import SERIAL_ENV, FileRun, PipelineExecutor
