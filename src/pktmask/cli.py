@@ -1,6 +1,6 @@
 """The command line: parse options, build the config, call the core, render. Nothing else.
 
-Only this module maps errors to exit codes (CONTRACT §2).
+Only this module maps errors to exit codes (README "Exit codes").
 """
 
 from __future__ import annotations
@@ -192,10 +192,10 @@ def mask(ctx, input_path, output_path, anonymize, mask_payloads, dedup, dedup_wi
     from pktmask.config import MaskConfig
     from pktmask.core import stdio
     from pktmask.core.output import check_report_path
-    from pktmask.core.runner import MaskOutcome, MaskRequest, run_mask
     from pktmask.core.temp_file_manager import get_temp_file_manager
     from pktmask.render import Renderer
     from pktmask.report import FileResult, build_report
+    from pktmask.runner import MaskOutcome, MaskRequest, run_mask
 
     renderer = Renderer(quiet=quiet, verbose=verbose, as_json=as_json)
     manager = get_temp_file_manager()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass
 class MaskConfig:
-    """Options of ``pktmask mask`` (CONTRACT §1); defaults are the safe-to-share choice."""
+    """Options of ``pktmask mask`` (README "Usage"); defaults are the safe-to-share choice."""
 
     anonymize: bool = True
     mask_payloads: bool = True

@@ -1,12 +1,15 @@
 """The one exception tree of pktmask, with the exit code each error maps to.
 
 Core modules raise these; only the CLI turns them into messages and exit codes
-(CONTRACT §2). Every message is one line that names the file and the cause.
+(README "Exit codes"). Every message is one line that names the file and the
+cause. An error raised in a helper process crosses to its parent in a small
+serialized form (``encode_error``, ``decode_error``) that keeps its class.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -82,3 +85,52 @@ def from_oserror(exc: OSError, path: str | None = None, what: str = "write") -> 
     if what == "read":
         return InputError(f"cannot read: {reason}", str(where) if where else None)
     return OutputError(f"cannot write: {reason}", str(where) if where else None)
+
+
+class InternalError(PktmaskError):
+    """A bug met in a helper process: an exception outside this tree, carried to the parent
+    by class name and message (``encode_error``)."""
+
+
+# Longest message carried across a process boundary (an error message is one line).
+MAX_ENCODED_MESSAGE = 2000
+
+
+def _classes() -> dict[str, type[PktmaskError]]:
+    """Every class of the tree by name (they all take ``(message, path)``)."""
+    found: dict[str, type[PktmaskError]] = {}
+    todo: list[type[PktmaskError]] = [PktmaskError]
+    while todo:
+        cls = todo.pop()
+        found[cls.__name__] = cls
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def encode_error(exc: BaseException, path: str | None = None) -> bytes:
+    """Serialize ``exc`` for another process: its class name in this tree, message and file name.
+
+    An exception outside the tree becomes an ``InternalError`` naming its type
+    (and ``path``, the file being processed). The form is a one-line UTF-8 JSON object.
+    """
+    if isinstance(exc, PktmaskError):
+        name, message, where = type(exc).__name__, exc.message, exc.path
+    else:
+        name, message, where = InternalError.__name__, f"internal error: {type(exc).__name__}: {exc}", path
+    form = {"class": name, "message": str(message)[:MAX_ENCODED_MESSAGE], "path": where}
+    return json.dumps(form, ensure_ascii=True).encode("ascii")
+
+
+def decode_error(data: bytes) -> PktmaskError:
+    """The error ``encode_error`` serialized, rebuilt as the same class of this tree.
+
+    A class name unknown here (or a damaged form) gives the base class, so a
+    failure is never lost.
+    """
+    try:
+        form = json.loads(data.decode("utf-8", "replace"))
+        name, message, path = form["class"], str(form["message"]), form["path"]
+    except (ValueError, TypeError, KeyError):
+        return PktmaskError(data.decode("utf-8", "replace")[:MAX_ENCODED_MESSAGE] or "unknown error")
+    cls = _classes().get(name, PktmaskError) if isinstance(name, str) else PktmaskError
+    return cls(message, str(path) if path is not None else None)

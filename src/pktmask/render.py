@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from pktmask.core.runner import Hooks
 from pktmask.errors import from_oserror
+from pktmask.runner import Hooks
 
 log = logging.getLogger("pktmask")
 

@@ -1,4 +1,4 @@
-"""Per-file results and the JSON report object (CONTRACT §5)."""
+"""Per-file results and the JSON report object (README "Scripted use")."""
 
 from __future__ import annotations
 

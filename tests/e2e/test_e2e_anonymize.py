@@ -1,4 +1,4 @@
-"""End-to-end proof of CONTRACT §4 address anonymization, through the installed ``pktmask``.
+"""End-to-end proof of address anonymization (docs/policy.md "Pseudonyms"), through the installed ``pktmask``.
 
 Every encapsulation and every place an address can hide gets its own capture,
 crafted with scapy here. A frame builder takes an address translator ``m``:

@@ -1,4 +1,4 @@
-"""Batch and scripting (CONTRACT §1, §2, §5): directories, --jobs, stdin/stdout, JSON reports.
+"""Batch and scripting (README "Usage", "Exit codes", "Scripted use"): directories, --jobs, stdin/stdout, JSON reports.
 
 Every run gets a private TMPDIR that must be empty afterwards.
 """

@@ -1,4 +1,4 @@
-"""Black-box proof of CONTRACT §1–§3: the installed pktmask, run as a subprocess.
+"""Black-box proof of README "Usage", "Exit codes" and "Temp hygiene": the installed pktmask, run as a subprocess.
 
 Every test gives pktmask a private TMPDIR and asserts, besides its own point,
 that the TMPDIR is empty afterwards and that nothing but the expected file

@@ -1,4 +1,4 @@
-"""Black-box proof of CONTRACT §4 "Payloads": the installed pktmask masks what it must and keeps structure.
+"""Black-box proof of docs/policy.md "Payloads": the installed pktmask masks what it must and keeps structure.
 
 Captures are crafted with scapy inside the tests: TCP conversations with a
 real handshake, chosen segmentation, reordering, retransmission, sequence
@@ -335,7 +335,7 @@ def tls13_session() -> tuple[bytes, bytes]:
 
 
 def tls_masked(stream: bytes) -> bytes:
-    """The stream as CONTRACT §4 says it must come out: headers and non-data bodies kept, data zeroed."""
+    """The stream as docs/policy.md "Payloads" says it must come out: headers and non-data bodies kept, data zeroed."""
     out, i = bytearray(), 0
     while i < len(stream):
         ctype, length = stream[i], struct.unpack_from("!H", stream, i + 3)[0]
@@ -526,7 +526,7 @@ def test_tls_record_header_split_in_first_segment_is_zeroed_safely(run, tmp_path
 
 @pytest.mark.parametrize("first", [1, 3, 8])
 def test_tls_handshake_kept_when_first_segment_is_tiny(run, tmp_path, first):
-    """CONTRACT §4: records split across segments are handled, also in the stream's first segment."""
+    """docs/policy.md "Payloads": records split across segments are handled, also in the stream's first segment."""
     client, server = tls12_session()
     conv = Conv().handshake()
     conv.send(0, client, [first, 300, 1000])
@@ -940,7 +940,7 @@ def test_icmp_error_keeps_quoted_headers(run, tmp_path):
 
 @pytest.mark.parametrize("anonymize", [False, True], ids=["no-anonymize", "defaults"])
 def test_icmp_error_quoted_checksum_valid(run, tmp_path, anonymize):
-    """CONTRACT §4: every checksum of a fully captured packet is valid, the quoted datagram's too."""
+    """docs/policy.md "Checksums": every checksum of a fully captured packet is valid, the quoted datagram's too."""
     items = icmp_error_frames()
     src, out, _ = mask(run, tmp_path, [f for _, f, _, _ in items], *([] if anonymize else ["--no-anonymize"]))
     assert_checksums_good(src)  # the input's quoted checksums are right
@@ -1068,7 +1068,7 @@ def test_snaplen_cut_segments(run, tmp_path):
 
 
 def test_http_head_kept_when_first_segment_ends_in_method(run, tmp_path):
-    """CONTRACT §4: heads split across segments are handled, also in the stream's first segment."""
+    """docs/policy.md "Payloads": heads split across segments are handled, also in the stream's first segment."""
     conv = Conv(dport=80).handshake()
     (request, req_masked), (response, resp_masked) = HTTP_EXCHANGES[0]
     conv.send(0, request, [2, 40])

@@ -14,9 +14,10 @@ import pytest
 
 from captures import mixed_frames, tcp_header, write_pcap
 from pktmask.config import MaskConfig
-from pktmask.core.pipeline.executor import SERIAL_ENV, PipelineExecutor
+from pktmask.core.pipeline.executor import SERIAL_ENV
 from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.proto import layout as layout_module
+from pktmask.runner import build_executor
 from pktmask.stages import anonymize as anonymize_module
 from pktmask.stages import mask as mask_module
 
@@ -101,7 +102,7 @@ def run(capture, tmp_path, config: MaskConfig, name: str) -> bytes:
     manager = TempFileManager(temp_dir=tmp_path)
     try:
         out = tmp_path / name
-        PipelineExecutor.from_config(config, manager).run_file(capture, out)
+        build_executor(config, manager).run_file(capture, out)
         return out.read_bytes()
     finally:
         manager.cleanup_all()

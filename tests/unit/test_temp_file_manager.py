@@ -226,3 +226,44 @@ def test_sweep_skips_foreign_and_young_lookalikes(tmp_path):
     (abandoned / "lock").write_text("")
     os.utime(abandoned, (old, old))  # creator died before writing its owner record
     assert run_root.sweep(tmp_path) == [abandoned]
+
+
+# ---------------------------------------------------------------- scoped scratch
+
+
+def test_temp_file_scope_removes_and_forgets(manager):
+    with manager.temp_file(prefix="spill-", suffix=".bin") as path:
+        assert path.parent == manager.run_root and path.name.startswith("spill-") and path.exists()
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        path.write_bytes(b"x" * 100)
+        assert manager.get_stats()["temp_files_count"] == 1
+    assert not path.exists() and manager.get_stats()["temp_files_count"] == 0
+
+
+def test_temp_scopes_clean_up_on_error_and_after_an_early_unlink(manager):
+    with pytest.raises(RuntimeError), manager.temp_file() as path:
+        raise RuntimeError("boom")
+    assert not path.exists()
+    with manager.temp_file() as gone:
+        gone.unlink()  # removing it early is fine
+    with pytest.raises(RuntimeError), manager.temp_directory(prefix="work-") as d:
+        (d / "sub").mkdir()
+        (d / "sub" / "f").write_bytes(b"data")
+        assert manager.get_stats()["temp_dirs_count"] == 1
+        raise RuntimeError("boom")
+    assert not d.exists() and manager.get_stats() == {"temp_files_count": 0, "temp_dirs_count": 0,
+                                                      "total_size_mb": 0.0}
+
+
+def test_partial_file_scope_is_recorded_for_the_sweep_and_removed(manager, tmp_path):
+    target = tmp_path / "out.pcap"
+    with manager.partial_file(target) as partial:
+        assert partial.parent == tmp_path and run_root.PARTIAL_RE.match(partial.name)
+        assert not partial.exists()  # only named: the caller creates it
+        assert str(partial) in (manager.run_root / "external").read_text()
+        partial.write_bytes(b"half")
+    assert not partial.exists()
+    with manager.partial_file(target) as partial:
+        partial.write_bytes(b"whole")
+        os.replace(partial, target)  # published: nothing left to remove
+    assert target.read_bytes() == b"whole" and manager.get_stats()["temp_files_count"] == 0

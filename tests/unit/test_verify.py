@@ -9,9 +9,9 @@ import pytest
 from captures import mixed_frames, write_pcap
 from pending import MASK_HAS_HTTP_ALLOWLIST, assert_clean
 from pktmask.config import MaskConfig
-from pktmask.core.pipeline.executor import PipelineExecutor
 from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.errors import InputError
+from pktmask.runner import build_executor
 from pktmask.verify import verify
 from pktmask.verify.addresses import AddressBook
 from pktmask.verify.dns import read_message, read_name, to_wire
@@ -76,7 +76,7 @@ def original(tmp_path):
 
 
 def sanitize(src, out, manager, **options):
-    PipelineExecutor.from_config(MaskConfig(**options), manager).run_file(src, out)
+    build_executor(MaskConfig(**options), manager).run_file(src, out)
     return out
 
 

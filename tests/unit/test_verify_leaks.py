@@ -15,8 +15,8 @@ import leak_captures
 from captures import write_pcap
 from leak_captures import plant
 from pktmask.config import MaskConfig
-from pktmask.core.pipeline.executor import PipelineExecutor
 from pktmask.core.temp_file_manager import TempFileManager
+from pktmask.runner import build_executor
 from pktmask.verify import verify
 
 KEY = bytes(range(32))
@@ -31,7 +31,7 @@ def manager(tmp_path):
 
 
 def sanitize(src, out, manager):
-    PipelineExecutor.from_config(MaskConfig(key=KEY), manager).run_file(src, out)
+    build_executor(MaskConfig(key=KEY), manager).run_file(src, out)
     return out
 
 

@@ -1,4 +1,4 @@
-"""pcapng: streaming reader and writer with metadata kept by allowlist (CONTRACT §4).
+"""pcapng: streaming reader and writer with metadata kept by allowlist (docs/policy.md "pcapng metadata").
 
 Kept: section headers (without options), interface descriptions with only the
 options needed to read timestamps and frames (if_tsresol, if_tsoffset,

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -161,21 +162,33 @@ def run_sequential(executor, plan: BatchPlan, force: bool,
 _RESULT_FIELDS = {f.name for f in fields(FileResult)}
 
 
-def _worker_result(src: Path, code: int, out_path: Path, err_path: Path) -> FileResult:
+def _worker_result(src: Path, code: int, report_path: Path) -> FileResult:
+    """A worker's result, read from its ``--json`` report: the structured channel.
+
+    The report holds the file's result (also a failed one, with its error) or,
+    when the worker failed before it reached the file (e.g. its key pipe), the
+    run's ``error``. Only a worker that wrote no report (killed, crashed) is
+    described by its exit status. Its stderr is never parsed.
+    """
     try:
-        report = json.loads(out_path.read_text() or "null")
-        entry = report["files"][0]
-        return FileResult(**{k: v for k, v in entry.items() if k in _RESULT_FIELDS})
-    except (OSError, ValueError, TypeError, KeyError, IndexError):
-        pass
-    try:
-        lines = err_path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        lines = []
+        report = json.loads(report_path.read_text() or "null")
+    except (OSError, ValueError):
+        report = None
+    if isinstance(report, dict):
+        files = report.get("files")
+        if isinstance(files, list) and files and isinstance(files[0], dict):
+            try:
+                return FileResult(**{k: v for k, v in files[0].items() if k in _RESULT_FIELDS})
+            except TypeError:
+                pass  # not a result: described below
+        error = report.get("error")
+        if isinstance(error, str) and error:
+            return FileResult(input=str(src), output=None,
+                              error=error if str(src) in error else f"{src}: {error}")
     if code < 0:
         why = f"{src}: worker ended by {signal.Signals(-code).name}"
     else:
-        why = lines[-1].removeprefix("pktmask: error: ") if lines else f"{src}: worker exited with {code}"
+        why = f"{src}: worker exited with {code} without a report"
     return FileResult(input=str(src), output=None, error=why)
 
 
@@ -200,7 +213,8 @@ def run_parallel(plan: BatchPlan, jobs: int, worker_argv: list[str], manager: Te
     """
     pending = list(enumerate(plan.jobs))
     pending.reverse()
-    running: dict[int, tuple] = {}
+    # pid -> (index, src, process, report path, the scope of its scratch files)
+    running: dict[int, tuple[int, Path, subprocess.Popen, Path, ExitStack]] = {}
     results: dict[int, FileResult] = {}
     parent = os.getpid()
 
@@ -212,41 +226,50 @@ def run_parallel(plan: BatchPlan, jobs: int, worker_argv: list[str], manager: Te
         while pending or running:
             while pending and len(running) < jobs:
                 index, (src, dst) = pending.pop()
-                out_path = manager.create_temp_file(prefix="worker-", suffix=".json")
-                err_path = manager.create_temp_file(prefix="worker-", suffix=".err")
-                key_fd = _key_pipe(key) if key is not None else -1
-                argv = [*worker_argv, "--key-fd", str(key_fd)] if key_fd >= 0 else list(worker_argv)
-                # Signals wait until the worker is registered (so they reach it); it unblocks them.
-                signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
-                try:
-                    with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
-                        proc = subprocess.Popen([*argv, "--", str(src), str(dst)], stdin=subprocess.DEVNULL,
-                                                stdout=out_f, stderr=err_f, preexec_fn=setup,
-                                                pass_fds=(key_fd,) if key_fd >= 0 else (),
-                                                env={**os.environ, SERIAL_ENV: "1"})
-                    manager.register_child(proc.pid)
-                finally:
-                    if key_fd >= 0:
-                        os.close(key_fd)
-                    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
-                running[proc.pid] = (index, src, proc, out_path, err_path)
+                with ExitStack() as scope:
+                    # The report (stdout, --json) is the worker's result; its stderr is kept
+                    # only as scratch (a test pause announces itself there).
+                    out_path = scope.enter_context(manager.temp_file(prefix="worker-", suffix=".json"))
+                    err_path = scope.enter_context(manager.temp_file(prefix="worker-", suffix=".err"))
+                    proc = _spawn(worker_argv, key, src, dst, out_path, err_path, setup, manager)
+                    running[proc.pid] = (index, src, proc, out_path, scope.pop_all())
             pid, status = os.waitpid(-1, 0)
             if pid not in running:
                 continue
-            index, src, proc, out_path, err_path = running.pop(pid)
-            manager.unregister_child(pid)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            result = _worker_result(src, proc.returncode, out_path, err_path)
-            for p in (out_path, err_path):
-                p.unlink(missing_ok=True)
-                manager.unregister_temp_file(p)
+            index, src, proc, out_path, files = running.pop(pid)
+            with files:
+                manager.unregister_child(pid)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                result = _worker_result(src, proc.returncode, out_path)
             results[index] = result
             if on_file:
                 on_file(result)
     finally:
-        for _index, _src, proc, _o, _e in running.values():
+        for _index, _src, proc, _out, files in running.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
             manager.unregister_child(proc.pid)
+            files.close()
     return [results[i] for i in range(len(plan.jobs))]
+
+
+def _spawn(worker_argv: list[str], key: bytes | None, src: Path, dst: Path, out_path: Path, err_path: Path,
+           setup: Callable[[], None], manager: TempFileManager) -> subprocess.Popen:
+    """Start one worker on (src, dst), its stdout and stderr into the given files; registered."""
+    key_fd = _key_pipe(key) if key is not None else -1
+    argv = [*worker_argv, "--key-fd", str(key_fd)] if key_fd >= 0 else list(worker_argv)
+    # Signals wait until the worker is registered (so they reach it); it unblocks them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+    try:
+        with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
+            proc = subprocess.Popen([*argv, "--", str(src), str(dst)], stdin=subprocess.DEVNULL,
+                                    stdout=out_f, stderr=err_f, preexec_fn=setup,
+                                    pass_fds=(key_fd,) if key_fd >= 0 else (),
+                                    env={**os.environ, SERIAL_ENV: "1"})
+        manager.register_child(proc.pid)
+    finally:
+        if key_fd >= 0:
+            os.close(key_fd)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
+    return proc

@@ -2,9 +2,9 @@
 
 Where the filesystem supports ``O_TMPFILE`` the sibling has no name at all
 until it is complete, so even a SIGKILL leaves nothing next to OUTPUT. Else a
-named ``.<name>.pktmask-<rnd>.part`` is used; it is registered with the
-TempFileManager (and so recorded in the run root) to be removed on failure,
-on signals and by the sweep after a kill.
+named ``.<name>.pktmask-<rnd>.part`` is used, held in the TempFileManager's
+``partial_file`` scope (and so recorded in the run root) to be removed on
+failure, on signals and by the sweep after a kill.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import BinaryIO
 
@@ -56,6 +57,7 @@ class AtomicOutput:
         self.manager = manager
         self.force = force
         self.partial: Path | None = None
+        self._scope = ExitStack()  # holds the named partial (``manager.partial_file``) until commit or abort
         self.file: BinaryIO | None = None
         self._fd = -1
         self._anonymous = False
@@ -78,9 +80,8 @@ class AtomicOutput:
                     if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
                         raise
             if self._fd < 0:
-                self.partial = self.manager.new_partial_name(self.target)
-                # Registered first, so a kill right after creation is still cleaned.
-                self.manager.register_temp_file(self.partial)
+                # Registered before it exists, so a kill right after creation is still cleaned.
+                self.partial = self._scope.enter_context(self.manager.partial_file(self.target))
                 self._fd = os.open(
                     self.partial,
                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -135,12 +136,9 @@ class AtomicOutput:
         if not self.force:
             _link_fd(fd, self.target)  # EEXIST: never clobber
             return
-        self.partial = self.manager.new_partial_name(self.target)
-        self.manager.register_temp_file(self.partial)
-        _link_fd(fd, self.partial)
-        os.replace(self.partial, self.target)
-        self.manager.unregister_temp_file(self.partial)
-        self.partial = None
+        with self.manager.partial_file(self.target) as partial:
+            _link_fd(fd, partial)
+            os.replace(partial, self.target)
 
     def _publish_named(self) -> None:
         partial = self.partial
@@ -149,8 +147,7 @@ class AtomicOutput:
             os.replace(partial, self.target)
         else:
             try:
-                os.link(partial, self.target)  # EEXIST: never clobber
-                os.unlink(partial)
+                os.link(partial, self.target)  # EEXIST: never clobber; the scope removes the partial
             except OSError as exc:
                 if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
                     raise
@@ -158,7 +155,7 @@ class AtomicOutput:
                 if os.path.lexists(self.target):
                     raise FileExistsError(errno.EEXIST, "exists", str(self.target)) from exc
                 os.replace(partial, self.target)
-        self.manager.unregister_temp_file(partial)
+        self._scope.close()
         self.partial = None
 
     def _close(self) -> None:
@@ -172,13 +169,8 @@ class AtomicOutput:
     def abort(self) -> None:
         """Discard the partial file (idempotent; never raises)."""
         self._close()
-        if self.partial is not None:
-            try:
-                os.unlink(self.partial)
-            except OSError:
-                pass
-            self.manager.unregister_temp_file(self.partial)
-            self.partial = None
+        self._scope.close()
+        self.partial = None
 
 
 class StdoutOutput:

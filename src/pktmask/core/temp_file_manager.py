@@ -1,4 +1,4 @@
-"""The process-wide scratch space manager (CONTRACT §3).
+"""The process-wide scratch space manager (README "Temp hygiene").
 
 Every scratch file and directory of a run lives in one run root owned by this
 process (see ``run_root``). Cleanup runs on normal return, on exception, at
@@ -18,6 +18,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -131,14 +133,18 @@ class TempFileManager:
 
     # ---- scratch ---------------------------------------------------------
     def create_temp_dir(self, prefix: str = "tmp-") -> Path:
-        """Create and register a scratch directory inside the run root; returns its path."""
+        """Create and register a scratch directory inside the run root; returns its path.
+
+        The caller must remove it (``remove_temp_dir``); prefer ``with temp_directory()``."""
         with self._lock:
             path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.run_root))
             self._dirs.add(path)
             return path
 
     def create_temp_file(self, prefix: str = "tmp-", suffix: str = "") -> Path:
-        """Create (empty, mode 0600) and register a scratch file inside the run root; returns its path."""
+        """Create (empty, mode 0600) and register a scratch file inside the run root; returns its path.
+
+        The caller must remove it (``remove_temp_file``); prefer ``with temp_file()``."""
         with self._lock:
             fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=self.run_root)
             os.close(fd)
@@ -169,6 +175,58 @@ class TempFileManager:
         """Forget a directory; it is not deleted."""
         with self._lock:
             self._dirs.discard(Path(path))
+
+    # ---- scoped scratch: what the rest of pktmask uses ---------------------
+    @contextmanager
+    def temp_file(self, prefix: str = "tmp-", suffix: str = "") -> Iterator[Path]:
+        """``with manager.temp_file() as path:`` a scratch file (empty, mode 0600) in the run root
+        for the block; removed and forgotten when the block ends, however it ends."""
+        path = self.create_temp_file(prefix=prefix, suffix=suffix)
+        try:
+            yield path
+        finally:
+            self.remove_temp_file(path)
+
+    @contextmanager
+    def temp_directory(self, prefix: str = "tmp-") -> Iterator[Path]:
+        """``with manager.temp_directory() as path:`` a scratch directory in the run root for
+        the block; removed with its contents when the block ends, however it ends. (The
+        ``temp_dir`` property is where run roots live.)"""
+        path = self.create_temp_dir(prefix=prefix)
+        try:
+            yield path
+        finally:
+            self.remove_temp_dir(path)
+
+    @contextmanager
+    def partial_file(self, target: Path) -> Iterator[Path]:
+        """``with manager.partial_file(OUTPUT) as path:`` the name of a hidden partial-output
+        sibling of ``target`` (not created), registered (and so recorded in the run root for
+        a sweep after a kill) for the block. Whatever still has that name when the block ends
+        is removed: a partial published by renaming it is already gone."""
+        path = self.new_partial_name(Path(target))
+        self.register_temp_file(path)  # before anything exists: a kill right after creation is cleaned
+        try:
+            yield path
+        finally:
+            self.remove_temp_file(path)
+
+    def remove_temp_file(self, path: str | os.PathLike) -> None:
+        """Delete a registered file now (if it exists) and forget it; never raises."""
+        path = Path(path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove scratch file %s: %s", path, exc)
+        self.unregister_temp_file(path)
+
+    def remove_temp_dir(self, path: str | os.PathLike) -> None:
+        """Delete a registered directory tree now and forget it; never raises."""
+        path = Path(path)
+        shutil.rmtree(path, ignore_errors=True)
+        self.unregister_temp_dir(path)
 
     def new_partial_name(self, target: Path) -> Path:
         """Name a hidden partial-output sibling of ``target``: ``.<name>.pktmask-<rnd>.part``."""

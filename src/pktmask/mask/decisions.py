@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import os
 import struct
+from contextlib import ExitStack
 from pathlib import Path
 from typing import BinaryIO, Final
 
 from pktmask.capture.packet import Packet
 from pktmask.core.pipeline.stage import FileContext
-from pktmask.errors import PktmaskError, from_oserror
+from pktmask.errors import PktmaskError, decode_error, encode_error, from_oserror
 
 SPILL_CHUNK: Final = 1 << 20
 PIPE_CHUNK: Final = 1 << 12  # through a pipe, hand decisions over soon
 # Record markers beyond any range count: the pre-pass's last word, or its failure.
 _TRAILER: Final = 0xFFFF  # then two u32: TLS records masked, HTTP messages masked
-_FAILURE: Final = 0xFFFE  # then u32 exit code, u32 length, UTF-8 message
+_FAILURE: Final = 0xFFFE  # then u32 length, the error (errors.encode_error: class, message, file)
 _U32: Final = struct.Struct("<I")
 _U16: Final = struct.Struct("<H")
 # The per-packet verdict: kind, index of the stage that dropped it, then the fast
@@ -69,6 +70,7 @@ class DecisionStream:
     def __init__(self, ctx: FileContext | None = None):
         self._ctx = ctx
         self._spill_path: Path | None = None
+        self._scratch = ExitStack()  # holds the spill's ``manager.temp_file`` scope until ``close``
         self._spill: BinaryIO | None = None
         self._rfd = self._wfd = -1
         self._out = bytearray()
@@ -123,7 +125,8 @@ class DecisionStream:
         try:
             if self._spill is None:
                 assert self._ctx is not None, "a scratch stream needs the file's context"
-                self._spill_path = self._ctx.manager.create_temp_file(prefix="mask-", suffix=".ranges")
+                self._spill_path = self._scratch.enter_context(
+                    self._ctx.manager.temp_file(prefix="mask-", suffix=".ranges"))
                 self._spill = open(self._spill_path, "wb")
             self._spill.write(out)
         except OSError as exc:
@@ -131,8 +134,8 @@ class DecisionStream:
 
     def write_failure(self, exc: BaseException) -> None:
         """From the pre-pass process: tell the masking pass why no more decisions come."""
-        msg = str(exc).encode("utf-8", "replace")[:4000]
-        self._out += _U16.pack(_FAILURE) + _U32.pack(getattr(exc, "exit_code", 1)) + _U32.pack(len(msg)) + msg
+        form = encode_error(exc, self._name())
+        self._out += _U16.pack(_FAILURE) + _U32.pack(len(form)) + form
         self.flush()
 
     def finish_writing(self, tls_records: int, http_messages: int) -> None:
@@ -255,17 +258,14 @@ class DecisionStream:
         if n == _TRAILER:
             raise RuntimeError("masking decisions out of step with the capture")
         buf, pos = self._in, self._pos
-        if len(buf) - pos < 8:
-            buf, pos = self._refill(8)
-        code, length = _U32.unpack_from(buf, pos)[0], _U32.unpack_from(buf, pos + 4)[0]
-        self._pos = pos + 8
+        if len(buf) - pos < 4:
+            buf, pos = self._refill(4)
+        length = _U32.unpack_from(buf, pos)[0]
+        self._pos = pos + 4
         if len(buf) - self._pos < length:
             buf, pos = self._refill(length)
             self._pos = pos
-        msg = bytes(self._in[self._pos : self._pos + length]).decode("utf-8", "replace")
-        err = PktmaskError(msg)
-        err.exit_code = code
-        raise err
+        raise decode_error(bytes(self._in[self._pos : self._pos + length]))
 
     def close(self) -> None:
         """Close the pipe ends and remove the scratch file (ours: now, not at the end of the run)."""
@@ -282,11 +282,5 @@ class DecisionStream:
             except OSError:
                 pass
             self._spill = None
-        if self._spill_path is not None:
-            try:
-                self._spill_path.unlink()
-            except OSError:
-                pass
-            if self._ctx is not None:
-                self._ctx.manager.unregister_temp_file(self._spill_path)
-            self._spill_path = None
+        self._scratch.close()
+        self._spill_path = None

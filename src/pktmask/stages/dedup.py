@@ -34,9 +34,6 @@ class DeduplicationStage(Stage):
         self._next = 0
         self.removed = 0
 
-    def rewind(self) -> None:
-        self.start(None)
-
     def process(self, pkt: Packet) -> Packet | None:
         data = pkt.data
         if type(data) is not bytes:

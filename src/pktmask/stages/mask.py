@@ -18,7 +18,7 @@ import struct
 from typing import Final
 
 from pktmask.capture.packet import Packet, Patch, zeros
-from pktmask.core.pipeline.stage import FileContext, Stage
+from pktmask.core.pipeline.stage import FileContext, TwoPassStage
 from pktmask.mask.decisions import (
     V_DROPPED,
     V_FULL,
@@ -79,11 +79,10 @@ def _headers(raw: bytes, l3: int, v6: bool, proto: int, at: int, ps: int, old: i
     return b"".join((patch[0], raw[12 : l3 + 10], ipck, patch[2], raw[l3 + 20 : at], tck, raw[at + 2 : ps]))
 
 
-class MaskingStage(Stage):
-    """Protocol-aware payload masking (CONTRACT §4 "Payloads"), fail closed."""
+class MaskingStage(TwoPassStage):
+    """Protocol-aware payload masking (docs/policy.md "Payloads"), fail closed."""
 
     name = "mask"
-    needs_prepass = True
 
     def __init__(self):
         self._ctx: FileContext | None = None
@@ -104,11 +103,13 @@ class MaskingStage(Stage):
         self._ctx = ctx
         self._reset()
 
-    def attach_pipe(self, read_fd: int = -1, write_fd: int = -1) -> None:
-        """Exchange the decisions through a pipe instead of scratch: the pre-pass
-        (in another process) writes to ``write_fd``, the masking pass reads ``read_fd``.
-        The stage owns and closes the descriptor it is given."""
-        self._stream.attach(read_fd, write_fd)
+    def produce_to(self, write_fd: int) -> None:
+        """The pre-pass (in another process) writes the decisions to this pipe, not to scratch."""
+        self._stream.attach(write_fd=write_fd)
+
+    def consume_from(self, read_fd: int) -> None:
+        """The masking pass reads the decisions from this pipe (the pre-pass runs elsewhere)."""
+        self._stream.attach(read_fd=read_fd)
 
     def flush_decisions(self) -> None:
         """From the pre-pass process reading a live stream: push the decisions made so far

@@ -1,13 +1,12 @@
-"""PipelineExecutor: runs the enabled stages over one capture, streaming, into an atomic OUTPUT.
+"""PipelineExecutor: runs a fixed list of stages over one capture, streaming, into an atomic OUTPUT.
 
-All stages run fused in one final pass over the input that writes OUTPUT.
-A stage that needs a pre-pass (masking builds its keep ranges first) gets
-one more read of the input before that: the stages ahead of it that change
-which packets exist (dedup) run there too, so it observes exactly the packet
-sequence it will later process; stages whose changes cannot matter to it
-(``prepass_transparent``: anonymization rewrites addresses bijectively) are
-skipped. No intermediate capture is ever written — nothing unmasked reaches
-scratch — and memory stays constant in file size.
+Per file, straight through: plan the reads (``plan.py``), fork the pre-pass
+helper if one runs alongside (``helper.py``), run the pre-pass here if it
+runs serially, run the final pass into OUTPUT, reap the helper. No
+intermediate capture is ever written — nothing unmasked reaches scratch — and
+memory stays constant in file size. The executor knows stages only through
+``Stage`` and ``TwoPassStage``; which stages make a pipeline is decided above
+it (``pktmask.runner``).
 """
 
 from __future__ import annotations
@@ -18,20 +17,21 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import BinaryIO, Protocol, cast
+from typing import BinaryIO, cast
 
 from pktmask.capture.formats import Reader, make_writer, open_reader
-from pktmask.config import MaskConfig
 from pktmask.core.output import AtomicOutput, StdoutOutput
 from pktmask.core.pipeline import loop
-from pktmask.core.pipeline.stage import FileContext, Stage
+from pktmask.core.pipeline.helper import Helper, fork_helper
+from pktmask.core.pipeline.plan import SERIAL, STREAMED, PassPlan, plan_passes
+from pktmask.core.pipeline.stage import FileContext, Stage, TwoPassStage
 from pktmask.core.pipeline.stream import StreamFeed, StreamInput
-from pktmask.core.process import become_helper, block_signals, die_with_parent, grow_pipe
 from pktmask.core.temp_file_manager import TempFileManager, get_temp_file_manager
 from pktmask.errors import (
     InputError,
     OutputError,
     OutputExistsError,
+    PktmaskError,
     SameFileError,
     from_oserror,
 )
@@ -75,18 +75,6 @@ def check_paths(input_path: Path, output_path: Path, force: bool) -> None:
         raise OutputExistsError("OUTPUT exists (use --force to replace it)", str(output_path))
 
 
-class _Piped(Protocol):
-    """A pre-pass observer that exchanges its decisions through a pipe (MaskingStage)."""
-
-    def attach_pipe(self, read_fd: int = -1, write_fd: int = -1) -> None: ...
-
-    def send_failure(self, exc: BaseException) -> None: ...
-
-
-def _piped(observer: Stage) -> _Piped:
-    return cast(_Piped, observer)
-
-
 def _same_file(fd: int, path: Path) -> bool:
     try:
         a, b = os.fstat(fd), os.stat(path)
@@ -95,29 +83,69 @@ def _same_file(fd: int, path: Path) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _flush_decisions(observer: Stage) -> None:
-    """Hand the pre-pass's buffered decisions to the final pass now (a live input is waiting)."""
-    flush = getattr(observer, "flush_decisions", None)
-    if flush is not None:
-        flush()
-        return
-    stream = getattr(observer, "_stream", None)  # MaskingStage's DecisionStream (no public hook yet)
-    if stream is not None:
-        stream.flush()
+class FileRun:
+    """One capture being processed: its names, input, OUTPUT, result and progress.
 
-
-def plan_passes(stages: list[Stage]) -> list[tuple[list[Stage], Stage | None]]:
-    """Plan the reads of the input: (stages that process, stage that observes) per pass.
-
-    Every pass but the last is a pre-pass for one two-pass stage; the last
-    runs every stage and writes the output.
+    Everything that lives for one file lives here, never on the executor.
     """
-    passes: list[tuple[list[Stage], Stage | None]] = []
-    for i, stage in enumerate(stages):
-        if stage.needs_prepass:
-            passes.append(([s for s in stages[:i] if not s.prepass_transparent], stage))
-    passes.append((list(stages), None))
-    return passes
+
+    def __init__(self, input_path: Path, name: str, stream: StreamInput | None, output: str,
+                 out: AtomicOutput | StdoutOutput, manager: TempFileManager, progress=None):
+        self.input_path = input_path
+        self.name = name
+        self.stream = stream
+        self.out = out
+        self.manager = manager
+        self.progress = progress  # progress(done, total) in bytes, or None
+        self.result = FileResult(input=name, output=output)
+        self._total = 0
+        self._done = 0
+        self._reads = 1
+
+    def context(self) -> FileContext:
+        return FileContext(self.name, self.manager)
+
+    def expect_reads(self, reads: int) -> None:
+        """This process will read the input ``reads`` times (progress counts each)."""
+        self._reads = reads
+        try:
+            self._total = 0 if self.stream is not None else os.stat(self.input_path).st_size * reads
+        except OSError:
+            self._total = 0
+
+    def open_input(self) -> BinaryIO:
+        """The input to read once more: the stream itself, or the file opened again."""
+        if self.stream is not None:
+            return cast(BinaryIO, self.stream)
+        try:
+            return open(self.input_path, "rb", buffering=0)  # noqa: SIM115 - closed by close_input
+        except OSError as exc:
+            raise InputError(f"cannot open: {exc.strerror}", self.name) from exc
+
+    def close_input(self, f: BinaryIO) -> None:
+        """Close what ``open_input`` opened (a stream is its owner's to close)."""
+        if f is not self.stream:
+            f.close()
+
+    def report_progress(self, reader: Reader) -> None:
+        if self.progress is not None and self._total:
+            try:
+                size = os.fstat(reader.cb.f.fileno()).st_size or 1
+            except (OSError, AttributeError, ValueError):
+                return
+            share = self._total // max(1, self._reads)
+            self.progress(self._done + share * min(reader.cb.position(), size) // size, self._total)
+
+    def pass_done(self) -> None:
+        self._done += self._total // self._reads
+
+    def count_input(self, reader: Reader) -> None:
+        result = self.result
+        result.packets_in = reader.packets
+        result.metadata_dropped = reader.metadata_dropped
+        if reader.truncated:
+            result.truncated = True
+            result.warnings.append("capture ends in a truncated record; all complete records were processed")
 
 
 class PipelineExecutor:
@@ -126,18 +154,12 @@ class PipelineExecutor:
     def __init__(self, stages: list[Stage], manager: TempFileManager | None = None):
         self.stages = stages
         self.manager = manager or get_temp_file_manager()
+        plan_passes(stages)  # refuse an impossible pipeline now, not at the first file
 
-    @classmethod
-    def from_config(cls, config: MaskConfig, manager: TempFileManager | None = None) -> PipelineExecutor:
-        """Build the enabled stages, in the order dedup → anonymize → mask."""
-        from pktmask.stages import build_stages
-
-        return cls(build_stages(config), manager)
-
-    @property
-    def reads_twice(self) -> bool:
-        """True when the input is read more than once (a stream must then be spooled first)."""
-        return len(plan_passes(self.stages)) > 1
+    def plan(self, streamed: bool) -> PassPlan:
+        """The pass plan for one input (``streamed``: it can be read only once)."""
+        parallel = (os.cpu_count() or 1) > 1 and not os.environ.get(SERIAL_ENV)
+        return plan_passes(self.stages, streamed=streamed, parallel=parallel)
 
     def run_file(self, input_path: str | Path, output_path: str | Path, force: bool = False, *,
                  display_name: str | None = None, progress=None, stream=None) -> FileResult:
@@ -153,11 +175,11 @@ class PipelineExecutor:
         input_path = Path(input_path)
         name = display_name or str(input_path)
         started = time.monotonic()
-        to_stdout = str(output_path) == "-"
-        result = FileResult(input=name, output="-" if to_stdout else str(output_path))
         if stream is None and not input_path.exists():
             raise InputError("no such file", name)
         out: AtomicOutput | StdoutOutput
+        to_stdout = str(output_path) == "-"
+        output = "-" if to_stdout else str(output_path)
         if to_stdout:
             out = StdoutOutput()
         else:
@@ -171,257 +193,131 @@ class PipelineExecutor:
             if not output_path.parent.is_dir():
                 raise OutputError("output directory does not exist", str(output_path.parent))
             out = AtomicOutput(output_path, self.manager, force)
-        self._name = name
-        self._progress = progress
+        run = FileRun(input_path, name, stream, output, out, self.manager, progress)
         try:
-            self._run(input_path, out, result, stream)
+            self._run(run)
             out.commit()
         except BaseException:
             out.abort()
             raise
-        result.ok = True
-        result.seconds = time.monotonic() - started
-        return result
+        run.result.ok = True
+        run.result.seconds = time.monotonic() - started
+        return run.result
 
-    def _run(self, input_path: Path, out, result: FileResult, stream=None) -> None:
-        passes = plan_passes(self.stages)
-        if len(passes) > 2:
-            raise ValueError("at most one stage may need a pre-pass")
-        if stream is not None and len(passes) == 2:
-            self._run_stream(stream, out, result, passes)
-            return
-        pipelined = (len(passes) == 2 and stream is None and (os.cpu_count() or 1) > 1
-                     and not os.environ.get(SERIAL_ENV) and hasattr(passes[0][1], "attach_pipe"))
-        reads = 1 if pipelined else len(passes)  # reads of the input this process makes
+    def _run(self, run: FileRun) -> None:
+        """Plan, fork the pre-pass helper if it runs alongside, run the final pass, reap."""
+        plan = self.plan(streamed=run.stream is not None)
+        run.expect_reads(2 if plan.mode == SERIAL else 1)
+        helper = self._fork_prepass(run, plan) if plan.helper else None
         try:
-            self._total = 0 if stream is not None else os.stat(input_path).st_size * reads
-        except OSError:
-            self._total = 0
-        self._done = 0
-        self._passes = reads
-        child = None
-        ran: set[int] = set()
-        # With one pre-pass, its drop decisions are replayed in the final pass.
-        replay = (passes[0][1], passes[0][0]) if len(passes) == 2 else None
-        try:
-            for index, (procs, observer) in enumerate(passes):
-                last = index == len(passes) - 1
-                if child is not None and not last:
-                    continue  # that pre-pass runs in the child
-                f = cast(BinaryIO, stream) if stream is not None else self._open(input_path)
-                try:
-                    reader = open_reader(f, self._name)
-                    if index == 0:
-                        ctx = FileContext(self._name, reader.format, self.manager)
-                        for stage in self.stages:
-                            stage.start(ctx)
-                        result.format = reader.format
-                        if pipelined:
-                            assert observer is not None  # a pre-pass has its observer
-                            child = self._fork_prepass(input_path, procs, observer)
-                            if not last:
-                                continue
-                    for stage in procs:
-                        if id(stage) in ran:
-                            stage.rewind()  # it saw these packets in an earlier pass
-                        ran.add(id(stage))
-                    if last:
-                        result.packets_out = self._pass(reader, procs, out, replay)
-                    else:
-                        assert observer is not None
-                        self._prepass(reader, procs, observer)
-                        observer.end_prepass()
-                    self._done += self._total // reads
-                    if last:
-                        self._count_input(reader, result)
-                finally:
-                    if stream is None:
-                        f.close()
-            for stage in self.stages:
-                result.add(stage.finish())
-            if child is not None:
-                self._reap(child, stop=False)
-                child = None
+            if plan.mode == SERIAL:
+                self._prepass_here(run, plan)
+            self._final_pass(run, plan, helper)
+            if helper is not None:
+                helper.reap()
         finally:
-            if child is not None:
-                self._reap(child, stop=True)
+            if helper is not None:
+                helper.close()
 
-    def _open(self, input_path: Path):
-        try:
-            return open(input_path, "rb", buffering=0)
-        except OSError as exc:
-            raise InputError(f"cannot open: {exc.strerror}", self._name) from exc
-
-    def _fork_prepass(self, input_path: Path, procs: list[Stage], observer: Stage) -> int:
-        """Run the pre-pass in a child process that streams its decisions through a pipe.
-
-        With two cores the pre-pass and the final pass then run side by side.
-        The child writes nothing but the pipe, dies with us (PR_SET_PDEATHSIG),
-        reports a failure through the pipe and always ends with ``os._exit``.
-        It owns nothing, so any signal kills it at once (default actions; the
-        TempFileManager SIGKILLs it before cleaning up). Returns the child's
-        pid, registered as a helper.
-        """
-        rfd, wfd = os.pipe()
-        grow_pipe(wfd)
-        parent = os.getpid()
-        saved = block_signals()  # until the child is registered (parent) or on default actions (child)
-        try:
-            pid = os.fork()
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
-            raise
-        if pid == 0:
-            code = 0
-            try:
-                become_helper(saved)
-                os.close(rfd)
-                die_with_parent(parent)
-                _piped(observer).attach_pipe(write_fd=wfd)
-                self._progress = None
-                with self._open(input_path) as f:
-                    self._prepass(open_reader(f, self._name), procs, observer)
-                observer.end_prepass()
-            except BaseException as exc:  # noqa: BLE001 - reported through the pipe, then exit
-                code = getattr(exc, "exit_code", 1)
-                try:
-                    _piped(observer).send_failure(exc)
-                except BaseException:  # noqa: BLE001 - the parent sees the pipe end instead
-                    pass
-            finally:
-                os._exit(code)
-        try:
-            os.close(wfd)
-            self.manager.register_child(pid, helper=True)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
-        _piped(observer).attach_pipe(read_fd=rfd)
-        return pid
-
-    def _run_stream(self, stream: StreamInput, out, result: FileResult, passes: list) -> None:
-        """A once-only input with a pre-pass: the process that reads it runs the pre-pass.
-
-        A forked helper reads ``stream``, runs the pre-pass and forwards every
-        byte it read and its decisions through two pipes; this process runs the
-        final pass on the forwarded capture (``StreamFeed``). Nothing reaches
-        scratch; memory is bounded by what the tracker holds back.
-        """
-        (pre_procs, observer), (procs, _none) = passes
-        raw_r, raw_w = os.pipe()
-        dec_r, dec_w = os.pipe()
-        grow_pipe(raw_w)
-        grow_pipe(dec_w)
-        parent = os.getpid()
-        saved = block_signals()
-        try:
-            pid = os.fork()
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
-            for fd in (raw_r, raw_w, dec_r, dec_w):
-                os.close(fd)
-            raise
-        if pid == 0:
-            code = 0
-            try:
-                become_helper(saved)
-                os.close(raw_r)
-                os.close(dec_r)
-                die_with_parent(parent)
-                self._stream_prepass(StreamInput(stream.fileno(), self._name, tee_fd=raw_w), dec_w,
-                                     pre_procs, observer)
-            except BaseException as exc:  # noqa: BLE001 - reported through the pipe, then exit
-                code = getattr(exc, "exit_code", 1)
-                try:
-                    _piped(observer).send_failure(exc)
-                except BaseException:  # noqa: BLE001 - the parent sees the pipe end instead
-                    pass
-            finally:
-                os._exit(code)
-        try:
-            os.close(raw_w)
-            os.close(dec_w)
-            self.manager.register_child(pid, helper=True)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
-        stream.close()  # the helper reads it; this process never does
-        feed = StreamFeed(raw_r, dec_r, self._name)
-        child: int | None = pid
-        attached = False
-        try:
-            reader = open_reader(cast(BinaryIO, feed), self._name)
-            result.format = reader.format
-            ctx = FileContext(self._name, reader.format, self.manager)
-            for stage in self.stages:
-                stage.start(ctx)
-            _piped(observer).attach_pipe(read_fd=dec_r)
-            attached = True
-            result.packets_out = self._pass(reader, procs, out, (observer, pre_procs))
-            self._count_input(reader, result)
-            for stage in self.stages:
-                result.add(stage.finish())
-            self._reap(pid, stop=False)
-            child = None
-        finally:
-            if child is not None:
-                self._reap(child, stop=True)
-            feed.close()
-            if not attached:
-                os.close(dec_r)
-
-    def _stream_prepass(self, src: StreamInput, dec_w: int, procs: list[Stage], observer: Stage) -> None:
-        """In the helper: read the stream once, forward it, and run the pre-pass over it."""
-        self._progress = None
-        reader = open_reader(cast(BinaryIO, src), self._name)
-        ctx = FileContext(self._name, reader.format, self.manager)
-        for stage in self.stages:
+    # ---- the pre-pass ---------------------------------------------------------------
+    def _prepass_here(self, run: FileRun, plan: PassPlan) -> None:
+        """Run the pre-pass in this process; its decisions wait in the stage's scratch."""
+        two_pass = plan.two_pass
+        assert two_pass is not None  # a serial plan has its two-pass stage
+        ctx = run.context()
+        for stage in plan.stages:
             stage.start(ctx)
-        _piped(observer).attach_pipe(write_fd=dec_w)
-        src.on_stall = lambda: _flush_decisions(observer)
-        self._prepass(reader, procs, observer)
-        observer.end_prepass()
+        f = run.open_input()
+        try:
+            reader = open_reader(f, run.name)
+            loop.prepass(reader, plan.prepass, two_pass, lambda: run.report_progress(reader))
+        finally:
+            run.close_input(f)
+        two_pass.end_prepass()
+        run.pass_done()
+        for stage in plan.prepass:
+            stage.start(ctx)  # they saw these packets: the final pass counts their drops afresh
+
+    def _fork_prepass(self, run: FileRun, plan: PassPlan) -> Helper:
+        """Start the helper that runs the pre-pass alongside the final pass.
+
+        For a once-only input it reads the stream itself (this process never
+        does) and forwards every byte. This process does not open the input to
+        learn anything before: stages need no format to start.
+        """
+        streamed = plan.mode == STREAMED
+        helper = fork_helper(self.manager, run.name, lambda dec_w, raw_w: self._prepass_child(run, plan, dec_w, raw_w),
+                             forward=streamed)
+        if streamed:
+            assert run.stream is not None  # a streamed plan has its stream
+            run.stream.close()  # the helper reads it; this process never does
+        return helper
 
     @staticmethod
-    def _count_input(reader: Reader, result: FileResult) -> None:
-        result.packets_in = reader.packets
-        result.metadata_dropped = reader.metadata_dropped
-        if reader.truncated:
-            result.truncated = True
-            result.warnings.append("capture ends in a truncated record; all complete records were processed")
+    def _prepass_child(run: FileRun, plan: PassPlan, dec_w: int, raw_w: int) -> int:
+        """In the helper: run the pre-pass, its decisions into ``dec_w``; returns the exit status.
 
-    def _reap(self, pid: int, stop: bool) -> None:
-        """Wait for the pre-pass child; ``stop`` kills it first (the final pass failed)."""
-        try:
-            if stop:
-                os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)  # after its trailer it only has to exit
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        self.manager.unregister_child(pid)
-
-    def _report_progress(self, reader: Reader) -> None:
-        if self._progress is not None and self._total:
-            try:
-                size = os.fstat(reader.cb.f.fileno()).st_size or 1
-            except (OSError, AttributeError, ValueError):
-                return
-            share = self._total // max(1, self._passes)
-            self._progress(self._done + share * min(reader.cb.position(), size) // size, self._total)
-
-    def _prepass(self, reader: Reader, procs: list[Stage], observer: Stage) -> None:
-        """Read the input once more so ``observer`` sees the packets it will later process.
-
-        A packet a stage drops here is reported to the observer
-        (``observe_drop``), so the final pass can replay that decision.
+        A failure is sent through the decision pipe with its class (the final
+        pass raises it); the status only says whether the pre-pass succeeded.
         """
-        loop.prepass(reader, procs, observer, lambda: self._report_progress(reader))
+        two_pass = plan.two_pass
+        assert two_pass is not None  # a helper runs only for a pre-pass
+        producing = False
+        try:
+            ctx = run.context()
+            for stage in (*plan.prepass, two_pass):
+                stage.start(ctx)
+            two_pass.produce_to(dec_w)
+            producing = True
+            if raw_w >= 0:
+                assert run.stream is not None
+                src = StreamInput(run.stream.fileno(), run.name, tee_fd=raw_w)
+                src.on_stall = two_pass.flush_decisions  # a live input: the final pass must not wait
+                f = cast(BinaryIO, src)
+            else:
+                f = run.open_input()
+            loop.prepass(open_reader(f, run.name), plan.prepass, two_pass, lambda: None)
+            two_pass.end_prepass()
+            return 0
+        except BaseException as exc:  # noqa: BLE001 - reported through the pipe, then exit
+            if producing:
+                try:
+                    two_pass.send_failure(exc)
+                except BaseException:  # noqa: BLE001 - the final pass sees the pipe end instead
+                    pass
+            return exc.exit_code if isinstance(exc, PktmaskError) else 1
 
-    def _pass(self, reader: Reader, procs: list[Stage], out, replay: tuple | None = None) -> int:
+    # ---- the final pass -------------------------------------------------------------
+    def _final_pass(self, run: FileRun, plan: PassPlan, helper: Helper | None) -> None:
+        """Read the input (or the helper's forwarded capture) once more and write OUTPUT."""
+        if plan.mode != SERIAL:  # a serial pre-pass started them
+            ctx = run.context()
+            for stage in plan.stages:
+                stage.start(ctx)
+        if helper is not None:
+            assert plan.two_pass is not None  # a helper runs only for a pre-pass
+            plan.two_pass.consume_from(helper.take_decisions())
+        f = cast(BinaryIO, helper.feed) if helper is not None and helper.feed is not None else run.open_input()
+        try:
+            reader = open_reader(f, run.name)
+            run.result.format = reader.format
+            run.result.packets_out = self._write(run, reader, plan)
+            run.pass_done()
+            run.count_input(reader)
+        finally:
+            if helper is None or helper.feed is None:
+                run.close_input(f)
+        for stage in plan.stages:
+            run.result.add(stage.finish())
+
+    def _write(self, run: FileRun, reader: Reader, plan: PassPlan) -> int:
         """Run the final pass into OUTPUT; returns the number of packets written.
 
-        With ``replay`` = (observer, pre-pass stages), the pre-pass stages'
-        drop decisions are read back from the observer instead of being
-        computed again, and those stages do not run here.
+        With a two-pass stage, the pre-pass stages' drop decisions are read
+        back from it (``replay``) instead of being made again, and those
+        stages do not run here.
         """
+        out = run.out
         f = out.open()
         pause = float(os.environ.get(PAUSE_ENV) or 0)
         try:
@@ -434,15 +330,14 @@ class PipelineExecutor:
                     f.flush()
 
                 source.on_stall = stall
-            observer, droppers = replay if replay is not None else (None, [])
-            procs = [s for s in procs if s not in droppers]
 
             def tick() -> None:
-                self._report_progress(reader)
+                run.report_progress(reader)
                 out.checkpoint()
 
             first = (lambda: self._test_pause(f, pause)) if pause else None
-            written = loop.final(reader, procs, writer.write, observer, droppers, tick, first)
+            observer: TwoPassStage | None = plan.two_pass
+            written = loop.final(reader, plan.final, writer.write, observer, plan.prepass, tick, first)
             writer.close()
         except OSError as exc:
             raise from_oserror(exc, str(out.target)) from exc

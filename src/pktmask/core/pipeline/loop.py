@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from pktmask.capture.packet import Packet
-from pktmask.core.pipeline.stage import Stage
+from pktmask.core.pipeline.stage import Stage, TwoPassStage
 
 TICK: Final = 0xFFF  # tick after every 4096 packets (Final: compiled, a constant, not a lookup)
 
 
-def prepass(reader: Iterable[Packet], stages: list[Stage], observer: Stage,
+def prepass(reader: Iterable[Packet], stages: list[Stage], observer: TwoPassStage,
             tick: Callable[[], None]) -> None:
     """Run ``stages`` over every packet and show the survivors to ``observer``.
 
@@ -38,7 +38,7 @@ def prepass(reader: Iterable[Packet], stages: list[Stage], observer: Stage,
 
 
 def final(reader: Iterable[Packet], stages: list[Stage], write: Callable[[Packet], None],
-          observer: Stage | None, droppers: list[Stage], tick: Callable[[], None],
+          observer: TwoPassStage | None, droppers: list[Stage], tick: Callable[[], None],
           first: Callable[[], None] | None) -> int:
     """Run ``stages`` over every packet and ``write`` the survivors; returns how many were written.
 

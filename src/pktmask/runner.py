@@ -1,8 +1,10 @@
 """One `pktmask mask` run: a file, a directory, stdin or a FIFO, into a file, a directory or stdout.
 
 The CLI builds a MaskRequest and calls ``run_mask`` inside the entered
-TempFileManager; this module decides the shape of the run and returns every
-file's result. Usage problems raise before anything is written.
+TempFileManager; this module assembles the pipeline from the configuration
+(``build_executor``), decides the shape of the run and returns every file's
+result. Usage problems raise before anything is written. It sits above
+``pktmask.core``, which knows neither the configuration nor the stages.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pktmask.core.pipeline.stream import StreamInput
 from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.errors import InputError, OutputError, UsageError
 from pktmask.report import FileResult
+from pktmask.stages import build_stages
 
 STDIO = "-"
 
@@ -65,6 +68,11 @@ class Hooks:
         """One file finished (successfully or not)."""
 
 
+def build_executor(config: MaskConfig, manager: TempFileManager | None = None) -> PipelineExecutor:
+    """The executor of the stages ``config`` enables, in the order dedup → anonymize → mask."""
+    return PipelineExecutor(build_stages(config), manager)
+
+
 def run_mask(req: MaskRequest, manager: TempFileManager, hooks: Hooks | None = None) -> MaskOutcome:
     """Run one mask request; raises PktmaskError for usage errors and single-file failures."""
     hooks = hooks or Hooks()
@@ -77,7 +85,7 @@ def run_mask(req: MaskRequest, manager: TempFileManager, hooks: Hooks | None = N
         if Path(req.output).is_dir():
             raise UsageError("OUTPUT is a directory (give a file name)", req.output)
         raise OutputError("output directory does not exist", req.output)
-    executor = PipelineExecutor.from_config(req.config, manager)
+    executor = build_executor(req.config, manager)
     hooks.start(1)
     outcome = MaskOutcome()
     if req.input == STDIO:
@@ -146,7 +154,7 @@ def _run_directory(req: MaskRequest, manager: TempFileManager, hooks: Hooks) -> 
         outcome.results = run_parallel(plan, req.jobs, _worker_argv(req, manager), manager, hooks.file_done,
                                        key=req.config.key)
     else:
-        executor = PipelineExecutor.from_config(req.config, manager)
+        executor = build_executor(req.config, manager)
         outcome.results = run_sequential(executor, plan, req.config.force, hooks.file_done,
                                          hooks.file_progress)
     outcome.results = early + outcome.results
@@ -172,4 +180,4 @@ def _worker_argv(req: MaskRequest, manager: TempFileManager) -> list[str]:
     return argv
 
 
-__all__ = ["BatchPlan", "Hooks", "MaskOutcome", "MaskRequest", "run_mask"]
+__all__ = ["BatchPlan", "Hooks", "MaskOutcome", "MaskRequest", "build_executor", "run_mask"]
