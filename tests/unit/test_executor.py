@@ -60,7 +60,7 @@ def _pipeline():
 
 
 def test_plan_without_a_two_pass_stage_is_one_read():
-    dedup, anon, _mask = _pipeline()
+    dedup, anon = DeduplicationStage(), AnonymizationStage(KEY)
     plan = plan_passes([dedup, anon], streamed=True, parallel=True)
     assert plan.mode == SINGLE and plan.two_pass is None and plan.prepass == [] and plan.final == [dedup, anon]
     assert not plan.helper
@@ -79,6 +79,22 @@ def test_plan_puts_the_droppers_ahead_in_the_prepass_and_leaves_transparent_stag
     # A stage after the two-pass stage never runs in its pre-pass.
     later = DeduplicationStage()
     assert plan_passes([anon, mask, later]).prepass == []
+
+
+def test_the_anonymizer_hands_off_only_to_the_masker_next():
+    """Before the masker, the anonymizer leaves the original bytes and hands over its rewrite:
+    no stage may come between them, and it may not be last."""
+    dedup, anon, mask = _pipeline()
+    assert anon.hands_off and mask.takes_hand_off and not dedup.takes_hand_off
+    plan_passes([dedup, anon, mask])  # the builder's order
+    for stages in ([anon, dedup, mask], [anon], [dedup, anon]):
+        with pytest.raises(ValueError, match="hands its work to the next stage"):
+            plan_passes(stages)
+        with pytest.raises(ValueError, match="hands its work"):
+            PipelineExecutor(stages)
+    alone = AnonymizationStage(KEY)  # without masking it finishes its own frames
+    assert not alone.hands_off
+    plan_passes([alone, dedup, mask])
 
 
 def test_at_most_one_two_pass_stage():

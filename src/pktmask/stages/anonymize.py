@@ -38,6 +38,9 @@ class AnonymizationStage(Stage):
         self._lt = -1  # the link type checked last: the per-packet test is one comparison
         self._name = ""
         self._masking = masking  # whether a masking stage follows (decides netlink support)
+        # With masking next, frames leave here with their original bytes, the rewrite in
+        # ``Packet.patch`` / ``Packet.walk``: only the masker may come next (``plan_passes``).
+        self.hands_off = masking
         self.frames_rewritten = 0
         self.dns_messages = 0  # counted here only when no masking stage follows (it counts them)
 

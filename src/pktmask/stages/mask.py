@@ -83,6 +83,7 @@ class MaskingStage(TwoPassStage):
     """Protocol-aware payload masking (docs/policy.md "Payloads"), fail closed."""
 
     name = "mask"
+    takes_hand_off = True  # applies the anonymizer's ``Packet.patch`` and reuses its ``Packet.walk``
 
     def __init__(self):
         self._ctx: FileContext | None = None

@@ -57,8 +57,15 @@ def plan_passes(stages: list[Stage], *, streamed: bool = False, parallel: bool =
 
     ``streamed``: the input can be read only once. ``parallel``: a helper
     process may run the pre-pass alongside (two cores or more). Raises
-    ValueError if more than one stage needs a pre-pass.
+    ValueError if more than one stage needs a pre-pass, or if a stage that hands
+    off its work (``Stage.hands_off``) is not followed by one that takes it over.
     """
+    for i, s in enumerate(stages):
+        if s.hands_off and (i + 1 == len(stages) or not stages[i + 1].takes_hand_off):
+            # Its frames still hold the original addresses: a stage after it that does not
+            # take over its work would see them, or write them out.
+            raise ValueError(f"stage {s.name} hands its work to the next stage, and the next "
+                             "stage does not take it over")
     two = [s for s in stages if isinstance(s, TwoPassStage)]
     if len(two) > 1:
         raise ValueError("at most one stage may need a pre-pass")

@@ -46,6 +46,12 @@ class Stage:
     # decides in its pre-pass, so the pre-pass skips it (see ``plan_passes``);
     # stages that drop packets must never claim this.
     prepass_transparent = False
+    # A stage that leaves part of its work to the next one, which must take it over
+    # (``takes_hand_off``): the anonymizer before the masker hands over its address
+    # rewrite (``Packet.patch``) and its walk (``Packet.walk``) and leaves the original
+    # bytes in place. ``plan_passes`` refuses any other stage between them.
+    hands_off = False
+    takes_hand_off = False
 
     def start(self, ctx: FileContext) -> None:
         """Reset per-file state."""
