@@ -8,6 +8,7 @@ level ``int.from_bytes`` and a modulo instead of a loop over 16-bit words.
 from __future__ import annotations
 
 import struct
+import zlib
 from typing import Final
 
 _from: Final = int.from_bytes
@@ -58,3 +59,12 @@ def adjust(csum: int, delta: int, udp: bool = False) -> int:
     RFC 1624 eqn. 3: HC' = ~(~HC + m' - m), with its +0 rule as ``field``.
     """
     return field((~csum & 0xFFFF) + delta, udp)
+
+
+def write_fcs(buf: bytearray, fcs: tuple[int, int] | None) -> None:
+    """Write the 802.11 FCS (CRC-32, little-endian) of ``buf[start:at]`` at ``at``, for
+    ``fcs = (start, at)`` from a walk (``Walk.fcs``); nothing if None or cut short."""
+    if fcs is not None:
+        start, at = fcs
+        if at + 4 <= len(buf):
+            buf[at : at + 4] = zlib.crc32(buf[start:at]).to_bytes(4, "little")

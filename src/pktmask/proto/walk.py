@@ -55,6 +55,7 @@ from pktmask.proto.walk_base import (
     _from,
 )
 from pktmask.proto.walk_ip import IpWalker
+from pktmask.proto.walk_wifi import wifi
 
 __all__ = ["F_IP4", "F_IP6", "F_MAC", "FIELD_SIZE", "IP4_HEADER", "L4_PLAIN", "L4_PSEUDO", "L4_QUOTED",
            "MAX_DEPTH", "Job", "TcpSegment", "Walk", "walk"]
@@ -103,6 +104,8 @@ class _Walker(IpWalker):
             self.l3(4, size, link.null_ethertype(buf, lt), 0)
         elif lt == link.LT_NETLINK:
             self.netlink(size)
+        elif lt in link.WIFI_LINKTYPES:
+            wifi(self, lt)
         else:
             self.zero(0, size)
 
