@@ -61,10 +61,12 @@ def adjust(csum: int, delta: int, udp: bool = False) -> int:
     return field((~csum & 0xFFFF) + delta, udp)
 
 
-def write_fcs(buf: bytearray, fcs: tuple[int, int] | None) -> None:
-    """Write the 802.11 FCS (CRC-32, little-endian) of ``buf[start:at]`` at ``at``, for
-    ``fcs = (start, at)`` from a walk (``Walk.fcs``); nothing if None or cut short."""
+def write_fcs(buf: bytearray, fcs: tuple[int, int, int, int] | None) -> None:
+    """Write the 802.11 FCS (CRC-32, little-endian) at ``at`` for ``fcs = (start, gap, resume,
+    at)`` from a walk (``Walk.fcs``): over ``buf[start:gap]`` and ``buf[resume:at]`` (the gap is
+    radiotap's data padding, which is not sent). Nothing if None or cut short."""
     if fcs is not None:
-        start, at = fcs
+        start, gap, resume, at = fcs
         if at + 4 <= len(buf):
-            buf[at : at + 4] = zlib.crc32(buf[start:at]).to_bytes(4, "little")
+            crc = zlib.crc32(buf[resume:at], zlib.crc32(buf[start:gap]))
+            buf[at : at + 4] = crc.to_bytes(4, "little")

@@ -94,8 +94,9 @@ class Walk:
         self.labels: list[tuple[int, int, bytes]] = []  # DNS name labels: (offset, length, parent)
         self.trim: list[tuple[int, int]] = []  # (offset, mask of the bits kept)
         self.dns = 0  # DNS messages walked (their header kept)
-        # An 802.11 FCS to recompute last, over the sanitized bytes: (region start, FCS offset).
-        self.fcs: tuple[int, int] | None = None
+        # An 802.11 FCS to recompute last over the sanitized bytes: (region start, start and
+        # end of a gap the FCS does not cover (radiotap data padding), FCS offset).
+        self.fcs: tuple[int, int, int, int] | None = None
 
 
 class WalkerBase:

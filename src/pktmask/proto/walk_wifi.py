@@ -160,7 +160,7 @@ class Dot11:
             if radio.bad_fcs:
                 wk.hide(end, size)  # a bad FCS tells of bytes the frame no longer has
             else:
-                wk.w.fcs = (off, end)
+                wk.w.fcs = (off, off, off, end)
         if off + 10 > end:  # frame control, duration kept; a partial address hidden
             wk.hide(off + 4, end)
             return
@@ -306,6 +306,8 @@ class Dot11:
         if datapad:
             pad = off + ((hdr + 3) & -4)
             wk.hide(body, min(pad, end))
+            if wk.w.fcs is not None:  # the padding is not sent: the FCS skips it
+                wk.w.fcs = (off, body, pad, wk.w.fcs[3])
             body = pad
         if body >= end:
             return
