@@ -17,7 +17,16 @@ from scapy.utils import RawPcapReader
 
 from conftest import tshark_fields
 from leak_captures import plant
-from wifi_captures import BUILDERS, IDENTITY, SSID, mac, probe_req, radiotap, radiotap_eapol, radiotap_management
+from wifi_captures import (
+    BUILDERS,
+    IDENTITY,
+    SSID,
+    mac,
+    probe_req,
+    radiotap,
+    radiotap_eapol,
+    radiotap_management,
+)
 
 KEY = bytes(range(0x40, 0x60))
 PREFS = ["-o", "wlan.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
@@ -77,7 +86,7 @@ def test_tshark_reads_the_sanitized_fields(run, tmp_path, key_file, tshark):
     fields = ["wlan.fc.type_subtype", "wlan.ra", "wlan.ta", "wlan.ssid", "wlan.fcs.status", "radiotap.channel.freq"]
     old, new = tshark_fields(src, fields, None, PREFS), tshark_fields(out, fields, None, PREFS)
     assert len(old) == len(new) == len(leak.frames)
-    for a, b in zip(old, new):
+    for a, b in zip(old, new, strict=True):
         assert a[0] == b[0] and a[5] == b[5]  # frame types and radio fields kept
         assert b[4] == "1"  # FCS recomputed: good
         if a[3]:  # an SSID: a pseudonym of its length

@@ -196,10 +196,10 @@ def prism(wk: WalkerBase, size: int) -> Radio:
     if size < PRISM_ITEMS:
         wk.hide(0, size)
         return _NONE
-    order = "little"
+    little = True
     hlen = _from(buf[4:8], "little")
     if not PRISM_ITEMS <= hlen <= size:
-        order = "big"
+        little = False
         hlen = _from(buf[4:8], "big")
         if not PRISM_ITEMS <= hlen <= size:
             wk.hide(0, size)
@@ -207,7 +207,8 @@ def prism(wk: WalkerBase, size: int) -> Radio:
     wk.hide(8, PRISM_ITEMS)  # the capturing interface's name
     o = PRISM_ITEMS
     while o + 12 <= hlen:
-        if _from(buf[o : o + 4], order) not in PRISM_DIDS:
+        did = _from(buf[o : o + 4], "little") if little else _from(buf[o : o + 4], "big")
+        if did not in PRISM_DIDS:
             wk.hide(o + 8, o + 12)
         o += 12
     wk.hide(o, hlen)

@@ -199,9 +199,9 @@ class Wifi:
         if n < 24:
             self.other(0, n, "prism (cut short)")
             return
-        length, order = int.from_bytes(buf[4:8], "little"), "little"
+        length, swap = int.from_bytes(buf[4:8], "little"), False
         if not 24 <= length <= n:
-            length, order = int.from_bytes(buf[4:8], "big"), "big"
+            length, swap = int.from_bytes(buf[4:8], "big"), True
             if not 24 <= length <= n:
                 self.other(0, n, "prism (not understood)")
                 return
@@ -210,7 +210,8 @@ class Wifi:
         o = 24
         while o + 12 <= length:
             add(o, o + 8, KEEP, "")
-            if int.from_bytes(buf[o:o + 4], order) in PRISM_DIDS:  # type: ignore[arg-type]
+            did = buf[o:o + 4]
+            if int.from_bytes(did[::-1] if swap else did, "little") in PRISM_DIDS:
                 add(o + 8, o + 12, KEEP, "")
             else:
                 self.other(o + 8, o + 12, "prism.item data")
