@@ -321,7 +321,26 @@ class Dot11:
             self.amsdu(body, end)
         else:
             wk.mac_dst = off + (16 if flags & FL_TODS else 4)  # the destination address
+            if wk.w.fcs is not None and self.runs_past(body, end):
+                # The packet runs past the frame: it was cut short, and the last 4 bytes
+                # are not an FCS (tshark reads them so too) but the packet's.
+                wk.w.fcs = None
+                end = len(buf)
             self.llc(body, end)
+
+    def runs_past(self, o: int, end: int) -> bool:
+        """Whether the IPv4/IPv6 packet behind the LLC/SNAP header at ``o`` says it ends past ``end``."""
+        buf = self.buf
+        p = o + 8
+        if p + 6 > end or buf[o : o + 3] != LLC_SNAP:
+            return False
+        etype = _from(buf[o + 6 : o + 8], "big")
+        if etype == link.ET_IPV4 and buf[p] >> 4 == 4:
+            return p + _from(buf[p + 2 : p + 4], "big") > end
+        if etype == link.ET_IPV6 and buf[p] >> 4 == 6:
+            plen = _from(buf[p + 4 : p + 6], "big")
+            return plen > 0 and p + 40 + plen > end
+        return False
 
     def protected(self, o: int, end: int) -> None:
         """An encrypted body: the WEP (4 bytes) or CCMP/GCMP/TKIP (8, ExtIV set) header kept,

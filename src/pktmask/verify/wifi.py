@@ -256,11 +256,12 @@ class Wifi:
             if bad_fcs:
                 self.other(end, n, "wlan.fcs (bad)")
             else:
-                add(end, n, KEEP, "")
                 self.s.fcs = (o, o, o, end)
         if o + 10 > end:
             add(o, min(o + 4, end), KEEP, "")
             self.other(o + 4, end, "wlan (cut short)")
+            if self.s.fcs is not None:
+                add(end, n, KEEP, "")
             return
         add(o, o + 4, KEEP, "")
         self.addr(o + 4, end, "wlan.addr1")
@@ -274,6 +275,8 @@ class Wifi:
             self.management(o, end, sub, fl)
         else:
             self.data(o, end, sub, fl, datapad)
+        if self.s.fcs is not None:  # still an FCS (see ``data``)
+            add(end, n, KEEP, "")
 
     def control(self, o: int, end: int, sub: int) -> None:
         add = self.s.add
@@ -418,6 +421,14 @@ class Wifi:
         elif qos and buf[o + size - (6 if fl & 0x80 else 2)] & 0x80:
             self.amsdu(body, end)
         else:
+            p = body + 8
+            t = buf[body + 6] << 8 | buf[body + 7] if body + 8 <= end else 0
+            if (self.s.fcs is not None and p + 6 <= end and buf[body:body + 3] == b"\xaa\xaa\x03"
+                    and ((t == 0x0800 and buf[p] >> 4 == 4 and p + (buf[p + 2] << 8 | buf[p + 3]) > end)
+                         or (t == 0x86DD and buf[p] >> 4 == 6 and 0 < (buf[p + 4] << 8 | buf[p + 5])
+                             and p + 40 + (buf[p + 4] << 8 | buf[p + 5]) > end))):
+                self.s.fcs = None  # the packet runs past the frame: cut short, no FCS at its end
+                end = self.n
             self.llc(body, end)
 
     def protected(self, o: int, end: int) -> None:
