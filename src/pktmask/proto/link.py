@@ -87,8 +87,8 @@ def check_linktype(linktype: int, name: str, masking: bool = True) -> None:
         )
     if linktype not in SUPPORTED_LINKTYPES:
         raise UnsupportedLinkTypeError(
-            f"unsupported link type {linktype}: only Ethernet, Linux SLL/SLL2, raw IP and BSD NULL/LOOP "
-            "captures can be sanitized (nothing was written)",
+            f"unsupported link type {linktype}: only Ethernet, Linux SLL/SLL2, raw IP, BSD NULL/LOOP "
+            "and 802.11 (plain, radiotap, PPI, Prism, AVS) captures can be sanitized (nothing was written)",
             name,
         )
 
