@@ -27,6 +27,9 @@ packet), Neighbor Discovery, MLD and IGMP. It changes nothing; it returns a
   structure and zeroes the same ranges as the walk of the original.
 * ``trim``: bytes of which only some bits are kept (an EDNS Client Subnet
   address past its prefix length): every consumer clears the other bits.
+* ``fcs``: an 802.11 frame check sequence (``walk_wifi.py``): every consumer
+  recomputes it last, over the bytes as it leaves them (``checksum.write_fcs``).
+  SSIDs and mesh IDs are listed in ``labels`` under ``names.SSID_PARENT``.
 
 Adding an encapsulation means adding it here, once: both consumers follow.
 ``verify`` keeps its own, independent dissector on purpose.
