@@ -7,7 +7,7 @@ announces one, is the real CRC-32 so the original capture is valid too.
 
 | builder | link type | what it holds |
 |---|---|---|
-| radiotap_management | 127 | beacon (SSID, WPS device name, country, RSN), probe request/response, (re)association with a PMKID and the current AP, authentication, deauthentication, an action frame; radiotap with an extended bitmap, a second radiotap namespace and a vendor namespace; FCS |
+| radiotap_management | 127 | beacon (SSID, WPS device name, country, RSN; one of a hidden network), probe request/response, (re)association with a PMKID and the current AP, authentication, deauthentication, an action frame; radiotap with an extended bitmap, a second radiotap namespace and a vendor namespace; FCS |
 | radiotap_data | 127 | data frames in all four DS directions: LLC/SNAP IPv4/UDP, IPv6/TCP, ARP; QoS, A-MSDU, padded (datapad), a later fragment, null data |
 | radiotap_eapol | 127 | EAPOL start, EAP identity request/response, an EAP-PEAP body, the 4-way handshake (nonces, MIC, key data) |
 | radiotap_protected | 127 | CCMP, TKIP and WEP data; a protected management frame |
@@ -227,7 +227,7 @@ def _wrap(frames: list[bytes], flags: int = 0x10) -> list[bytes]:
 
 def radiotap_management() -> Leak:
     frames = [beacon(), probe_req(), probe_resp(), assoc_req(), reassoc_req(), assoc_resp(), auth(),
-              auth(3), deauth(), action()]
+              auth(3), deauth(), action(), beacon(bytes(len(SSID)))]
     return Leak("radiotap_management", _wrap(frames), RADIOTAP,
                 [mac(AP), mac(STA), mac(CURRENT_AP), SSID, SSID2, MESH_ID, DEVICE, PMKID, b"planted challenge",
                  b"planted-pwid", b"PLANTED-VENDOR-RADIO", COUNTRY])

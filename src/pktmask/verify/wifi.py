@@ -344,7 +344,9 @@ class Wifi:
                 break
             add(o, o + 2, KEEP, "")
             if eid in (0, 114):
-                if size:
+                if buf[o + 2:stop].count(0) == size:  # empty, or a hidden network's zeros: kept
+                    add(o + 2, stop, KEEP, "")
+                else:
                     add(o + 2, stop, NAME, "wlan.ssid" if eid == 0 else "wlan.mesh_id")
             elif eid == 48:
                 self.rsn(o + 2, stop)
