@@ -44,6 +44,9 @@ from functools import lru_cache
 from typing import Any, Final
 
 _CACHE_LIMIT: Final = 1 << 16
+# The "parent" under which the walk lists an 802.11 SSID or mesh ID (proto/walk_wifi.py): no
+# DNS parent is spelled so (a NUL byte, a space). Such a label is mapped by ``map_ssid``.
+SSID_PARENT: Final = b"\x00802.11 ssid"
 SPECIAL_USE: Final = frozenset({"local", "localhost", "invalid", "test", "example", "arpa",
                                 "home.arpa", "in-addr.arpa", "ip6.arpa"})
 
@@ -94,6 +97,24 @@ def _classes() -> bytes:
 
 
 _CLASS: Final = _classes()
+
+
+def _shaped(label: bytes, stream: bytes) -> bytes:
+    """``label`` with each byte replaced from ``stream`` keeping its class (see the docstring)."""
+    out = bytearray(len(label))
+    cls = _CLASS
+    for i, c in enumerate(label):
+        k = cls[c]
+        b = stream[i]
+        if k == 100:  # 'd'
+            out[i] = 48 + b % 10
+        elif k == 117:  # 'u'
+            out[i] = 65 + b % 26
+        elif k == 107:  # 'k': '-' and '_' stay
+            out[i] = c
+        else:  # lowercase letter or any other byte
+            out[i] = 97 + b % 26
+    return bytes(out)
 
 
 class NameMapper:
@@ -170,25 +191,22 @@ class NameMapper:
 
     def _pseudonym(self, label: bytes, parent: bytes) -> bytes:
         low = label.lower()
-        if self.kept(low, parent):
+        if parent == SSID_PARENT:
+            new = self.map_ssid(label)
+        elif self.kept(low, parent):
             new = bytes(label)
         else:
-            stream = self._stream(low, parent, len(label))
-            out = bytearray(len(label))
-            cls = _CLASS
-            for i, c in enumerate(label):
-                k = cls[c]
-                b = stream[i]
-                if k == 100:  # 'd'
-                    out[i] = 48 + b % 10
-                elif k == 117:  # 'u'
-                    out[i] = 65 + b % 26
-                elif k == 107:  # 'k': '-' and '_' stay
-                    out[i] = c
-                else:  # lowercase letter or any other byte
-                    out[i] = 97 + b % 26
-            new = bytes(out)
+            new = _shaped(label, self._stream(low, parent, len(label)))
         return new
+
+    def map_ssid(self, ssid: bytes) -> bytes:
+        """The pseudonym of an 802.11 SSID or mesh ID (docs/policy.md, "802.11"): same length,
+        keyed by the exact bytes (SSIDs are case-sensitive), each byte replaced as a label's
+        are (letters keep their case, digits stay digits, '-' and '_' stay, any other byte
+        becomes a lowercase letter). An all-zero SSID (a hidden network) is kept."""
+        if not ssid.strip(b"\0"):
+            return bytes(ssid)
+        return _shaped(ssid, self._stream(bytes(ssid), SSID_PARENT, len(ssid)))
 
     def map_name(self, name: bytes) -> bytes:
         """The pseudonym of a dotted hostname (a trailing dot is kept)."""

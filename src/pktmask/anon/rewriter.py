@@ -20,7 +20,7 @@ from typing import Protocol
 
 from pktmask.anon.addresses import AddressMap, AddressRewriter, MacMap
 from pktmask.capture.packet import zeros
-from pktmask.proto.checksum import adjust, checksum, ones_sum, word
+from pktmask.proto.checksum import adjust, checksum, ones_sum, word, write_fcs
 from pktmask.proto.walk import F_IP4, F_MAC, FIELD_SIZE, IP4_HEADER, L4_QUOTED, Walk, walk
 
 
@@ -141,3 +141,4 @@ class Rewriter(AddressRewriter):
             delta = (ones_sum(buf[j.start : min(j.end, size)]) + j.pseudo_sum(buf) - sums[i]) % 0xFFFF
             if delta:
                 buf[at : at + 2] = word(adjust(old, delta, j.proto == 17 or j.proto == 136))
+        write_fcs(buf, w.fcs)  # an 802.11 FCS covers everything above: last

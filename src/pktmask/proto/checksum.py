@@ -8,6 +8,7 @@ level ``int.from_bytes`` and a modulo instead of a loop over 16-bit words.
 from __future__ import annotations
 
 import struct
+import zlib
 from typing import Final
 
 _from: Final = int.from_bytes
@@ -58,3 +59,14 @@ def adjust(csum: int, delta: int, udp: bool = False) -> int:
     RFC 1624 eqn. 3: HC' = ~(~HC + m' - m), with its +0 rule as ``field``.
     """
     return field((~csum & 0xFFFF) + delta, udp)
+
+
+def write_fcs(buf: bytearray, fcs: tuple[int, int, int, int] | None) -> None:
+    """Write the 802.11 FCS (CRC-32, little-endian) at ``at`` for ``fcs = (start, gap, resume,
+    at)`` from a walk (``Walk.fcs``): over ``buf[start:gap]`` and ``buf[resume:at]`` (the gap is
+    radiotap's data padding, which is not sent). Nothing if None or cut short."""
+    if fcs is not None:
+        start, gap, resume, at = fcs
+        if at + 4 <= len(buf):
+            crc = zlib.crc32(buf[resume:at], zlib.crc32(buf[start:gap]))
+            buf[at : at + 4] = crc.to_bytes(4, "little")

@@ -18,6 +18,13 @@ LT_IPV4: Final = 228
 LT_IPV6: Final = 229
 LT_SLL2: Final = 276
 LT_NETLINK: Final = 253  # Linux netlink: carries no IP headers, only attributes (masking zeroes them)
+# 802.11 and its radio headers (proto/walk_wifi.py, proto/radio.py).
+LT_IEEE802_11: Final = 105
+LT_PRISM: Final = 119  # or an AVS header, told by its first word
+LT_RADIOTAP: Final = 127
+LT_AVS: Final = 163
+LT_PPI: Final = 192
+WIFI_LINKTYPES: Final = frozenset({LT_IEEE802_11, LT_PRISM, LT_RADIOTAP, LT_AVS, LT_PPI})
 
 SUPPORTED_LINKTYPES: Final = {
     LT_NULL: "BSD NULL",
@@ -30,6 +37,11 @@ SUPPORTED_LINKTYPES: Final = {
     LT_IPV4: "raw IPv4",
     LT_IPV6: "raw IPv6",
     LT_SLL2: "Linux cooked v2 (SLL2)",
+    LT_IEEE802_11: "802.11",
+    LT_PRISM: "802.11 with Prism header",
+    LT_RADIOTAP: "802.11 with radiotap header",
+    LT_AVS: "802.11 with AVS header",
+    LT_PPI: "PPI (802.11)",
 }
 
 # EtherTypes.
@@ -75,8 +87,8 @@ def check_linktype(linktype: int, name: str, masking: bool = True) -> None:
         )
     if linktype not in SUPPORTED_LINKTYPES:
         raise UnsupportedLinkTypeError(
-            f"unsupported link type {linktype}: only Ethernet, Linux SLL/SLL2, raw IP and BSD NULL/LOOP "
-            "captures can be sanitized (nothing was written)",
+            f"unsupported link type {linktype}: only Ethernet, Linux SLL/SLL2, raw IP, BSD NULL/LOOP "
+            "and 802.11 (plain, radiotap, PPI, Prism, AVS) captures can be sanitized (nothing was written)",
             name,
         )
 

@@ -27,6 +27,9 @@ packet), Neighbor Discovery, MLD and IGMP. It changes nothing; it returns a
   structure and zeroes the same ranges as the walk of the original.
 * ``trim``: bytes of which only some bits are kept (an EDNS Client Subnet
   address past its prefix length): every consumer clears the other bits.
+* ``fcs``: an 802.11 frame check sequence (``walk_wifi.py``): every consumer
+  recomputes it last, over the bytes as it leaves them (``checksum.write_fcs``).
+  SSIDs and mesh IDs are listed in ``labels`` under ``names.SSID_PARENT``.
 
 Adding an encapsulation means adding it here, once: both consumers follow.
 ``verify`` keeps its own, independent dissector on purpose.
@@ -55,6 +58,7 @@ from pktmask.proto.walk_base import (
     _from,
 )
 from pktmask.proto.walk_ip import IpWalker
+from pktmask.proto.walk_wifi import wifi
 
 __all__ = ["F_IP4", "F_IP6", "F_MAC", "FIELD_SIZE", "IP4_HEADER", "L4_PLAIN", "L4_PSEUDO", "L4_QUOTED",
            "MAX_DEPTH", "Job", "TcpSegment", "Walk", "walk"]
@@ -103,6 +107,8 @@ class _Walker(IpWalker):
             self.l3(4, size, link.null_ethertype(buf, lt), 0)
         elif lt == link.LT_NETLINK:
             self.netlink(size)
+        elif lt in link.WIFI_LINKTYPES:
+            wifi(self, lt)
         else:
             self.zero(0, size)
 

@@ -77,7 +77,8 @@ class Job:
 class Walk:
     """Result of ``walk``: fields to map, ranges to zero, checksum jobs, the TCP segment."""
 
-    __slots__ = ("fields", "zero", "wipe", "derived", "jobs", "tcp", "last_fragment", "labels", "trim", "dns")
+    __slots__ = ("fields", "zero", "wipe", "derived", "jobs", "tcp", "last_fragment", "labels", "trim", "dns",
+                 "fcs")
 
     def __init__(self) -> None:
         self.fields: list[tuple[int, int, int]] = []  # (offset, kind, captured bytes)
@@ -93,6 +94,9 @@ class Walk:
         self.labels: list[tuple[int, int, bytes]] = []  # DNS name labels: (offset, length, parent)
         self.trim: list[tuple[int, int]] = []  # (offset, mask of the bits kept)
         self.dns = 0  # DNS messages walked (their header kept)
+        # An 802.11 FCS to recompute last over the sanitized bytes: (region start, start and
+        # end of a gap the FCS does not cover (radiotap data padding), FCS offset).
+        self.fcs: tuple[int, int, int, int] | None = None
 
 
 class WalkerBase:

@@ -28,7 +28,7 @@ from pktmask.mask.decisions import (
     DecisionStream,
 )
 from pktmask.mask.tracker import StreamTracker
-from pktmask.proto.checksum import adjust, field, ones_sum, word
+from pktmask.proto.checksum import adjust, field, ones_sum, word, write_fcs
 from pktmask.proto.layout import fast_layout
 from pktmask.proto.link import check_linktype
 from pktmask.proto.walk import IP4_HEADER, L4_QUOTED, Walk, walk
@@ -342,6 +342,7 @@ class MaskingStage(TwoPassStage):
                     s += pseudo[i] + (end - start)
                 new = field(s, j.proto in _UDP)
             buf[at : at + 2] = new.to_bytes(2, "big")
+        write_fcs(buf, d.fcs)  # an 802.11 FCS covers everything above: last
         return buf
 
     def finish(self) -> dict[str, int]:

@@ -36,6 +36,7 @@ counts them all).
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 from pathlib import Path
 
@@ -135,6 +136,8 @@ class Aligned:
                     if len(order) > MAX_SEEN:
                         del seen[order.popleft()]
                 self.fields(o, s, items, keep, zeros, spans.names)
+                if spans.fcs is not None:
+                    self.fcs(s, spans.fcs)
                 self.searcher.frame(s, self.packet, items, keep, tcp, walker.udp, o, tls)
                 spkt = next(later, None)
             if spkt is not None:
@@ -189,6 +192,16 @@ class Aligned:
             self.other(o, s, pos, len(o), "unlabelled")
         for group in names or ():
             self.name_group(o, s, group)
+
+    def fcs(self, s: bytes, where: tuple[int, int, int, int]) -> None:
+        """An 802.11 FCS must be zero or recomputed over the sanitized frame: the original
+        one is a CRC of bytes the policy maps or zeroes (docs/policy.md, "802.11")."""
+        start, gap, resume, at = where
+        value = s[at:at + 4]
+        if len(value) == 4 and value.count(0) != 4:
+            crc = zlib.crc32(s[resume:at], zlib.crc32(s[start:gap]))
+            if value != crc.to_bytes(4, "little"):
+                self.finding(at, 4, "wlan.fcs (neither zero nor recomputed)", NOT_ZERO)
 
     def name_group(self, o: bytes, s: bytes, group: list[tuple[int, int]]) -> None:
         """A DNS name whose pseudonymized labels all survived, though none is long enough to be

@@ -21,6 +21,7 @@ from typing import Final
 from pktmask.verify.labels import ADDR4, KEEP, MAC, OTHER, Spans
 from pktmask.verify.network import Network
 from pktmask.verify.transport import Transport
+from pktmask.verify.wifi import LT_WIFI, Wifi
 
 # Link types (tcpdump.org/linktypes.html).
 LT_NULL: Final = 0
@@ -51,7 +52,7 @@ AF_INET6: Final = frozenset({10, 24, 28, 30})
 MAX_DEPTH: Final = 8  # nested encapsulations walked
 
 
-class Walker(Network, Transport):
+class Walker(Network, Transport, Wifi):
     """Labels frames (see the module docstring); ``complete`` holds the keys of datagrams whose
     last fragment is in the capture (their first fragment's transport checksum is recomputable)."""
 
@@ -105,6 +106,8 @@ class Walker(Network, Transport):
             self.ipv6(0, n)
         elif linktype == LT_NETLINK:
             self.netlink()
+        elif linktype in LT_WIFI:
+            self.wifi(linktype)
         s.items.sort()
         return s
 

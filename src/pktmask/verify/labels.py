@@ -114,7 +114,7 @@ class Spans:
     (a cut-short field carries what the policy zeroes) and becomes OTHER.
     """
 
-    __slots__ = ("items", "n", "names")
+    __slots__ = ("items", "n", "names", "fcs")
 
     def __init__(self, n: int):
         self.n = n
@@ -122,6 +122,9 @@ class Spans:
         # The NAME spans of each DNS name stored in the frame (``dnsfields``): a name whose
         # labels all survive is a finding even when each label alone is too short to be one.
         self.names: list[list[tuple[int, int]]] = []
+        # An 802.11 FCS (``wifi``): (start, gap start, gap end, at): over the frame without the
+        # gap (radiotap data padding), it must be zero or the CRC-32 of the sanitized bytes.
+        self.fcs: tuple[int, int, int, int] | None = None
 
     def add(self, a: int, b: int, kind: int, name: str) -> None:
         n = self.n
