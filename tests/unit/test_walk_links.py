@@ -46,7 +46,7 @@ def test_nflog_big_endian_tlvs_and_bad_length():
     be = bytes([2, 0, 0, 0]) + struct.pack(">HH", 4 + len(p4), 9) + p4
     w = walk(be, 239)
     assert (20, F_IP4, 4) in w.fields and (24, F_IP4, 4) in w.fields
-    bad = bytes([2, 0, 0, 0]) + nflog_tlv(11, b"\0\0\x03\xe8") + b"\xff\xff\x09\x00" + p4
+    bad = bytes([2, 0, 0, 0]) + nflog_tlv(11, b"\0\0\x03\xe8") + b"\xff\xff\x0b\x00" + p4
     w = walk(bad, 239)
     assert w.fields == [] and (12, len(bad)) in w.wipe  # uid hidden, a bad length hides the rest
     assert (8, 12) in w.wipe
@@ -158,3 +158,12 @@ def test_ipv6_over_teredo_is_walked_with_its_origin_hidden():
     w = walk(outer(UDP(sport=40000, dport=3544) / Raw(origin + v6)), 1)
     h = UDP_PAYLOAD
     assert (h + 4, h + 8) in w.wipe and (h + 8 + 8, F_IP6, 16) in w.fields
+
+
+def test_nflog_payload_cut_short_is_walked():
+    """The payload attribute comes last: cut by the snap length, its packet is walked as captured."""
+    p4 = ip4()
+    frame = bytes([2, 0, 0, 0]) + nflog_tlv(1, b"\x08\x00\x03\x00") + nflog_tlv(9, p4)
+    w = walk(frame[:40], 239)
+    assert (12 + 4 + 12, F_IP4, 4) in w.fields and (12 + 4 + 16, F_IP4, 4) in w.fields
+    assert not any(b > 16 for _a, b in w.wipe)

@@ -206,6 +206,11 @@ class LinkWalker(IpWalker):
             else:
                 size = _from(buf[o : o + 2], "big")
                 if not 4 <= size <= end - o:
+                    # The payload cut short by the snap length (it comes last): walked as captured.
+                    if size > end - o and (_from(buf[o + 2 : o + 4], "big") & 0x7FFF == NFULA_PAYLOAD
+                                           or _from(buf[o + 2 : o + 4], "little") & 0x7FFF == NFULA_PAYLOAD):
+                        self.l3(o + 4, end, etype, 0)
+                        return
                     break
                 kind = _from(buf[o + 2 : o + 4], "big") & 0x7FFF
             d, stop = o + 4, o + size

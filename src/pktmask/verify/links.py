@@ -188,18 +188,17 @@ class Links:
                 order = "big"
                 size = int.from_bytes(buf[q:q + 2], "big")
                 if size < 4 or size > n - q:
+                    if NFLOG_PAYLOAD in (buf[q + 2] | buf[q + 3] << 8, buf[q + 2] << 8 | buf[q + 3]):
+                        add(q, q + 4, KEEP, "")  # the payload, cut short by the snap length
+                        self.nflog_payload(family, hw_protocol, q + 4, n)
+                        return
                     break
             kind = (buf[q + 2] | buf[q + 3] << 8) if order == "little" else (buf[q + 2] << 8 | buf[q + 3])
             kind &= 0x7FFF
             add(q, q + 4, KEEP, "")
             d, e = q + 4, q + size
             if kind == NFLOG_PAYLOAD:
-                if family == 2:
-                    self.ipv4(d, e)
-                elif family == 10:
-                    self.ipv6(d, e)
-                else:
-                    self.ethertype(hw_protocol, d, e)
+                self.nflog_payload(family, hw_protocol, d, e)
             elif kind == NFLOG_HDR and size == 8:
                 add(d, d + 3, KEEP, "")
                 hw_protocol = buf[d] << 8 | buf[d + 1]
@@ -221,3 +220,11 @@ class Links:
             self.other(e, min(q_end, n), "nflog padding")
             q = q_end
         self.other(q, n, "nflog trailing")
+
+    def nflog_payload(self, family: int, hw_protocol: int, d: int, e: int) -> None:
+        if family == 2:
+            self.ipv4(d, e)
+        elif family == 10:
+            self.ipv6(d, e)
+        else:
+            self.ethertype(hw_protocol, d, e)
