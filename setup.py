@@ -33,6 +33,8 @@ HOT = [
     "src/pktmask/proto/walk_ip.py",
     "src/pktmask/proto/walk_wifi.py",
     "src/pktmask/proto/radio.py",
+    "src/pktmask/proto/walk_tunnel.py",
+    "src/pktmask/proto/walk_link.py",
     "src/pktmask/proto/walk.py",
     "src/pktmask/proto/dns.py",
     "src/pktmask/proto/numbers.py",

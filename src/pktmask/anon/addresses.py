@@ -14,6 +14,8 @@ from typing import Final, Protocol
 
 from pktmask.anon.cryptopan import is_special_v4, is_special_v6
 from pktmask.anon.multicast import SOLICITED_NODE_MAC, map_group
+from pktmask.anon.teredo import PREFIX as TEREDO_PREFIX
+from pktmask.anon.teredo import map_teredo
 from pktmask.capture.packet import Layout, Patch
 from pktmask.proto.checksum import adjust, word, word_sum
 
@@ -165,10 +167,13 @@ class AddressRewriter:
         return self._addr(buf, o, 16, self._c6, self._map_v6, is_special_v6)
 
     def _map_v6(self, addr: bytes) -> bytes:
-        """Unicast addresses by the key's map; multicast ones keep their value except the
-        unicast bits some of them embed (``multicast.map_group``)."""
+        """Unicast addresses by the key's map (Teredo ones by the IPv4 map, ``teredo``);
+        multicast ones keep their value except the unicast bits some of them embed
+        (``multicast.map_group``)."""
         if addr[0] == 0xFF:
             return map_group(addr, self.mapper.map_v6)
+        if addr[:4] == TEREDO_PREFIX:  # embeds IPv4 addresses: mapped as they are (anon/teredo.py)
+            return map_teredo(addr, self.mapper.map_v4)
         return self.mapper.map_v6(addr)
 
     def _addr(self, buf, o: int, size: int, cache: dict, map_fn, special) -> int:
@@ -198,6 +203,8 @@ class AddressRewriter:
             return self._a4(buf, o) if size == 4 else self._a6(buf, o)
         old = bytes(buf[o : o + n])
         full = bytearray(old + bytes(size - n))
+        if size == 16 and n < 4 and old == TEREDO_PREFIX[:n]:
+            full[3] = 1  # a completion that is not Teredo: the keyed map's first n bytes
         self._a4(full, 0) if size == 4 else self._a6(full, 0)
         new = bytes(full[:n])
         if new != old:

@@ -2,7 +2,7 @@
 
 Ethernet with at most one 802.1Q tag; IPv4 without options and not
 fragmented, or IPv6 without extension headers; TCP with a complete header,
-or UDP (not VXLAN, not DNS). Most frames of most captures have it; the anonymizer,
+or UDP (not VXLAN, DNS or another tunnel's port). Most frames of most captures have it; the anonymizer,
 the masker and the masking pre-pass take their fast branch for it, and
 everything else goes through the general walk (``walk.walk``, consumed by ``Rewriter.frame`` and the masker).
 """
@@ -44,7 +44,7 @@ def fast_layout(data: bytes | bytearray, linktype: int) -> Layout | None:
     The shape: Ethernet with at most one 802.1Q tag; IPv4 without options,
     not fragmented, or IPv6 without extension headers; TCP with a complete
     header whose options are all kept as they are (NOP, MSS, window scale,
-    SACK, timestamps), or UDP (not VXLAN or DNS). Returns (ip offset, l4 offset, protocol,
+    SACK, timestamps), or UDP (not VXLAN, DNS or a tunnel). Returns (ip offset, l4 offset, protocol,
     end, v6, full, payload offset): ``end`` is where the IP packet ends
     within the capture, ``full`` whether all of it was captured. Everything
     else goes through the general walkers.
@@ -99,10 +99,12 @@ def fast_layout(data: bytes | bytearray, linktype: int) -> Layout | None:
             return None
         sport = raw[l4] << 8 | raw[l4 + 1]
         dport = raw[l4 + 2] << 8 | raw[l4 + 3]
-        # VXLAN, DNS, mDNS, LLMNR (proto/dns.py PORTS): the general walker follows them.
+        # VXLAN, DNS, mDNS, LLMNR (proto/dns.py PORTS), GTP-U, Teredo, AYIYA, Geneve
+        # (walk_tunnel.py): the general walker follows them.
         # Machine comparisons, compiled: cheaper than a set lookup.
         if (sport == 4789 or dport == 4789 or sport == 53 or dport == 53 or sport == 5353 or dport == 5353
-                or sport == 5355 or dport == 5355):
+                or sport == 5355 or dport == 5355 or sport == 2152 or dport == 2152 or sport == 3544
+                or dport == 3544 or sport == 5072 or dport == 5072 or dport == 6081):
             return None
     else:
         return None

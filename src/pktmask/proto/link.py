@@ -25,6 +25,19 @@ LT_RADIOTAP: Final = 127
 LT_AVS: Final = 163
 LT_PPI: Final = 192
 WIFI_LINKTYPES: Final = frozenset({LT_IEEE802_11, LT_PRISM, LT_RADIOTAP, LT_AVS, LT_PPI})
+# Serial and other non-Ethernet framings (walk_link.py, docs/policy.md "Link layer").
+LT_SLIP: Final = 8
+LT_PPP: Final = 9
+LT_PPP_HDLC: Final = 50  # PPP in HDLC-like framing, or Cisco HDLC (first byte 0x0F/0x8F)
+LT_PPP_ETHER: Final = 51  # PPPoE without its Ethernet header
+LT_C_HDLC: Final = 104
+LT_FRELAY: Final = 107
+LT_PPP_PPPD: Final = 166  # PPP as pppd logs it: direction byte in place of the address byte
+LT_PPP_WITH_DIR: Final = 204  # the same three with a direction byte in front
+LT_C_HDLC_WITH_DIR: Final = 205
+LT_FRELAY_WITH_DIR: Final = 206
+LT_IPNET: Final = 226
+LT_NFLOG: Final = 239
 
 SUPPORTED_LINKTYPES: Final = {
     LT_NULL: "BSD NULL",
@@ -42,6 +55,26 @@ SUPPORTED_LINKTYPES: Final = {
     LT_RADIOTAP: "802.11 with radiotap header",
     LT_AVS: "802.11 with AVS header",
     LT_PPI: "PPI (802.11)",
+    LT_SLIP: "SLIP",
+    LT_PPP: "PPP",
+    LT_PPP_HDLC: "PPP in HDLC framing",
+    LT_PPP_ETHER: "PPPoE",
+    LT_C_HDLC: "Cisco HDLC",
+    LT_FRELAY: "Frame Relay",
+    LT_PPP_PPPD: "PPP (pppd)",
+    LT_PPP_WITH_DIR: "PPP with direction",
+    LT_C_HDLC_WITH_DIR: "Cisco HDLC with direction",
+    LT_FRELAY_WITH_DIR: "Frame Relay with direction",
+    LT_IPNET: "Solaris IPNET",
+    LT_NFLOG: "Linux NFLOG",
+}
+# The link types walk_link.py walks (dispatched there from walk.py).
+FRAMED: Final = frozenset({LT_SLIP, LT_PPP, LT_PPP_HDLC, LT_PPP_ETHER, LT_C_HDLC, LT_FRELAY, LT_PPP_PPPD,
+                           LT_PPP_WITH_DIR, LT_C_HDLC_WITH_DIR, LT_FRELAY_WITH_DIR, LT_IPNET, LT_NFLOG})
+# Names of link types pktmask refuses, for the error message (tcpdump.org/linktypes.html).
+UNSUPPORTED_NAMES: Final = {
+    6: "Token Ring", 10: "FDDI", 100: "ATM RFC 1483", 147: "user 0", 189: "Linux USB", 195: "IEEE 802.15.4",
+    220: "Linux USB (mmapped)", 227: "SocketCAN", 230: "IEEE 802.15.4 (no FCS)", 251: "Bluetooth LE LL",
 }
 
 # EtherTypes.
@@ -56,6 +89,9 @@ ET_MPLS_MC: Final = 0x8848
 ET_PPPOE_SESSION: Final = 0x8864
 ET_TEB: Final = 0x6558  # transparent Ethernet bridging (GRE)
 ET_PPP: Final = 0x880B  # PPP in GRE (PPTP)
+ET_ERSPAN: Final = 0x88BE  # ERSPAN type I (GRE without sequence number) and II, in GRE
+ET_ERSPAN3: Final = 0x22EB  # ERSPAN type III, in GRE
+ET_SLARP: Final = 0x8035  # Cisco SLARP (Cisco HDLC)
 VLAN_TYPES: Final = frozenset({ET_VLAN, ET_QINQ, ET_QINQ_OLD})
 
 # ARPHRD types (Linux cooked captures' link-layer address type).
@@ -86,9 +122,10 @@ def check_linktype(linktype: int, name: str, masking: bool = True) -> None:
             name,
         )
     if linktype not in SUPPORTED_LINKTYPES:
+        known = UNSUPPORTED_NAMES.get(linktype)
         raise UnsupportedLinkTypeError(
-            f"unsupported link type {linktype}: only Ethernet, Linux SLL/SLL2, raw IP, BSD NULL/LOOP "
-            "and 802.11 (plain, radiotap, PPI, Prism, AVS) captures can be sanitized (nothing was written)",
+            f"unsupported link type {linktype}{f' ({known})' if known else ''}: pktmask sanitizes only the "
+            "link types listed in docs/policy.md, \"Link layer\" (nothing was written)",
             name,
         )
 

@@ -115,3 +115,7 @@ MPTCP_ADD_ADDR: Final = 3
 
 # TCP/UDP ports with an encapsulation behind them.
 UDP_VXLAN: Final = 4789
+UDP_GTPU: Final = 2152
+UDP_TEREDO: Final = 3544
+UDP_AYIYA: Final = 5072
+UDP_GENEVE: Final = 6081

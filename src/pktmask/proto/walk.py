@@ -1,7 +1,8 @@
 """The encapsulation walker: one walk of a frame, several consumers.
 
-``walk(buf, linktype)`` follows a frame from the link layer through VLAN/QinQ,
-MPLS, PPPoE, GRE, IP-in-IP and VXLAN down to the innermost packet, and into
+``walk(buf, linktype)`` follows a frame from the link layer (Ethernet, cooked, raw IP,
+and the serial framings of walk_link.py) through VLAN/QinQ, MPLS, PPPoE, GRE (ERSPAN),
+IP-in-IP, VXLAN and the UDP tunnels of walk_tunnel.py down to the innermost packet, and into
 ARP, IPv4 options, IPv6 extension headers, ICMP/ICMPv6 errors (the quoted
 packet), Neighbor Discovery, MLD and IGMP. It changes nothing; it returns a
 ``Walk`` that says, for every byte it understood, what the policy does with it
@@ -57,7 +58,7 @@ from pktmask.proto.walk_base import (
     Walk,
     _from,
 )
-from pktmask.proto.walk_ip import IpWalker
+from pktmask.proto.walk_link import LinkWalker
 from pktmask.proto.walk_wifi import wifi
 
 __all__ = ["F_IP4", "F_IP6", "F_MAC", "FIELD_SIZE", "IP4_HEADER", "L4_PLAIN", "L4_PSEUDO", "L4_QUOTED",
@@ -78,7 +79,7 @@ def walk(buf, linktype: int, payloads: bool = True) -> Walk:
     return w
 
 
-class _Walker(IpWalker):
+class _Walker(LinkWalker):
     """The link layers, where the walk starts, and the checks of guessed encapsulations."""
 
     __slots__ = ()
@@ -109,6 +110,8 @@ class _Walker(IpWalker):
             self.netlink(size)
         elif lt in link.WIFI_LINKTYPES:
             wifi(self, lt)
+        elif lt in link.FRAMED:  # serial and other framings: walk_link.py
+            self.framed(lt, size)
         else:
             self.zero(0, size)
 

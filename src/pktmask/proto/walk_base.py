@@ -1,10 +1,11 @@
 """The walk's result (``Walk``: fields, zero ranges, checksum jobs, the TCP segment) and the
 walker's state and recording helpers; ``walk.py`` says what the walk is and who consumes it.
 
-The walker is one class split by layer over four modules: ``WalkerBase`` (here),
+The walker is one class split by layer over six modules: ``WalkerBase`` (here),
+``TunnelWalker`` (walk_tunnel.py: GTP-U, Geneve, Teredo, AYIYA, ERSPAN),
 ``TransportWalker`` (walk_transport.py: TCP/UDP/ICMP/IGMP/GRE), ``IpWalker``
-(walk_ip.py: IPv4, IPv6 and their options) and ``_Walker`` (walk.py: link layers and
-guesses). They call each other's layers through the stubs below.
+(walk_ip.py: IPv4, IPv6 and their options), ``LinkWalker`` (walk_link.py: serial and
+other non-Ethernet framings) and ``_Walker`` (walk.py: link layers and guesses). They call each other's layers through the stubs below.
 """
 
 from __future__ import annotations
@@ -161,4 +162,13 @@ class WalkerBase:
         raise NotImplementedError
 
     def plausible_ether(self, off: int, end: int) -> bool:
+        raise NotImplementedError
+
+    def plausible_ip4(self, off: int, end: int) -> bool:
+        raise NotImplementedError
+
+    def plausible_ip6(self, off: int, end: int) -> bool:
+        raise NotImplementedError
+
+    def ppp(self, off: int, end: int, frame_end: int, depth: int) -> None:
         raise NotImplementedError

@@ -1,4 +1,5 @@
-"""The walker's transport layer: TCP (options), UDP (DNS, VXLAN), ICMP/ICMPv6, IGMP, GRE.
+"""The walker's transport layer: TCP (options), UDP (DNS, VXLAN; other tunnels in walk_tunnel.py),
+ICMP/ICMPv6, IGMP, GRE.
 
 Part of the one encapsulation walker (walk.py, docs/policy.md for what is kept).
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from pktmask.proto import dns
+from pktmask.proto import dns, link
 from pktmask.proto import numbers as n
 from pktmask.proto.walk_base import (
     F_IP4,
@@ -18,9 +19,9 @@ from pktmask.proto.walk_base import (
     L4_PSEUDO,
     L4_QUOTED,
     TcpSegment,
-    WalkerBase,
     _from,
 )
+from pktmask.proto.walk_tunnel import TunnelWalker
 
 # TCP options kept as they are, by kind: their only valid length.
 _TCP_OPTION_SIZE: Final = {n.TCPOPT_MSS: 4, n.TCPOPT_WSCALE: 3, n.TCPOPT_SACK_PERMITTED: 2, n.TCPOPT_TIMESTAMP: 10}
@@ -29,7 +30,7 @@ _ADD_ADDR_IP6: Final = frozenset({20, 22, 28, 30})
 _SOLICITED_NODE: Final = bytes.fromhex("ff0200000000000000000001ff")  # ff02::1:ff00:0/104
 
 
-class TransportWalker(WalkerBase):
+class TransportWalker(TunnelWalker):
     """What follows an IP header."""
 
     __slots__ = ()
@@ -87,7 +88,8 @@ class TransportWalker(WalkerBase):
             elif (proto == n.IP_UDP and not quoted and not fragmented and self.payloads
                   and (_from(buf[p : p + 2], "big") in dns.PORTS or _from(buf[p + 2 : p + 4], "big") in dns.PORTS)):
                 self.dns_message(p, end, cap_end)
-            else:
+            elif not (proto == n.IP_UDP and not quoted and not fragmented
+                      and self.udp_tunnel(p, end, cap_end, depth)):  # GTP-U, Geneve, Teredo, AYIYA
                 self.zero(p + 8, cap_end)
         elif proto == n.IP_ICMP:
             if p + 8 > cap_end:
@@ -343,5 +345,8 @@ class TransportWalker(WalkerBase):
         else:
             self.zero(p + 4, cap_end)
             return
-        if o < cap_end:
-            self.l3(o, cap_end, _from(buf[p + 2 : p + 4], "big"), depth + 1)
+        proto = _from(buf[p + 2 : p + 4], "big")
+        if o < cap_end and version == 0 and (proto == link.ET_ERSPAN or proto == link.ET_ERSPAN3):
+            self.erspan(o, cap_end, depth + 1, proto, flags)
+        elif o < cap_end:
+            self.l3(o, cap_end, proto, depth + 1)

@@ -3,7 +3,8 @@
 ``Walker.frame(buf, linktype)`` labels an ORIGINAL frame with ``labels.Spans`` following the
 header policy of docs/policy.md (what ``pktmask mask`` keeps, maps or zeroes), written
 independently of the sanitizer's walkers so the audit does not share their blind spots. The
-transport layers are in ``transport``. Besides the spans a walk leaves:
+transport layers are in ``transport``, serial and other framings in ``links``, tunnels in
+``tunnels``. Besides the spans a walk leaves:
 
 * ``tcp``: the innermost unfragmented, unquoted TCP segment with payload, as
   ``(stream key, seq, flags, payload start, payload end)``, for the stream model;
@@ -19,9 +20,11 @@ from __future__ import annotations
 from typing import Final
 
 from pktmask.verify.labels import ADDR4, KEEP, MAC, OTHER, Spans
+from pktmask.verify.links import LINK_TYPES, Links
 from pktmask.verify.network import Network
 from pktmask.verify.transport import Transport
 from pktmask.verify.wifi import LT_WIFI, Wifi
+from pktmask.verify.tunnels import Tunnels
 
 # Link types (tcpdump.org/linktypes.html).
 LT_NULL: Final = 0
@@ -52,7 +55,7 @@ AF_INET6: Final = frozenset({10, 24, 28, 30})
 MAX_DEPTH: Final = 8  # nested encapsulations walked
 
 
-class Walker(Network, Transport, Wifi):
+class Walker(Network, Transport, Links, Tunnels, Wifi):
     """Labels frames (see the module docstring); ``complete`` holds the keys of datagrams whose
     last fragment is in the capture (their first fragment's transport checksum is recomputable)."""
 
@@ -108,6 +111,8 @@ class Walker(Network, Transport, Wifi):
             self.netlink()
         elif linktype in LT_WIFI:
             self.wifi(linktype)
+        elif linktype in LINK_TYPES:  # serial and other framings: links.py
+            self.link(linktype)
         s.items.sort()
         return s
 

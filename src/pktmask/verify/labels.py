@@ -42,14 +42,17 @@ STREAM: Final = 8
 NAME: Final = 9
 ECS4: Final = 10
 ECS6: Final = 11
+TEREDO: Final = 12  # a Teredo IPv6 address: Spans.add splits it (see there)
+OBF4: Final = 13  # an obfuscated (bit-inverted) IPv4 address: a pseudonym field
 
-PSEUDONYMS: Final = frozenset({ADDR4, ADDR6, MAC, SNODE, GPREFIX, NAME, ECS4, ECS6})
-SIZES: Final = {ADDR4: 4, ADDR6: 16, MAC: 6, SNODE: 16, GPREFIX: 16}
+PSEUDONYMS: Final = frozenset({ADDR4, ADDR6, MAC, SNODE, GPREFIX, NAME, ECS4, ECS6, OBF4})
+SIZES: Final = {ADDR4: 4, ADDR6: 16, MAC: 6, SNODE: 16, GPREFIX: 16, OBF4: 4}
 
 _V4_BROADCAST: Final = b"\xff\xff\xff\xff"
 _V6_LOOPBACK: Final = bytes(15) + b"\x01"
 _MAC_BROADCAST: Final = b"\xff" * 6
 _SOLICITED: Final = bytes.fromhex("ff0200000000000000000001ff")
+_TEREDO: Final = b"\x20\x01\x00\x00"  # 2001:0::/32 (RFC 4380)
 
 
 def is_zero(value: bytes) -> bool:
@@ -75,6 +78,8 @@ def special_mac(mac: bytes) -> bool:
 
 def group_kind(addr: bytes) -> int:
     """The label of a 16-byte IPv6 address field: ADDR6, or SNODE / GPREFIX for derived groups."""
+    if len(addr) == 16 and addr[:4] == _TEREDO:
+        return TEREDO
     if len(addr) < 16 or addr[0] != 0xFF:
         return ADDR6  # a cut-short field becomes OTHER in Spans.add
     if addr[:13] == _SOLICITED:
@@ -102,6 +107,8 @@ def leaks_unchanged(kind: int, value: bytes) -> bool:
         return not special_v6(value)
     if kind == MAC:
         return not special_mac(value)
+    if kind == OBF4:
+        return not special_v4(bytes(b ^ 0xFF for b in value))
     if kind == NAME:
         return label_leaks(value)
     return not is_zero(derived_bits(kind, value))
@@ -128,6 +135,15 @@ class Spans:
 
     def add(self, a: int, b: int, kind: int, name: str) -> None:
         n = self.n
+        if kind == TEREDO:
+            # The embedded server address must take its IPv4 pseudonym and the obfuscated
+            # client address that of its inverse (docs/policy.md, "Pseudonyms"); the prefix,
+            # flags and obfuscated port are kept.
+            self.add(a, a + 4, KEEP, "")
+            self.add(a + 4, a + 8, ADDR4, name + " (teredo server)")
+            self.add(a + 8, a + 12, KEEP, "")
+            self.add(a + 12, a + 16, OBF4, name + " (teredo client)")
+            return
         if b > n:
             if kind != ZERO and kind != STREAM:
                 kind = OTHER

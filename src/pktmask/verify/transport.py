@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from pktmask.verify.dnsfields import DNS_PORTS, label_dns
 from pktmask.verify.labels import ADDR4, ADDR6, KEEP, MAC, STREAM, ZERO, Spans, group_kind
+from pktmask.verify.tunnels import ERSPAN_TYPES
 
 TCP, UDP, ICMP, IGMP, GRE, IPIP, IPV6_IN_IP, ESP, AH, ICMP6, DCCP, UDPLITE = 6, 17, 1, 2, 47, 4, 41, 50, 51, 58, 33, 136
 VXLAN_PORT: Final = 4789
@@ -61,6 +62,10 @@ class Transport:
         def ipv4(self, o: int, limit: int, quoted: bool = False) -> None: ...
 
         def ipv6(self, o: int, limit: int, quoted: bool = False) -> None: ...
+
+        def tunnel(self, h: int, end: int, sport: int, dport: int) -> bool: ...
+
+        def erspan(self, q: int, end: int, proto: int, sequenced: bool) -> None: ...
 
     def l4(self, proto: int, p: int, end: int, addrs, frag: bytes | None, quoted: bool) -> None:
         """Label the transport layer at ``p``; nothing it labels reaches past ``end``, where the
@@ -212,6 +217,8 @@ class Transport:
             if not plain:
                 if dport == VXLAN_PORT and self.vxlan(h, end):
                     return
+                if udp and self.tunnel(h, end, sport, dport):  # GTP-U, Geneve, Teredo, AYIYA: tunnels.py
+                    return
                 self.udp.append((h, min(end, n), sport, dport))
             if sport in DNS_PORTS or dport in DNS_PORTS:
                 size = buf[p + 4] << 8 | buf[p + 5]
@@ -265,7 +272,9 @@ class Transport:
         else:
             self.other(q, end, "gre (unsupported)")
             return
-        if q < end:
+        if q < end and version == 0 and proto in ERSPAN_TYPES:
+            self.erspan(q, end, proto, bool(flags & 0x1000))
+        elif q < end:
             self.ethertype(proto, q, end)
 
     # ---- ICMPv4 / IGMP ------------------------------------------------------------------
