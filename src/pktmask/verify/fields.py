@@ -23,8 +23,8 @@ from pktmask.verify.labels import ADDR4, KEEP, MAC, OTHER, Spans
 from pktmask.verify.links import LINK_TYPES, Links
 from pktmask.verify.network import Network
 from pktmask.verify.transport import Transport
-from pktmask.verify.wifi import LT_WIFI, Wifi
 from pktmask.verify.tunnels import Tunnels
+from pktmask.verify.wifi import LT_WIFI, Wifi
 
 # Link types (tcpdump.org/linktypes.html).
 LT_NULL: Final = 0
