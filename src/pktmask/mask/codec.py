@@ -239,6 +239,8 @@ class DecisionCodec:
     def read_verdict(self, pkt: Packet) -> int:
         """Take this packet's verdict; returns -1 to keep it, or the index of the pre-pass
         stage that dropped it. A kept frame of the common shape gets its ``layout``."""
+        n = self._packets
+        self._packets = n + 1  # this packet's number, from 1 (for messages)
         buf, pos = self._in, self._pos
         if len(buf) - pos < VSIZE:
             buf, pos = self._refill(1)
@@ -248,8 +250,6 @@ class DecisionCodec:
             buf, pos = self._refill(VSIZE)
         # Field by field (see VERDICT): compiled, cheaper than unpacking a tuple.
         kind = buf[pos]
-        n = self._packets
-        self._packets = n + 1  # this packet's number, from 1 (for messages)
         if buf[pos + SEQ] != n & 0xFF or kind < V_GENERAL or kind > V_DROPPED:
             self._pos = pos + 1
             self._unexpected(kind, buf[pos + SEQ])
