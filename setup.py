@@ -24,6 +24,7 @@ HOT = [
     "src/pktmask/anon/addresses.py",
     "src/pktmask/anon/rewriter.py",
     "src/pktmask/anon/names.py",
+    "src/pktmask/mask/codec.py",
     "src/pktmask/mask/decisions.py",
     "src/pktmask/mask/flow.py",
     "src/pktmask/mask/tracker.py",
