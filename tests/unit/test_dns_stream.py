@@ -168,6 +168,7 @@ def test_same_name_same_pseudonym_as_map_name(maps):
     _, r = messages()
     stream = framed(r)
     out = apply(stream, *run([stream], maps)[1:])
-    for host in (b"cdn7.hidden-cdn.net", b"edge.secret-corp.example.com"):
+    for host in (b"cdn7.hidden-cdn.net", b"www.secret-corp.example.com"):  # stored in full once
         wire = b"".join(bytes([len(x)]) + x for x in names.map_name(host).split(b"."))
         assert wire in out
+    assert b"\x04" + names.map_name(b"edge.secret-corp.example.com")[:4] + b"\xc0" in out  # edge + pointer
