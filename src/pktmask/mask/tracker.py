@@ -28,7 +28,10 @@ from collections import deque
 from typing import Final
 
 from pktmask.mask.flow import Direction, Flow, Pending
+from pktmask.proto.dns import PORTS as DNS_PORTS
+from pktmask.proto.dns_stream import AddressMap, DnsStreamParser, NameMap
 from pktmask.proto.http import HttpParser
+from pktmask.proto.http_hosts import HostRewriter
 from pktmask.proto.sniff import HTTP_REQUEST, HTTP_RESPONSE, TLS, sniff
 from pktmask.proto.tls import TlsParser, tls_upgrade_plausible
 
@@ -46,8 +49,15 @@ OOO_TOTAL: Final = 64 << 20  # ... and over all flows
 RETX_WINDOW = 4 << 20  # keep decisions (and their digests) this far back for retransmissions
 HISTORY_COMPACT: Final = 512
 
+DNS: Final = "dns"  # a direction on a DNS port: DnsStreamParser
 OTHER: Final = "other"  # a direction whose protocol is neither TLS nor HTTP: all zero
 EVICTED: Final = "evicted"  # state dropped: nothing more is kept
+
+def _dns_port(key: bytes) -> bool:
+    """Whether the flow key (addresses, then source and destination port) has a DNS port."""
+    n = len(key)
+    return (key[n - 4] << 8 | key[n - 3]) in DNS_PORTS or (key[n - 2] << 8 | key[n - 1]) in DNS_PORTS
+
 
 class StreamTracker:
     """Decides the kept bytes of every TCP segment, in capture order.
@@ -56,10 +66,17 @@ class StreamTracker:
     relative to the payload start), once per ``datagram`` call (``[(length,
     0)]``, or ``[]`` when unknown) and once per ``hold`` (the blob), in the
     order of the calls.
+
+    ``names`` and ``addrs`` (the run's name and address maps; None without
+    anonymization) give the stream parsers the pseudonyms of the names and
+    addresses they keep (DNS over TCP, HTTP hosts).
     """
 
-    def __init__(self, emit):
+    def __init__(self, emit, names=None, addrs=None):
         self.emit = emit
+        self.names = names
+        self.addrs = addrs
+        self.dns_messages = 0
         self.dirs: dict[bytes, Direction] = {}
         self.flows = 0
         self.queue: deque[Pending] = deque()
@@ -314,6 +331,11 @@ class StreamTracker:
 
     def _feed(self, d: Direction, chunk) -> None:
         """Feed the next in-order bytes (starting at d.next) to the direction's parser."""
+        if d.parser is None and d.kind is None and _dns_port(d.flow.keys[0]):
+            # DNS over TCP is known by its port (docs/policy.md, "DNS"): framed from the
+            # stream's start, or resynchronised at a segment that starts a whole message.
+            d.kind = DNS
+            d.parser = DnsStreamParser(d.next, d.syn and d.next == 0, self.names, self.addrs)
         if d.parser is None and d.kind is not EVICTED:
             if d.head or (d.syn and d.kind is None and len(chunk) < SNIFF_BYTES):
                 # A stream's first segment may be tiny (a split record header, "GE"):
@@ -328,9 +350,11 @@ class StreamTracker:
             if found == TLS and tls_upgrade_plausible(chunk, d.kind is OTHER):
                 d.kind, d.parser = TLS, TlsParser(d.next, synced=False)
             elif found == HTTP_REQUEST and d.kind is None:
-                d.kind, d.parser = found, HttpParser(d.next, False, True, d.flow.methods)
+                d.kind, d.parser = found, HttpParser(d.next, False, True, d.flow.methods,
+                                                     HostRewriter(self.names, self.addrs))
             elif found == HTTP_RESPONSE and d.kind is None:
-                d.kind, d.parser = found, HttpParser(d.next, False, False, d.flow.methods)
+                d.kind, d.parser = found, HttpParser(d.next, False, False, d.flow.methods,
+                                                     HostRewriter(self.names, self.addrs))
             elif d.syn:
                 # The stream's first bytes are neither TLS nor HTTP: zeroed, and from
                 # now on only a TLS upgrade (STARTTLS) can make bytes worth keeping.
@@ -405,6 +429,8 @@ class StreamTracker:
             self._flush(d)
             if isinstance(d.parser, TlsParser):
                 self.tls_records_masked += d.parser.records_masked
+            elif isinstance(d.parser, DnsStreamParser):
+                self.dns_messages += d.parser.messages
             elif d.parser is not None:
                 self.http_messages_masked += d.parser.messages_masked
             d.parser = None
