@@ -2,7 +2,8 @@
 
 Each direction of each flow is followed in sequence space (unwrapped from 32
 bits), reassembled in order with bounded out-of-order buffering, and fed to a
-TLS or HTTP parser chosen by sniffing its first bytes. For every segment with
+TLS or HTTP parser chosen by sniffing its first bytes, or to the DNS parser
+when a port is a DNS port. For every segment with
 payload, in capture order, ``emit`` receives the keep ranges relative to the
 payload start; everything else of that payload is zeroed by the mask pass.
 
