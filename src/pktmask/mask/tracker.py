@@ -351,11 +351,9 @@ class StreamTracker:
             if found == TLS and tls_upgrade_plausible(chunk, d.kind is OTHER):
                 d.kind, d.parser = TLS, TlsParser(d.next, synced=False)
             elif found == HTTP_REQUEST and d.kind is None:
-                d.kind, d.parser = found, HttpParser(d.next, False, True, d.flow.methods,
-                                                     HostRewriter(self.names, self.addrs))
+                d.kind, d.parser = found, HttpParser(d.next, False, True, d.flow.methods, self._hosts())
             elif found == HTTP_RESPONSE and d.kind is None:
-                d.kind, d.parser = found, HttpParser(d.next, False, False, d.flow.methods,
-                                                     HostRewriter(self.names, self.addrs))
+                d.kind, d.parser = found, HttpParser(d.next, False, False, d.flow.methods, self._hosts())
             elif d.syn:
                 # The stream's first bytes are neither TLS nor HTTP: zeroed, and from
                 # now on only a TLS upgrade (STARTTLS) can make bytes worth keeping.
@@ -372,6 +370,12 @@ class StreamTracker:
             d.remember(start, chunk, ranges, dec)
             if len(d.hs) > HISTORY_COMPACT:
                 self._prune(d)
+
+    def _hosts(self) -> HostRewriter | None:
+        """The host rewriter of a new HTTP direction: None without the maps (hosts zeroed)."""
+        if self.names is None or self.addrs is None:
+            return None
+        return HostRewriter(self.names, self.addrs)
 
     def _drain_ooo(self, d: Direction) -> None:
         """Feed buffered segments that have become contiguous."""

@@ -9,8 +9,9 @@ IP headers) when that text can be written in the literal's length: an IPv6
 literal by padding its groups with leading zeros or choosing where ``::``
 goes, an IPv4 literal by spaces where the header grammar allows whitespace
 (the host begins or ends the value: optional whitespace around a field
-value); otherwise the literal is zeroed. Without mappers (``--no-anonymize``)
-hosts are kept as they are, like the addresses in the IP headers.
+value); otherwise the literal is zeroed. The stream tracker builds a rewriter
+only with the maps: without anonymization hosts are zeroed (``http_lines``
+without a rewriter); a rewriter without maps keeps them as they are.
 
 ``HostRewriter.host`` decides one host and collects the replacement bytes;
 the line functions of ``http_lines.py`` call it for every host they meet.
