@@ -73,7 +73,7 @@ class StreamTracker:
     addresses they keep (DNS over TCP, HTTP hosts).
     """
 
-    def __init__(self, emit, names=None, addrs=None):
+    def __init__(self, emit, *, names=None, addrs=None):
         self.emit = emit
         self.names = names
         self.addrs = addrs

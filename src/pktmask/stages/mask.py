@@ -97,7 +97,7 @@ class MaskingStage(Stage):
 
     def _reset(self) -> None:
         self._stream = DecisionStream(self._ctx)
-        self._tracker = StreamTracker(self._stream.ranges, self._names, self._addrs)
+        self._tracker = StreamTracker(self._stream.ranges, names=self._names, addrs=self._addrs)
         self._linktypes: set[int] = set()
         self._lt = -1  # the link type checked last: the per-packet test is one comparison
         self.bytes_zeroed = 0
@@ -185,7 +185,7 @@ class MaskingStage(Stage):
         tracker.finish()
         self.tls_records_masked = tracker.tls_records_masked
         self.http_messages_masked = tracker.http_messages_masked
-        self._tracker = StreamTracker(self._stream.ranges, self._names, self._addrs)  # let the flows go
+        self._tracker = StreamTracker(self._stream.ranges, names=self._names, addrs=self._addrs)  # let the flows go
         self._stream.finish_writing(self.tls_records_masked, self.http_messages_masked)
 
     # ---- masking pass ------------------------------------------------------------
