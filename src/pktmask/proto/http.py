@@ -122,7 +122,7 @@ class HttpParser:
 
     __slots__ = tuple(
         "pos decided synced is_request methods messages messages_masked hosts _state _line _line_start"
-        " _ranges _repl _head_len _masked _method _status _clen _te _last_name _last_kept _remaining".split()
+        " _ranges _replacements _head_len _masked _method _status _clen _te _last_name _last_kept _remaining".split()
     )
 
     def __init__(
@@ -149,7 +149,7 @@ class HttpParser:
         self._line = bytearray()  # an incomplete line carried over from earlier chunks
         self._line_start = pos
         self._ranges: list[list[int]] = []
-        self._repl: list[tuple[int, bytes]] = []
+        self._replacements: list[tuple[int, bytes]] = []  # see take_replacements
         self.hosts = hosts
         self._reset_message()
 
@@ -374,7 +374,7 @@ class HttpParser:
         hosts = self.hosts
         if hosts is not None and hosts.repl:
             for off, new in hosts.repl:
-                self._repl.append((base + off, new))
+                self._replacements.append((base + off, new))
             hosts.repl.clear()
 
     def _start_message(self, keep: Ranges, base: int, length: int) -> None:
@@ -462,15 +462,17 @@ class HttpParser:
         self.pos = pos
         self.decided = pos
 
-    def take_replacements(self) -> list[tuple[int, bytes]]:
-        """Return the replacements ``(offset, bytes)`` (host pseudonyms) found since the last
-        call, in stream order; each lies inside a range returned by ``take_ranges``."""
-        out = self._repl
-        self._repl = []
-        return out
-
     def take_ranges(self) -> list[tuple[int, int]]:
         """Return the keep ranges ``[start, end)`` found since the last call, sorted and merged."""
         out = [(s, e) for s, e in self._ranges]
         self._ranges.clear()
         return out
+
+    def take_replacements(self) -> list[tuple[int, bytes]]:
+        """Return the replacements found since the last call: (absolute start, bytes) to write over
+        bytes this parser keeps (each inside ranges returned by ``take_ranges`` in the same call
+        or before), sorted: the pseudonyms of hosts (``HostRewriter``)."""
+        out = self._replacements
+        if out:
+            self._replacements = []
+        return out  # when empty, the same list every time: nothing allocated per segment

@@ -161,6 +161,7 @@ class TlsParser:
         "_hdr",
         "_hdr_start",
         "_ranges",
+        "_replacements",
     )
 
     def __init__(self, pos: int = 0, synced: bool = True) -> None:
@@ -176,6 +177,7 @@ class TlsParser:
         self._hdr = b""  # bytes of a header split across chunks (< 5)
         self._hdr_start = pos
         self._ranges: list[list[int]] = []
+        self._replacements: list[tuple[int, bytes]] = []  # see take_replacements
 
     def _keep(self, start: int, end: int) -> None:
         # Ranges arrive in stream order, so merging with the last one suffices.
@@ -282,3 +284,12 @@ class TlsParser:
         out = [(s, e) for s, e in self._ranges]
         self._ranges.clear()
         return out
+
+    def take_replacements(self) -> list[tuple[int, bytes]]:
+        """Return the replacements found since the last call: (absolute start, bytes) to write over
+        bytes this parser keeps (each inside ranges returned by ``take_ranges`` in the same call
+        or before), sorted. None yet: the pseudonyms of names inside streams will use them."""
+        out = self._replacements
+        if out:
+            self._replacements = []
+        return out  # when empty, the same list every time: nothing allocated per segment
