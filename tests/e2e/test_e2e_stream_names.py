@@ -94,7 +94,7 @@ FIELDS = ["dns.count.queries", "dns.count.answers", "dns.count.auth_rr", "dns.co
 def test_dns_over_tcp_and_http_hosts(run, tmp_path, key, tshark):
     src, out, _report = _mask(run, tmp_path, "--key-file", key)
     assert tshark_fields(out, FIELDS) == tshark_fields(src, FIELDS)
-    assert len([r for r in tshark_fields(src, ["dns.id"]) if r[0]]) == 4  # 1 over UDP, 3 over TCP
+    assert sum(len(r[0].split(",")) for r in tshark_fields(src, ["dns.id"]) if r[0]) == 4  # 1 UDP, 3 TCP
     data = b"".join(_frames_of(out)).lower()
     for needle in PLANTED:
         assert needle not in data, needle
@@ -129,8 +129,8 @@ def test_without_anonymization_names_stay_in_streams(run, tmp_path, tshark):
     src, out, _ = _mask(run, tmp_path, "--no-anonymize")
     names = ["dns.qry.name", "dns.resp.name", "dns.a", "dns.aaaa"]
     assert tshark_fields(out, names) == tshark_fields(src, names)
-    host = [r for r in tshark_fields(out, ["http.host"]) if r[0]]
-    assert host and host[0][0].strip("\\x00") == ""  # no pseudonym to write: zeroed
+    http = _frames_of(out)[8]
+    assert b"Host: " + bytes(len(NAME)) + b"\r\n" in http  # no pseudonym to write: zeroed
     data = b"".join(_frames_of(out)).lower()
     assert b"token=s3cr3t" not in data and b"user=alice" not in data
 
@@ -142,10 +142,13 @@ def test_verify_clean_and_planted_name_caught(run, tmp_path, key, tshark):
     assert res.returncode == 0 and report["clean"] is True, report["findings"][:10]
     frames = _frames_of(out)
     original = _frames_of(src)
-    for index, needle in ((4, b"secret-host"), (8, b"secret-host"), (6, b"hidden-cdn")):
+    web = bytes(int(x) for x in WEB.split("."))
+    resp = 5 if web in original[5] else 6  # the response's A record, in either half
+    for index, needle in ((4, b"secret-host"), (8, b"secret-host"), (8, b"edge"), (resp, web),
+                          (5, b"corp-internal")):
         planted = list(frames)
-        at = original[index].find(needle)
-        assert at > 0
+        at = original[index].find(needle, 54)  # in the payload (past Ethernet/IPv4/TCP)
+        assert at > 0, (index, needle)
         frame = bytearray(planted[index])
         frame[at : at + len(needle)] = needle
         planted[index] = bytes(frame)
