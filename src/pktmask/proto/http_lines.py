@@ -135,12 +135,16 @@ def _authority_cuts(line: bytes, a: int, te: int, hosts: HostRewriter | None = N
     zeroed when it cannot be written); whitespace may pad it when it begins at ``vs`` / ends
     at ``ve`` (the bounds of a header value).
 
-    The userinfo ends at the LAST '@' of the target, so a password holding '/',
-    '?', '#' or '@' is zeroed whole (so is a path holding '@': fail closed).
+    The userinfo ends at the LAST '@' of the target, so a password holding '/'
+    or '@' is zeroed whole (so is a path holding '@': fail closed); when a '?' or
+    '#' comes before that '@' (a query or fragment holding '@', or a password
+    holding '?' or '#'), everything from the authority on is zeroed.
     The host ends at the first '/', '?' or '#' after it; a trailing ":digits"
     (after any ']' of an IPv6 literal) is the port and is kept.
     """
     at = line.rfind(b"@", a, te)
+    if at >= 0 and _stop(line, a, at, b"?#") < at:
+        return [(a, te)]  # the last '@' is in a query or fragment: nothing here can be placed
     hs = at + 1 if at >= 0 else a
     he = _stop(line, hs, te, b"/?#")
     p = he
