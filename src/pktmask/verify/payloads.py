@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Final
 
 from pktmask.verify.labels import IP_TEXT, NAME
-from pktmask.verify.names import reads_as_host, suffix_labels
+from pktmask.verify.names import kept_tail, reads_as_host
 
 Keep = Callable[[int, bytes], None]
 Zero = Callable[[int, int, str], None]  # (offset, length, field name) of bytes that must be zero
@@ -247,7 +247,7 @@ def host_spans(line: bytes, a: int, b: int) -> list[Span]:
     if line[a] == 0x5B or _V4_LITERAL.fullmatch(line, a, b) is not None:
         return [(a, b, IP_TEXT, HOST_IP)]
     labels = line[a:b].lower().split(b".")
-    keep = suffix_labels(tuple(labels)) if all(labels) else 0
+    keep = kept_tail(tuple(labels)) if all(labels) else 0
     out: list[Span] = []
     x = a
     for i, label in enumerate(labels):

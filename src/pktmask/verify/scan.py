@@ -15,6 +15,7 @@ or too short to tell from their pseudonym, are not needles (``names``).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from pktmask.verify.addresses import IP, MAC, AddressBook, show
 from pktmask.verify.dns import read_message, to_wire
 from pktmask.verify.fields import Walker
 from pktmask.verify.findings import Findings
-from pktmask.verify.labels import ADDR4, ADDR6, OTHER, STREAM
+from pktmask.verify.labels import ADDR4, ADDR6, OTHER, STREAM, special_v4, special_v6
 from pktmask.verify.labels import MAC as MAC_FIELD
 from pktmask.verify.names import name_worth_searching
 from pktmask.verify.needles import NeedleIndex, window_keys
@@ -46,10 +47,21 @@ ADDRESS_KINDS = {ADDR4: IP, ADDR6: IP, MAC_FIELD: MAC}
 POLICY_CATEGORIES = ("dns", "http")
 
 
+def special_literal(text: bytes) -> bool:
+    """Is ``text`` (an HTTP host, brackets allowed) an IP literal of an address the policy keeps?"""
+    try:
+        addr = ipaddress.ip_address(text.strip(b"[]").decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return special_v4(addr.packed) if addr.version == 4 else special_v6(addr.packed)
+
+
 def host_kept(value: bytes) -> bool:
     """Is an HTTP value a hostname (with an optional port) that is only a public suffix or a
     special-use name (``localhost:8080``), or too short to tell from its pseudonym?"""
     host = value.rsplit(b":", 1)[0] if value.count(b":") == 1 else value
+    if special_literal(host):
+        return True  # 127.0.0.1, ::1: addresses the policy keeps, also as a Host value
     if not _HOST.fullmatch(host):
         return False
     return not name_worth_searching(host.rstrip(b"."))
