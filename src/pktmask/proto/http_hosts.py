@@ -19,9 +19,7 @@ the line functions of ``http_lines.py`` call it for every host they meet.
 
 from __future__ import annotations
 
-from typing import Final, Protocol
-
-_SPACE: Final = 0x20
+from typing import Protocol
 
 
 class NameMap(Protocol):
