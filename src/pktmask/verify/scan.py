@@ -256,7 +256,7 @@ class Searcher:
                     elif tls:
                         self.area(data, x, y, [], packet, original=original)
                     else:
-                        self.area(data, x, y, [], packet)
+                        self.changed_run(data, original, x, y, packet)
                 q = max(q, y)
             if q < b:
                 self.area(data, q, b, [], packet)
@@ -275,6 +275,22 @@ class Searcher:
                 shown = names.get(name)
                 if shown is not None:
                     self.findings.record("dns", shown, packet, DNS_MESSAGE, kept)
+
+    def changed_run(self, data: bytes, original: bytes, x: int, y: int, packet: int) -> None:
+        """A kept HTTP run the sanitizer changed in part (a kept field it zeroed, a pseudonym next
+        to it): its stretches still equal to ORIGINAL are searched like an unchanged kept run
+        (names, HTTP values, raw addresses), the changed ones in full."""
+        k = x
+        while k < y:
+            same = data[k] == original[k]
+            e = k + 1
+            while e < y and (data[e] == original[e]) == same:
+                e += 1
+            if same:
+                self.area(data, k, e, [], packet, self.needles.policy_text, False)
+            else:
+                self.area(data, k, e, [], packet)
+            k = e
 
     def area(self, data: bytes, a: int, b: int, keep: list[tuple[int, int]], packet: int,
              text: NeedleIndex | None = None, spelled: bool = True, original: bytes | None = None) -> None:
