@@ -365,7 +365,9 @@ def test_no_ip_literal_left_in_a_kept_value(value):
     [K(b"/p/"), Z(b"10%2E1%2e2.3"), K(b"/"), Z(b"%3A%3a1"), K(b"/x%41")],  # percent-encoded '.', ':'
     [K(b"//"), Z(b"user@host.example"), K(b"/x")],  # an authority without a scheme
     [K(b"//"), Z(b"host.example"), K(b":81/x")],
-    [K(b"http://"), Z(b"user:pa/ss#w@rd@host.example"), K(b":8080/p"), Z(b"?q")],
+    [K(b"http://"), Z(b"user:pa/ss@rd@host.example"), K(b":8080/p"), Z(b"?q")],
+    [K(b"http://"), Z(b"user:pa/ss#w@rd@host.example:8080/p?q")],  # '#' before the last '@': all zeroed
+    [K(b"http://"), Z(b"host.example/?w=/@widgets/x&r=0.339")],  # an '@' in the query: all zeroed
     [K(b"http://"), Z(b"host.example"), K(b"/p/q")],
     [K(b"https://"), Z(b"[2001:db8::1]"), K(b":443/")],
     [K(b"HTTP://"), Z(b"10.2.2.104"), Z(b"#frag")],

@@ -261,14 +261,14 @@ def test_ideal_http_copy_is_clean(tmp_path):
 
 @pytest.mark.parametrize("frame, needle, field", [
     (2, b"sid=SECRETCOOKIE", "http.value (cookie)"),
-    (2, b"www.acme-corp.com", "http.value (host)"),
+    (2, b"acme-corp", "http.host label"),  # a host is a pseudonym, label by label
     (2, b"5f2c9a7e-req", "http.value (x-request-id)"),
     (2, b"?q=secret+words", "http.request target query/fragment/params"),
     (2, b";jsessionid", "http.request target query/fragment/params"),
     (2, b"10.1.2.3", "http.ip literal"),
     (2, b"192.0.2.99", "http.ip literal"),
     (2, b"2001:db8::99", "http.ip literal"),
-    (3, b"intranet.acme-corp.com", "http.value (location)"),
+    (3, b"intranet", "http.host label"),
     (3, b"BODY", "tcp.payload"),
 ])
 def test_planted_http_leak_is_named(frame, needle, field, tmp_path):

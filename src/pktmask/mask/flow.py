@@ -21,6 +21,7 @@ from bisect import bisect_right
 from collections import deque
 from typing import Final
 
+from pktmask.proto.dns_stream import DnsStreamParser
 from pktmask.proto.http import HttpParser
 from pktmask.proto.tls import TlsParser
 
@@ -40,7 +41,7 @@ class Direction:
         self.next = 0  # next in-order offset
         self.syn = False  # the stream's start was seen
         self.kind: str | None = None
-        self.parser: TlsParser | HttpParser | None = None
+        self.parser: TlsParser | HttpParser | DnsStreamParser | None = None
         self.ooo: dict[int, bytes] = {}  # out-of-order payload by start offset
         self.ooo_bytes = 0
         self.hs: list[int] = []  # keep history: starts

@@ -2,7 +2,8 @@
 
 Each direction of each flow is followed in sequence space (unwrapped from 32
 bits), reassembled in order with bounded out-of-order buffering, and fed to a
-TLS or HTTP parser chosen by sniffing its first bytes. For every segment with
+TLS or HTTP parser chosen by sniffing its first bytes, or to the DNS parser
+when a port is a DNS port. For every segment with
 payload, in capture order, ``emit`` receives the keep ranges relative to the
 payload start; everything else of that payload is zeroed by the mask pass.
 
@@ -29,7 +30,10 @@ from typing import Final
 
 from pktmask.mask.codec import NO_LENGTH, has_segment_record, length_record
 from pktmask.mask.flow import HELD, Direction, Flow, Pending
+from pktmask.proto.dns import PORTS as DNS_PORTS
+from pktmask.proto.dns_stream import DnsStreamParser
 from pktmask.proto.http import HttpParser
+from pktmask.proto.http_hosts import HostRewriter
 from pktmask.proto.sniff import HTTP_REQUEST, HTTP_RESPONSE, TLS, sniff
 from pktmask.proto.tls import TlsParser, tls_upgrade_plausible
 
@@ -49,8 +53,15 @@ OOO_TOTAL: Final = 64 << 20  # ... and over all flows
 RETX_WINDOW: Final = 4 << 20  # keep decisions (and their digests) this far back for retransmissions
 HISTORY_COMPACT: Final = 512
 
+DNS: Final = "dns"  # a direction on a DNS port: DnsStreamParser
 OTHER: Final = "other"  # a direction whose protocol is neither TLS nor HTTP: all zero
 EVICTED: Final = "evicted"  # state dropped: nothing more is kept
+
+def _dns_port(key: bytes) -> bool:
+    """Whether the flow key (addresses, then source and destination port) has a DNS port."""
+    n = len(key)
+    return (key[n - 4] << 8 | key[n - 3]) in DNS_PORTS or (key[n - 2] << 8 | key[n - 1]) in DNS_PORTS
+
 
 class StreamTracker:
     """Decides the kept bytes of every TCP segment, in capture order.
@@ -63,16 +74,23 @@ class StreamTracker:
     the parser replaces (offset relative to the payload start, bytes), split
     at the segment's bounds and inside its keep ranges. The bounds are
     parameters (tests shrink them); the defaults are the module's constants.
+
+    ``names`` and ``addrs`` (the run's name and address maps; None without
+    anonymization) give the stream parsers the pseudonyms of the names and
+    addresses they keep (DNS over TCP, HTTP hosts).
     """
 
     def __init__(self, emit, replace=None, *, max_flows: int = MAX_FLOWS, max_pending: int = MAX_PENDING,
-                 ooo_limit: int = OOO_LIMIT, retx_window: int = RETX_WINDOW):
+                 ooo_limit: int = OOO_LIMIT, retx_window: int = RETX_WINDOW, names=None, addrs=None):
         self.emit = emit
         self.replace = replace if replace is not None else _unwritable
         self.max_flows = max_flows
         self.max_pending = max_pending
         self.ooo_limit = ooo_limit
         self.retx_window = retx_window
+        self.names = names
+        self.addrs = addrs
+        self.dns_messages = 0
         self.dirs: dict[bytes, Direction] = {}
         self.flows = 0
         self.queue: deque[Pending] = deque()
@@ -337,6 +355,11 @@ class StreamTracker:
 
     def _feed(self, d: Direction, chunk) -> None:
         """Feed the next in-order bytes (starting at d.next) to the direction's parser."""
+        if d.parser is None and d.kind is None and _dns_port(d.flow.keys[0]):
+            # DNS over TCP is known by its port (docs/policy.md, "DNS"): framed from the
+            # stream's start, or resynchronised at a segment that starts a whole message.
+            d.kind = DNS
+            d.parser = DnsStreamParser(d.next, d.syn and d.next == 0, self.names, self.addrs)
         if d.parser is None and d.kind is not EVICTED:
             if d.head or (d.syn and d.kind is None and len(chunk) < SNIFF_BYTES):
                 # A stream's first segment may be tiny (a split record header, "GE"):
@@ -351,9 +374,9 @@ class StreamTracker:
             if found == TLS and tls_upgrade_plausible(chunk, d.kind is OTHER):
                 d.kind, d.parser = TLS, TlsParser(d.next, synced=False)
             elif found == HTTP_REQUEST and d.kind is None:
-                d.kind, d.parser = found, HttpParser(d.next, False, True, d.flow.methods)
+                d.kind, d.parser = found, HttpParser(d.next, False, True, d.flow.methods, self._hosts())
             elif found == HTTP_RESPONSE and d.kind is None:
-                d.kind, d.parser = found, HttpParser(d.next, False, False, d.flow.methods)
+                d.kind, d.parser = found, HttpParser(d.next, False, False, d.flow.methods, self._hosts())
             elif d.syn:
                 # The stream's first bytes are neither TLS nor HTTP: zeroed, and from
                 # now on only a TLS upgrade (STARTTLS) can make bytes worth keeping.
@@ -374,6 +397,12 @@ class StreamTracker:
                     d.remember_replacements(repl)
             if len(d.hs) > HISTORY_COMPACT:
                 self._prune(d)
+
+    def _hosts(self) -> HostRewriter | None:
+        """The host rewriter of a new HTTP direction: None without the maps (hosts zeroed)."""
+        if self.names is None or self.addrs is None:
+            return None
+        return HostRewriter(self.names, self.addrs)
 
     def _drain_ooo(self, d: Direction) -> None:
         """Feed buffered segments that have become contiguous."""
@@ -434,6 +463,8 @@ class StreamTracker:
             self._flush(d)
             if isinstance(d.parser, TlsParser):
                 self.tls_records_masked += d.parser.records_masked
+            elif isinstance(d.parser, DnsStreamParser):
+                self.dns_messages += d.parser.messages
             elif d.parser is not None:
                 self.http_messages_masked += d.parser.messages_masked
             d.parser = None

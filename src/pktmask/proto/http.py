@@ -19,6 +19,7 @@ import re
 from collections import deque
 from typing import Final, NamedTuple
 
+from pktmask.proto.http_hosts import HostRewriter
 from pktmask.proto.http_lines import (
     KEPT_VALUES,
     MAX_LINE,
@@ -120,7 +121,7 @@ class HttpParser:
     """
 
     __slots__ = tuple(
-        "pos decided synced is_request methods messages messages_masked _state _line _line_start"
+        "pos decided synced is_request methods messages messages_masked hosts _state _line _line_start"
         " _ranges _replacements _head_len _masked _method _status _clen _te _last_name _last_kept _remaining".split()
     )
 
@@ -130,8 +131,13 @@ class HttpParser:
         synced: bool = True,
         is_request: bool = True,
         methods: deque[bytes] | None = None,
+        hosts: HostRewriter | None = None,
     ) -> None:
-        """Start at absolute offset ``pos``; ``synced=False`` when it is not known to be a head start."""
+        """Start at absolute offset ``pos``; ``synced=False`` when it is not known to be a head start.
+
+        With ``hosts`` the hosts of request targets and of Host, Origin, Referer, Location and
+        Content-Location values are kept as their pseudonyms (``take_replacements``); without,
+        they are zeroed."""
         self.pos = pos
         self.decided = pos
         self.synced = synced
@@ -144,6 +150,7 @@ class HttpParser:
         self._line_start = pos
         self._ranges: list[list[int]] = []
         self._replacements: list[tuple[int, bytes]] = []  # see take_replacements
+        self.hosts = hosts
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -175,6 +182,8 @@ class HttpParser:
             self.messages_masked += 1
 
     def _lose_sync(self) -> None:
+        if self.hosts is not None:
+            self.hosts.repl.clear()  # a line given up keeps nothing
         self._state = _LOST
         self.synced = False
         self._line.clear()
@@ -292,11 +301,12 @@ class HttpParser:
                 # Stray empty lines before a start line are tolerated (RFC 9112 s2.2).
                 self._keep(base, base + len(line))
             elif self.is_request:
-                parsed = request_line_keep(line)
+                parsed = request_line_keep(line, self.hosts)
                 if parsed is None:
                     raise _Desync
                 self._method, keep = parsed
                 self._start_message(keep, base, len(line))
+                self._take_hosts(base)
                 if self.methods is not None:
                     self.methods.append(self._method)
                     if len(self.methods) > MAX_PENDING_METHODS:
@@ -322,11 +332,12 @@ class HttpParser:
                 if len(keep) != 1 or keep[0] != (0, len(line)):
                     self._mark_masked()
             else:
-                field = header_line_keep(line)
+                field = header_line_keep(line, self.hosts)
                 if field is None:
                     raise _Desync
                 self._on_header(field[0], field[1])
                 self._keep_rel(base, field[2])
+                self._take_hosts(base)
                 if field[2] != [(0, len(line))]:
                     self._mark_masked()
         elif st == _CHUNK_SIZE:
@@ -357,6 +368,14 @@ class HttpParser:
                 self._message_done()
             else:
                 self._mark_masked()
+
+    def _take_hosts(self, base: int) -> None:
+        """Move the host replacements of the line at ``base`` to the stream's."""
+        hosts = self.hosts
+        if hosts is not None and hosts.repl:
+            for off, new in hosts.repl:
+                self._replacements.append((base + off, new))
+            hosts.repl.clear()
 
     def _start_message(self, keep: Ranges, base: int, length: int) -> None:
         self._state = _HEADERS
@@ -452,7 +471,7 @@ class HttpParser:
     def take_replacements(self) -> list[tuple[int, bytes]]:
         """Return the replacements found since the last call: (absolute start, bytes) to write over
         bytes this parser keeps (each inside ranges returned by ``take_ranges`` in the same call
-        or before), sorted. None yet: the pseudonyms of names inside streams will use them."""
+        or before), sorted: the pseudonyms of hosts (``HostRewriter``)."""
         out = self._replacements
         if out:
             self._replacements = []

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Final
 
 from pktmask.anon.names import is_hostname
+from pktmask.proto.http_hosts import HostRewriter
 
 MAX_LINE: Final = 8192  # a longer head line means we are not looking at HTTP: lose sync
 
@@ -32,6 +33,9 @@ KEPT_VALUES: Final = frozenset(
     b" transfer-encoding upgrade upgrade-insecure-requests user-agent vary warning"
     b" x-content-type-options".split()
 )
+# Header names whose value carries a host (docs/policy.md, "Payloads"): with a ``HostRewriter`` the
+# value is read as a URI or authority and its host kept as its pseudonym; without one, zeroed.
+HOST_VALUES: Final = frozenset(b"host origin referer location content-location".split())
 # Methods accepted as a resync point (any token is accepted as a method while in sync).
 METHODS: Final = tuple(b"GET HEAD POST PUT DELETE OPTIONS TRACE CONNECT PATCH".split())
 _RESYNC_REQUEST: Final = tuple(m + b" " for m in METHODS)
@@ -69,13 +73,14 @@ def content_len(line: bytes) -> int:
     return c
 
 
-def request_line_keep(line: bytes) -> tuple[bytes, Ranges] | None:
+def request_line_keep(line: bytes, hosts: HostRewriter | None = None) -> tuple[bytes, Ranges] | None:
     """Parse a request line (with or without its line end).
 
     Returns ``(method, keep ranges relative to the line)`` or None if it is not
     ``METHOD SP target SP HTTP/1.x``. Of the target only the scheme, the path up
     to the first '?', '#' or ';' (minus IP literals) and an authority's ":port"
-    are kept (see ``_target_cuts``).
+    are kept (see ``_target_cuts``), and with ``hosts`` an authority's host as
+    its pseudonym (``hosts.repl`` gets the replacement).
     """
     c = content_len(line)
     k = 0
@@ -90,52 +95,68 @@ def request_line_keep(line: bytes) -> tuple[bytes, Ranges] | None:
     if line[ts:te].translate(None, _TARGET_OK):
         return None
     method = line[:k]
-    return method, _keep_around(_target_cuts(line, ts, te, method == b"CONNECT"), len(line))
+    return method, _keep_around(_target_cuts(line, ts, te, method == b"CONNECT", hosts, -1, -1), len(line))
 
 
-def _target_cuts(line: bytes, ts: int, te: int, connect: bool) -> Ranges:
+def _target_cuts(line: bytes, ts: int, te: int, connect: bool, hosts: HostRewriter | None = None,
+                 vs: int = -1, ve: int = -1) -> Ranges:
     """Spans of the request target ``line[ts:te]`` that are zeroed (docs/policy.md, "Payloads").
 
     origin-form ``/path``: the path rule (``_path_cuts``); a target starting with
     ``//`` (an authority without a scheme) is read like absolute-form;
     absolute-form ``scheme://authority/path``: scheme and "://" kept, then the
     authority rule; authority-form (CONNECT): the authority rule; asterisk-form
-    ``*`` kept. Any other target is zeroed whole.
+    ``*`` kept. Any other target is zeroed whole. ``hosts``, ``vs``, ``ve``: see
+    ``_authority_cuts``.
     """
     first = line[ts]
     if first == 0x2F:  # '/'
         if te - ts > 1 and line[ts + 1] == 0x2F:
-            return _authority_cuts(line, ts + 2, te)
+            return _authority_cuts(line, ts + 2, te, hosts, vs, ve)
         return _path_cuts(line, ts, te)
     if first == 0x2A and te - ts == 1:  # '*'
         return []
     if connect:
-        return _authority_cuts(line, ts, te)
+        return _authority_cuts(line, ts, te, hosts, vs, ve)
     if 0x61 <= (first | 0x20) <= 0x7A:  # a scheme starts with a letter
         k = ts + 1
         while k < te and _SCHEME[line[k]]:
             k += 1
         if line[k : k + 3] == b"://" and k + 3 <= te:
-            return _authority_cuts(line, k + 3, te)
+            return _authority_cuts(line, k + 3, te, hosts, vs, ve)
     return [(ts, te)]
 
 
-def _authority_cuts(line: bytes, a: int, te: int) -> Ranges:
+def _authority_cuts(line: bytes, a: int, te: int, hosts: HostRewriter | None = None,
+                    vs: int = -1, ve: int = -1) -> Ranges:
     """Zeroed spans of ``authority [path]`` at ``line[a:te]``: userinfo, '@' and host; the path rule after.
 
-    The userinfo ends at the LAST '@' of the target, so a password holding '/',
-    '?', '#' or '@' is zeroed whole (so is a path holding '@': fail closed).
+    With ``hosts`` the host is not zeroed but decided by ``hosts.host`` (its pseudonym, or
+    zeroed when it cannot be written); whitespace may pad it when it begins at ``vs`` / ends
+    at ``ve`` (the bounds of a header value).
+
+    The userinfo ends at the LAST '@' of the target, so a password holding '/'
+    or '@' is zeroed whole (so is a path holding '@': fail closed); when a '?' or
+    '#' comes before that '@' (a query or fragment holding '@', or a password
+    holding '?' or '#'), everything from the authority on is zeroed.
     The host ends at the first '/', '?' or '#' after it; a trailing ":digits"
     (after any ']' of an IPv6 literal) is the port and is kept.
     """
     at = line.rfind(b"@", a, te)
+    if at >= 0 and _stop(line, a, at, b"?#") < at:
+        return [(a, te)]  # the last '@' is in a query or fragment: nothing here can be placed
     hs = at + 1 if at >= 0 else a
     he = _stop(line, hs, te, b"/?#")
     p = he
     colon = line.rfind(b":", hs, he)
     if colon >= 0 and colon + 1 < he and line.rfind(b"]", hs, he) < colon and line[colon + 1 : he].isdigit():
         p = colon
-    cut: Ranges = [(a, p)] if p > a else []
+    if hosts is None:
+        cut: Ranges = [(a, p)] if p > a else []
+    else:
+        cut = [(a, hs)] if hs > a else []
+        if not hosts.host(line, hs, p, hs == vs, p == ve):
+            cut.append((hs, p))
     return cut + _path_cuts(line, he, te)
 
 
@@ -262,14 +283,16 @@ def status_line_keep(line: bytes) -> Ranges:
     return _keep_around(cut, len(line)) if cut else [(0, len(line))]
 
 
-def header_line_keep(line: bytes) -> tuple[bytes, bytes, Ranges] | None:
+def header_line_keep(line: bytes, hosts: HostRewriter | None = None) -> tuple[bytes, bytes, Ranges] | None:
     """Parse a header field line (not a folded continuation).
 
     Returns ``(lower-cased name, stripped value, keep ranges relative to the
     line)`` or None if the line is not ``name: value``. Name, colon, the
     whitespace after it and the line end are kept; the value (with its
     trailing whitespace) only if the name is in ``KEPT_VALUES``, and then
-    without its IP literals.
+    without its IP literals. With ``hosts``, the value of a header in ``HOST_VALUES``
+    is read as a target (Host: authority-form; the others: absolute-form or a path)
+    and kept by the target rules with its host as its pseudonym (see ``_target_cuts``).
     """
     c = content_len(line)
     # ``token ":" [ \t]*``, byte by byte: compiled, cheaper than a regular expression.
@@ -289,6 +312,8 @@ def header_line_keep(line: bytes) -> tuple[bytes, bytes, Ranges] | None:
     if vs == c:
         return name, value, [(0, len(line))]
     if name not in KEPT_VALUES:
+        if hosts is not None and name in HOST_VALUES:
+            return name, value, _keep_around(_target_cuts(line, vs, ve, name == b"host", hosts, vs, ve), len(line))
         return name, value, [(0, vs), (c, len(line))]
     cut = ip_cuts(line, vs, ve)
     return name, value, _keep_around(cut, len(line)) if cut else [(0, len(line))]

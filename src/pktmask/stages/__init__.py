@@ -9,6 +9,7 @@ from pktmask.core.pipeline.stage import Stage
 def build_stages(config: MaskConfig) -> list[Stage]:
     """Return the enabled stages in the order dedup → anonymize → mask."""
     stages: list[Stage] = []
+    names = addrs = None
     if config.dedup:
         from pktmask.stages.dedup import DeduplicationStage
 
@@ -17,10 +18,13 @@ def build_stages(config: MaskConfig) -> list[Stage]:
         from pktmask.stages.anonymize import AnonymizationStage
 
         assert config.key is not None, "the CLI resolves the key before building stages"
-        stages.append(AnonymizationStage(config.key, anonymize_macs=config.anonymize_macs,
-                                         masking=config.mask_payloads, compat=config.cryptopan_compat))
+        anon = AnonymizationStage(config.key, anonymize_macs=config.anonymize_macs,
+                                  masking=config.mask_payloads, compat=config.cryptopan_compat)
+        stages.append(anon)
+        # Masking keeps names and addresses inside TCP streams as their pseudonyms: the same maps.
+        names, addrs = anon.rewriter.names, anon.rewriter.mapper
     if config.mask_payloads:
         from pktmask.stages.mask import MaskingStage
 
-        stages.append(MaskingStage())
+        stages.append(MaskingStage(names, addrs))
     return stages

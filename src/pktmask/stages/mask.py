@@ -114,13 +114,20 @@ class MaskingStage(TwoPassStage):
     name = "mask"
     takes_hand_off = True  # applies the anonymizer's ``Packet.patch`` and reuses its ``Packet.walk``
 
-    def __init__(self):
+    def __init__(self, names=None, addrs=None):
+        """``names``, ``addrs``: the run's name and address maps (the anonymizer's), which give
+        the stream parsers the pseudonyms of kept names and addresses inside TCP streams (DNS
+        over TCP, HTTP hosts); None without anonymization (kept as they are). The pre-pass
+        runs in a forked child: the maps (and the key) reach it in memory only."""
         self._ctx: FileContext | None = None
+        self._names = names
+        self._addrs = addrs
         self._reset()
 
     def _reset(self) -> None:
         self._stream = DecisionStream(self._ctx)
-        self._tracker = StreamTracker(self._stream.ranges, self._stream.replacements)
+        self._tracker = StreamTracker(self._stream.ranges, self._stream.replacements,
+                                      names=self._names, addrs=self._addrs)
         self._packets = 0  # pre-pass: packets seen (their verdicts carry it, modulo 256)
         self._linktypes: set[int] = set()
         self._lt = -1  # the link type checked last: the per-packet test is one comparison
@@ -213,7 +220,8 @@ class MaskingStage(TwoPassStage):
         tracker.finish()
         self.tls_records_masked = tracker.tls_records_masked
         self.http_messages_masked = tracker.http_messages_masked
-        self._tracker = StreamTracker(self._stream.ranges, self._stream.replacements)  # let the flows go
+        self._tracker = StreamTracker(self._stream.ranges, self._stream.replacements,
+                                      names=self._names, addrs=self._addrs)  # let the flows go
         self._stream.finish_writing(self.tls_records_masked, self.http_messages_masked)
 
     # ---- masking pass ------------------------------------------------------------

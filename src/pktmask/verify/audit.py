@@ -45,12 +45,26 @@ from pktmask.verify.addresses import IP, MAC, show
 from pktmask.verify.dnsfields import ecs_findings
 from pktmask.verify.fields import Walker
 from pktmask.verify.findings import CATEGORIES, NOT_MAPPED, NOT_ZERO, UNCHANGED, Findings
-from pktmask.verify.labels import ECS4, ECS6, KEEP, NAME, OTHER, STREAM, ZERO, leaks_unchanged
+from pktmask.verify.labels import (
+    ECS4,
+    ECS6,
+    IP_TEXT,
+    KEEP,
+    NAME,
+    OTHER,
+    SIZES,
+    STREAM,
+    ZERO,
+    ip_text_equal,
+    is_zero,
+    leaks_unchanged,
+)
 from pktmask.verify.labels import MAC as MAC_FIELD
 from pktmask.verify.names import MAX_COLLISION, collision, label_leaks
 from pktmask.verify.scan import Pass1, Searcher, display, open_capture
 from pktmask.verify.streams import StreamModel
 
+_NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]")
 MAX_SEEN = 1 << 18  # recent frames remembered to recognise duplicates dedup may have dropped
 
 
@@ -111,10 +125,12 @@ class Aligned:
                 items = spans.items
                 tcp = walker.tcp
                 keep, zeros, tls = [], [], False
+                pseudos: list[tuple[int, int, int, str]] = []
                 if tcp is not None:
                     a = tcp[3]
                     keep = [(a + x, a + y) for x, y in model.kept(tcp[0], tcp[1], tcp[2], o[a:tcp[4]])]
                     zeros = [(a + x, a + y, name) for x, y, name in model.last_zeros]
+                    pseudos = [(a + x, a + y, kind, name) for x, y, kind, name in model.last_pseudos]
                     tls = model.last_tls
                 h = hash((lt, o))
                 prior = seen.get(h)
@@ -135,10 +151,12 @@ class Aligned:
                     order.append(h)
                     if len(order) > MAX_SEEN:
                         del seen[order.popleft()]
-                self.fields(o, s, items, keep, zeros, spans.names)
+                self.fields(o, s, items, keep, zeros, spans.names, pseudos)
                 if spans.fcs is not None:
                     self.fcs(s, spans.fcs)
                 self.searcher.frame(s, self.packet, items, keep, tcp, walker.udp, o, tls)
+                if pseudos and tcp is not None:
+                    self.search_hosts(s, pseudos, tcp[3], tcp[4])
                 spkt = next(later, None)
             if spkt is not None:
                 raise Misaligned(f"SANITIZED has packets after the last of ORIGINAL ({self.packet} lined up)")
@@ -147,7 +165,8 @@ class Aligned:
     # ---- the field audit -----------------------------------------------------------------
     def fields(self, o: bytes, s: bytes, items, keep: list[tuple[int, int]],
                zeros: list[tuple[int, int, str]] | None = None,
-               names: list[list[tuple[int, int]]] | None = None) -> None:
+               names: list[list[tuple[int, int]]] | None = None,
+               pseudos: list[tuple[int, int, int, str]] | None = None) -> None:
         pos = 0
         for a, b, kind, name in items:
             if pos < a:
@@ -162,7 +181,12 @@ class Aligned:
                 self.other(o, s, a, b, name)
             elif kind == STREAM:
                 q = a
-                for x, y in keep:
+                covered = keep
+                if pseudos:
+                    covered = sorted(keep + [(x, y) for x, y, _, _ in pseudos])
+                    for x, y, k, field in pseudos:
+                        self.stream_pseudonym(o, s, x, y, k, field, a)
+                for x, y in covered:
                     if q < x:
                         self.named(o, s, q, x, name, zeros)
                     q = max(q, y)
@@ -202,6 +226,52 @@ class Aligned:
             crc = zlib.crc32(s[resume:at], zlib.crc32(s[start:gap]))
             if value != crc.to_bytes(4, "little"):
                 self.finding(at, 4, "wlan.fcs (neither zero nor recomputed)", NOT_ZERO)
+
+    def search_hosts(self, s: bytes, pseudos: list[tuple[int, int, int, str]], start: int, stop: int) -> None:
+        """Search each name around pseudonym runs (the runs and the kept name bytes next to them:
+        a suffix, dots) for the names and HTTP values of ORIGINAL: the searcher sees kept runs and
+        pseudonym runs apart, and a name is both."""
+        areas: list[list[int]] = []
+        for x, y, _, _ in pseudos:
+            while x > start and s[x - 1] in _NAME_BYTES:
+                x -= 1
+            while y < stop and s[y] in _NAME_BYTES:
+                y += 1
+            if areas and x <= areas[-1][1]:
+                areas[-1][1] = max(areas[-1][1], y)
+            else:
+                areas.append([x, y])
+        needles = self.searcher.needles
+        for x, y in areas:
+            self.searcher.area(s, x, y, [], self.packet, needles.policy_text, False)
+
+    def stream_pseudonym(self, o: bytes, s: bytes, a: int, b: int, kind: int, name: str, start: int) -> None:
+        """A pseudonym run of a TCP payload (``start``: where the payload begins), maybe only
+        the part of it in this segment: a DNS label, an address, an ECS prefix, an IP literal's
+        text. Unchanged where the policy maps it: a finding (``not mapped``)."""
+        value = o[a:b]
+        if kind == IP_TEXT:
+            if ip_text_equal(value, s[a:b]):
+                self.findings.field(self.packet, self.original, a, b - a, name, NOT_MAPPED, IP,
+                                    display(value))
+            return
+        if kind == ECS4 or kind == ECS6:
+            if a - 4 >= start:
+                verdict = ecs_findings(o, s, a, b)
+                if verdict is not None:
+                    self.findings.field(self.packet, self.original, a, b - a, name, verdict, IP, show(value))
+            return
+        if s[a:b] != value:
+            return
+        size = SIZES.get(kind, 0)
+        if size and b - a < size:
+            leaks = b - a >= 2 and not is_zero(value)  # part of an address (split by a segment end)
+        else:
+            leaks = leaks_unchanged(kind, value)
+        if leaks:
+            category = "dns" if kind == NAME else MAC if kind == MAC_FIELD else IP
+            shown = display(value) if kind == NAME or size and b - a < size else show(value)
+            self.findings.field(self.packet, self.original, a, b - a, name, NOT_MAPPED, category, shown)
 
     def name_group(self, o: bytes, s: bytes, group: list[tuple[int, int]]) -> None:
         """A DNS name whose pseudonymized labels all survived, though none is long enough to be

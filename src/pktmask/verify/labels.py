@@ -16,7 +16,9 @@ bytes of an ORIGINAL frame with spans ``(start, end, kind, name)``:
 * NAME: a DNS label the policy pseudonymizes: unchanged, it is a finding when it is long enough
   for a same-shape pseudonym to differ almost surely (``names.label_leaks``);
 * ECS4 / ECS6: the address prefix of an EDNS client-subnet option (``dnsfields``): mapped as a
-  prefix, with the bits past the source prefix length zero.
+  prefix, with the bits past the source prefix length zero;
+* IP_TEXT: an IP literal written as text (an HTTP host): zero, or the text of another address
+  (padded with spaces, IPv6 groups with leading zeros); the text of the same address is a finding.
 
 Any byte no span covers counts as OTHER: the audit fails closed.
 
@@ -44,8 +46,9 @@ ECS4: Final = 10
 ECS6: Final = 11
 TEREDO: Final = 12  # a Teredo IPv6 address: Spans.add splits it (see there)
 OBF4: Final = 13  # an obfuscated (bit-inverted) IPv4 address: a pseudonym field
+IP_TEXT: Final = 14
 
-PSEUDONYMS: Final = frozenset({ADDR4, ADDR6, MAC, SNODE, GPREFIX, NAME, ECS4, ECS6, OBF4})
+PSEUDONYMS: Final = frozenset({ADDR4, ADDR6, MAC, SNODE, GPREFIX, NAME, ECS4, ECS6, OBF4, IP_TEXT})
 SIZES: Final = {ADDR4: 4, ADDR6: 16, MAC: 6, SNODE: 16, GPREFIX: 16, OBF4: 4}
 
 _V4_BROADCAST: Final = b"\xff\xff\xff\xff"
@@ -112,6 +115,25 @@ def leaks_unchanged(kind: int, value: bytes) -> bool:
     if kind == NAME:
         return label_leaks(value)
     return not is_zero(derived_bits(kind, value))
+
+
+def ip_text_equal(original: bytes, sanitized: bytes) -> bool:
+    """Does the IP literal text ``sanitized`` (spaces, brackets, leading zeros of IPv6 groups
+    allowed) name the same non-special address as ``original``? Zero or another address: no."""
+    import ipaddress
+
+    def parse(text: bytes):
+        t = text.strip(b" \0[]")
+        try:
+            return ipaddress.ip_address(t.decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    a, b = parse(original), parse(sanitized)
+    if a is None or b is None or a != b:
+        return False
+    packed = a.packed
+    return not (special_v4(packed) if len(packed) == 4 else special_v6(packed))
 
 
 class Spans:

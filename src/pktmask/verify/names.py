@@ -73,6 +73,27 @@ def suffix_labels(labels: tuple[bytes, ...]) -> int:
     return best
 
 
+@lru_cache(maxsize=1 << 16)
+def kept_tail(labels: tuple[bytes, ...]) -> int:
+    """How many trailing labels of the (lower-cased) name ``labels`` stay as they are by the
+    policy's exact rule: the longest tail all of whose tails are public suffixes (or
+    special-use), so a listed suffix under a registrable domain (``s3-eu-west-1.amazonaws.com``)
+    keeps only its tails that are public (``com``). Stricter than ``suffix_labels``."""
+    k = 0
+    for i in range(1, len(labels) + 1):
+        tail = labels[-i:]
+        if not all(tail):
+            break
+        try:
+            text = b".".join(tail).decode("ascii")
+        except UnicodeDecodeError:
+            break
+        if text.encode() not in SPECIAL_USE and not _PSL.is_public(text, accept_unknown=False):
+            break
+        k = i
+    return k
+
+
 def collision(label: bytes) -> float:
     """The chance that a same-shape pseudonym of ``label`` equals it (see the module docstring)."""
     p = 1.0

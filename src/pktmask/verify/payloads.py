@@ -9,7 +9,9 @@ is reported as ``keep(offset, bytes)``. What is not reported must be zero after 
 TLS: every record header, and the bodies of handshake, alert and change_cipher_spec records.
 HTTP/1.x: start lines (the request target by ``target_cuts``), header names, header values
 by ``value_rule`` (the allowlist of docs/policy.md, IP literals zeroed), line ends, blank
-lines, chunk-size digits.
+lines, chunk-size digits. The host of a request target's authority and of the values of
+``HOST_VALUES`` is a pseudonym run, ``pseudo(offset, length, kind, name)``: each label but
+the public suffix and service labels a NAME, an IP literal an IP_TEXT (``labels``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-from pktmask.verify.names import reads_as_host
+from pktmask.verify.labels import IP_TEXT, NAME
+from pktmask.verify.names import kept_tail, reads_as_host
 
 Keep = Callable[[int, bytes], None]
 Zero = Callable[[int, int, str], None]  # (offset, length, field name) of bytes that must be zero
 Cut = tuple[int, int, str]
+Pseudo = Callable[[int, int, int, str], None]
+Span = tuple[int, int, int, str]  # a pseudonym run: (start, end, label kind, field name)
 IP_LITERAL: Final = "http.ip literal"
 TARGET_REST: Final = "http.request target query/fragment/params"
 PATH_HOST: Final = "http.request target host name in path"
@@ -153,6 +158,11 @@ KEPT_VALUES: frozenset[bytes] | None = frozenset(b"""
     transfer-encoding upgrade upgrade-insecure-requests user-agent vary warning
     x-content-type-options""".split())
 VALUE_KEPT, VALUE_ZEROED = 0, 1
+# Values that carry a host (docs/policy.md, "Payloads"): read as an authority (Host) or a
+# target (the others), the host a pseudonym, the rest by the target rules.
+HOST_VALUES: Final = frozenset(b"host origin referer location content-location".split())
+HOST_LABEL: Final = "http.host label"
+HOST_IP: Final = "http.host ip literal"
 
 _TOKEN: Final = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _REQUEST: Final = re.compile(rb"(" + _TOKEN + rb") ([\x00\x21-\x7e\x80-\xff]+) HTTP/1\.[0-9]")
@@ -229,32 +239,56 @@ def path_cuts(line: bytes, a: int, b: int) -> list[Cut]:
     return cuts
 
 
-def target_cuts(line: bytes, a: int, b: int, method: bytes) -> list[Cut]:
+def host_spans(line: bytes, a: int, b: int) -> list[Span]:
+    """The pseudonym runs of the host ``line[a:b]``: an IP literal whole, else every label but
+    the public suffix and service labels ('_')."""
+    if a >= b:
+        return []
+    if line[a] == 0x5B or _V4_LITERAL.fullmatch(line, a, b) is not None:
+        return [(a, b, IP_TEXT, HOST_IP)]
+    labels = line[a:b].lower().split(b".")
+    keep = kept_tail(tuple(labels)) if all(labels) else 0
+    out: list[Span] = []
+    x = a
+    for i, label in enumerate(labels):
+        if label and i < len(labels) - keep and label[0] != 0x5F:
+            out.append((x, x + len(label), NAME, HOST_LABEL))
+        x += len(label) + 1
+    return out
+
+
+def target_cuts(line: bytes, a: int, b: int, method: bytes, hosts: list[Span] | None = None) -> list[Cut]:
     """Spans of the request target ``line[a:b]`` that must be zero (docs/policy.md): origin-form
     by the path rule; absolute-form: scheme and "://" kept, userinfo and host zeroed, ":port"
     kept, then the path rule; authority-form (CONNECT): host zeroed, ":port" kept; "*" kept;
-    anything else is not understood and zeroed whole."""
+    anything else is not understood and zeroed whole. "//" starts an authority. With ``hosts``
+    the host is not cut: its pseudonym runs go to ``hosts`` (``host_spans``)."""
+    auth = -1
     if line[a] == 0x2F:  # "/"
-        return path_cuts(line, a, b)
+        if b - a < 2 or line[a + 1] != 0x2F:
+            return path_cuts(line, a, b)
+        auth = a + 2
     if b - a == 1 and line[a] == 0x2A:  # "*"
         return []
     if method == b"CONNECT":
-        return _authority(line, a, b)
-    m = _SCHEME.match(line, a, b)
-    if m is None:
-        return [(a, b, TARGET_OTHER)]
-    auth = m.end()
+        return _authority(line, a, b, hosts)
+    if auth < 0:
+        m = _SCHEME.match(line, a, b)
+        if m is None:
+            return [(a, b, TARGET_OTHER)]
+        auth = m.end()
     stop = auth
     while stop < b and line[stop] not in b"/?#":
         stop += 1
-    cuts = _authority(line, auth, stop)
+    cuts = _authority(line, auth, stop, hosts)
     if stop < b:
         cuts += path_cuts(line, stop, b) if line[stop] == 0x2F else [(stop, b, TARGET_REST)]
     return cuts
 
 
-def _authority(line: bytes, a: int, b: int) -> list[Cut]:
-    """``[userinfo@]host[:port]`` in ``line[a:b]``: all zeroed but a final ":port"."""
+def _authority(line: bytes, a: int, b: int, hosts: list[Span] | None = None) -> list[Cut]:
+    """``[userinfo@]host[:port]`` in ``line[a:b]``: all zeroed but a final ":port"; with
+    ``hosts`` the host is a pseudonym (its runs appended there) and only userinfo is cut."""
     at = line.rfind(b"@", a, b)
     host = at + 1 if at >= 0 else a
     if host < b and line[host] == 0x5B:  # "[v6]"
@@ -265,6 +299,9 @@ def _authority(line: bytes, a: int, b: int) -> list[Cut]:
         end = b if colon < 0 else colon
     if end < b and _PORT.fullmatch(line, end, b) is None:
         end = b
+    if hosts is not None:
+        hosts.extend(host_spans(line, host, end))
+        return [(a, host, TARGET_HOST)] if host > a else []
     return [(a, end, TARGET_HOST)] if end > a else []
 
 
@@ -296,11 +333,13 @@ class Http:
     """Head/body walker of one direction (see the module docstring); ``methods`` is shared
     with the other direction: requests push, final responses pop (HEAD and CONNECT matter)."""
 
-    __slots__ = ("keep", "zero", "request", "methods", "state", "line", "line_at", "remaining", "head_len",
-                 "method", "status", "clen", "te", "last_name")
+    __slots__ = ("keep", "zero", "pseudo", "request", "methods", "state", "line", "line_at", "remaining",
+                 "head_len", "method", "status", "clen", "te", "last_name")
 
-    def __init__(self, keep: Keep, request: bool, methods: deque, zero: Zero | None = None):
+    def __init__(self, keep: Keep, request: bool, methods: deque, zero: Zero | None = None,
+                 pseudo: Pseudo | None = None):
         self.keep, self.request, self.methods, self.zero = keep, request, methods, zero
+        self.pseudo = pseudo  # without it, hosts must be zero
         self.state = LOST
         self.line = bytearray()
         self.line_at = 0
@@ -367,12 +406,22 @@ class Http:
         elif self.state != OPAQUE:
             self.lose()
 
-    def keep_except(self, at: int, line: bytes, cuts: list[Cut]) -> None:
+    def keep_except(self, at: int, line: bytes, cuts: list[Cut], hosts: list[Span] | None = None) -> None:
+        """Keep ``line`` but the ``cuts`` (must be zero) and the ``hosts`` pseudonym runs."""
+        if hosts:
+            assert self.pseudo is not None
+            for a, b, kind, name in hosts:
+                self.pseudo(at + a, b - a, kind, name)
+            cuts = sorted(cuts + [(a, b, "") for a, b, _, _ in hosts])
         prev = 0
         for a, b, name in cuts:
+            if a < prev:  # overlapping cuts: the part past ``prev`` only
+                if b <= prev:
+                    continue
+                a = prev
             if a > prev:
                 self.keep(at + prev, line[prev:a])
-            if b > a and self.zero is not None:
+            if b > a and self.zero is not None and name:
                 self.zero(at + a, b - a, name)
             prev = b
         if prev < len(line):
@@ -394,7 +443,8 @@ class Http:
                 if m is None:
                     return False
                 self.method = m.group(1)
-                self.keep_except(at, line, target_cuts(line, *m.span(2), self.method))
+                hosts: list[Span] | None = [] if self.pseudo is not None else None
+                self.keep_except(at, line, target_cuts(line, *m.span(2), self.method, hosts), hosts)
                 self.methods.append(self.method)
                 if len(self.methods) > MAX_METHODS:
                     self.methods.popleft()
@@ -424,9 +474,15 @@ class Http:
             ve = c
             while ve > vs and line[ve - 1] in b" \t":
                 ve -= 1
-            cuts = ip_literal_cuts(line, vs, ve) if value_rule(name) == VALUE_KEPT \
-                else [(vs, ve, value_field(name))]
-            self.keep_except(at, line, cuts)
+            hosts = None
+            if value_rule(name) == VALUE_KEPT:
+                cuts = ip_literal_cuts(line, vs, ve)
+            elif name in HOST_VALUES and self.pseudo is not None and ve > vs:
+                hosts = []
+                cuts = target_cuts(line, vs, ve, b"CONNECT" if name == b"host" else b"", hosts)
+            else:
+                cuts = [(vs, ve, value_field(name))]
+            self.keep_except(at, line, cuts, hosts)
             return self.on_header(name, line[vs:ve])
         elif st == CHUNK_SIZE:
             m = _CHUNK.fullmatch(line, 0, c)

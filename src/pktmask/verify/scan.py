@@ -15,6 +15,7 @@ or too short to tell from their pseudonym, are not needles (``names``).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from pktmask.verify.addresses import IP, MAC, AddressBook, show
 from pktmask.verify.dns import read_message, to_wire
 from pktmask.verify.fields import Walker
 from pktmask.verify.findings import Findings
-from pktmask.verify.labels import ADDR4, ADDR6, OTHER, STREAM
+from pktmask.verify.labels import ADDR4, ADDR6, OTHER, STREAM, special_v4, special_v6
 from pktmask.verify.labels import MAC as MAC_FIELD
 from pktmask.verify.names import name_worth_searching
 from pktmask.verify.needles import NeedleIndex, window_keys
@@ -46,10 +47,21 @@ ADDRESS_KINDS = {ADDR4: IP, ADDR6: IP, MAC_FIELD: MAC}
 POLICY_CATEGORIES = ("dns", "http")
 
 
+def special_literal(text: bytes) -> bool:
+    """Is ``text`` (an HTTP host, brackets allowed) an IP literal of an address the policy keeps?"""
+    try:
+        addr = ipaddress.ip_address(text.strip(b"[]").decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return special_v4(addr.packed) if addr.version == 4 else special_v6(addr.packed)
+
+
 def host_kept(value: bytes) -> bool:
     """Is an HTTP value a hostname (with an optional port) that is only a public suffix or a
     special-use name (``localhost:8080``), or too short to tell from its pseudonym?"""
     host = value.rsplit(b":", 1)[0] if value.count(b":") == 1 else value
+    if special_literal(host):
+        return True  # 127.0.0.1, ::1: addresses the policy keeps, also as a Host value
     if not _HOST.fullmatch(host):
         return False
     return not name_worth_searching(host.rstrip(b"."))
@@ -244,7 +256,7 @@ class Searcher:
                     elif tls:
                         self.area(data, x, y, [], packet, original=original)
                     else:
-                        self.area(data, x, y, [], packet)
+                        self.changed_run(data, original, x, y, packet)
                 q = max(q, y)
             if q < b:
                 self.area(data, q, b, [], packet)
@@ -263,6 +275,22 @@ class Searcher:
                 shown = names.get(name)
                 if shown is not None:
                     self.findings.record("dns", shown, packet, DNS_MESSAGE, kept)
+
+    def changed_run(self, data: bytes, original: bytes, x: int, y: int, packet: int) -> None:
+        """A kept HTTP run the sanitizer changed in part (a kept field it zeroed, a pseudonym next
+        to it): its stretches still equal to ORIGINAL are searched like an unchanged kept run
+        (names, HTTP values, raw addresses), the changed ones in full."""
+        k = x
+        while k < y:
+            same = data[k] == original[k]
+            e = k + 1
+            while e < y and (data[e] == original[e]) == same:
+                e += 1
+            if same:
+                self.area(data, k, e, [], packet, self.needles.policy_text, False)
+            else:
+                self.area(data, k, e, [], packet)
+            k = e
 
     def area(self, data: bytes, a: int, b: int, keep: list[tuple[int, int]], packet: int,
              text: NeedleIndex | None = None, spelled: bool = True, original: bytes | None = None) -> None:

@@ -3,8 +3,9 @@
 Pass 1 (``StreamModel.segment`` for every TCP segment of ORIGINAL, in capture order, then
 ``finish``) follows each direction in sequence space, reassembles it in order (the first copy
 of a byte wins; out-of-order data is buffered within bounds, then given up as a gap), picks
-a parser (``payloads``: TLS or HTTP, by the stream's first bytes) and stores the byte runs the
-policy keeps, with their first-copy bytes, per direction.
+a parser (``payloads``: TLS or HTTP, by the stream's first bytes; ``dnsstream``: DNS, by the
+port) and stores the byte runs the policy keeps, with their first-copy bytes, per direction,
+and the runs it replaces by pseudonyms (names and addresses in DNS over TCP and HTTP hosts).
 
 Pass 2 (``kept`` for every segment again, same order) places each segment in the same
 sequence space and says which of its payload bytes are kept: those inside a kept run that
@@ -22,6 +23,8 @@ from bisect import bisect_right
 from collections import deque
 from typing import Final
 
+from pktmask.verify.dnsfields import DNS_PORTS
+from pktmask.verify.dnsstream import DnsTcp
 from pktmask.verify.payloads import Http, Tls, http_start, tls_start
 
 FIN_OR_RST: Final = 0x05
@@ -33,7 +36,7 @@ OOO_TOTAL: Final = 64 << 20
 KEPT_TOTAL: Final = 256 << 20
 MAX_DIRECTIONS: Final = 1 << 20
 MAX_ZEROS: Final = 1 << 20  # named must-be-zero runs stored (past it, bytes are named "tcp.payload")
-OTHER_KIND, TLS_KIND, HTTP_KIND, CLOSED = "other", "tls", "http", "closed"
+OTHER_KIND, TLS_KIND, HTTP_KIND, DNS_KIND, CLOSED = "other", "tls", "http", "dns", "closed"
 
 
 class Position:
@@ -74,7 +77,7 @@ class Direction:
     """Pass-1 state of one direction, and the kept runs it leaves for pass 2."""
 
     __slots__ = ("next", "syn", "ooo", "ooo_bytes", "kind", "parser", "head", "head_at", "starts", "blobs",
-                 "tls", "zeros")
+                 "tls", "zeros", "pseudos")
 
     def __init__(self):
         self.next: int | None = None
@@ -82,13 +85,15 @@ class Direction:
         self.ooo: dict[int, bytes] = {}
         self.ooo_bytes = 0
         self.kind: str | None = None
-        self.parser: Tls | Http | None = None
+        self.parser: Tls | Http | DnsTcp | None = None
         self.head = b""
         self.head_at = 0
         self.starts: list[int] = []
         self.blobs: list[bytearray] = []
         self.tls = False  # kept runs are TLS records (else HTTP heads)
         self.zeros: list[tuple[int, int, str]] = []  # named must-be-zero runs (findings name them)
+        # Pseudonym runs (label kind of ``labels``: a DNS label, an address, an IP literal's text).
+        self.pseudos: list[tuple[int, int, int, str]] = []
 
 
 class StreamModel:
@@ -104,6 +109,7 @@ class StreamModel:
         self.gave_up = False
         self.last_tls = False  # pass 2: the direction of the last ``kept`` segment is TLS
         self.last_zeros: list[tuple[int, int, str]] = []  # pass 2: its named must-be-zero runs
+        self.last_pseudos: list[tuple[int, int, int, str]] = []  # pass 2: its pseudonym runs
 
     # ---- pass 1 ------------------------------------------------------------------------
     def segment(self, key: bytes, seq: int, flags: int, payload: bytes) -> None:
@@ -183,6 +189,9 @@ class StreamModel:
         d.next = at + len(chunk)
         if d.kind == CLOSED:
             return
+        if d.kind is None and d.parser is None and _dns_port(ident[0]):
+            d.kind = DNS_KIND
+            d.parser = DnsTcp(self._keeper(d), self._pseudo(d), self._zeroer(d), d.syn and at == BASE + 1)
         if d.parser is None or d.kind == OTHER_KIND:
             if d.syn and d.kind is None and (d.head or len(chunk) < SNIFF_BYTES):
                 # A stream's first bytes may come in tiny pieces: sniff once there are enough.
@@ -207,7 +216,8 @@ class StreamModel:
                 half = (len(key) - 4) // 2
                 pair = min(key, key[half:2 * half] + key[:half] + key[-2:] + key[-4:-2])
                 methods = self.methods.setdefault(pair, deque())
-                d.kind, d.parser = HTTP_KIND, Http(self._keeper(d), request, methods, self._zeroer(d))
+                d.kind, d.parser = HTTP_KIND, Http(self._keeper(d), request, methods, self._zeroer(d),
+                                                   self._pseudo(d))
             elif d.syn:
                 d.kind = OTHER_KIND  # from now on only a TLS upgrade (STARTTLS) is kept
 
@@ -229,6 +239,16 @@ class StreamModel:
 
         return keep
 
+    def _pseudo(self, d: Direction):
+        pseudos = d.pseudos
+
+        def pseudo(at: int, length: int, kind: int, name: str) -> None:
+            if self.zeros_total < MAX_ZEROS:
+                self.zeros_total += 1
+                pseudos.append((at, at + length, kind, name))
+
+        return pseudo
+
     def _zeroer(self, d: Direction):
         zeros = d.zeros
 
@@ -247,12 +267,23 @@ class StreamModel:
     def kept(self, key: bytes, seq: int, flags: int, payload: bytes) -> list[tuple[int, int]]:
         """The ``(start, end)`` runs of ``payload`` (relative) that may survive unchanged."""
         placed = self.positions.place(key, seq, flags)
-        self.last_tls, self.last_zeros = False, []
+        self.last_tls, self.last_zeros, self.last_pseudos = False, [], []
         if placed is None or not payload:
             return []
         ident, a = placed
         d = self.dirs.get(ident)
-        if d is None or not d.starts:
+        if d is None:
+            return []
+        b = a + len(payload)
+        if d.pseudos:
+            ps = d.pseudos
+            k = max(0, bisect_right(ps, (a, 0, 0, "")) - 1)
+            while k < len(ps) and ps[k][0] < b:
+                x, y, kind, name = ps[k]
+                if y > a:
+                    self.last_pseudos.append((max(x, a) - a, min(y, b) - a, kind, name))
+                k += 1
+        if not d.starts:
             return []
         starts, blobs = d.starts, d.blobs
         b = a + len(payload)
@@ -278,6 +309,11 @@ class StreamModel:
                     out.extend(_equal_runs(mine, first, x - a))
             i += 1
         return out
+
+
+def _dns_port(key: bytes) -> bool:
+    """Does the direction key (addresses, source port, destination port) name a DNS port?"""
+    return int.from_bytes(key[-4:-2], "big") in DNS_PORTS or int.from_bytes(key[-2:], "big") in DNS_PORTS
 
 
 def _equal_runs(mine: bytes, first: bytes | bytearray, base: int) -> list[tuple[int, int]]:
