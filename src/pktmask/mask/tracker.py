@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 from pktmask.mask.flow import Direction, Flow, Pending
@@ -58,8 +59,9 @@ class StreamTracker:
     order of the calls.
     """
 
-    def __init__(self, emit):
+    def __init__(self, emit, names: Callable[[bytes], bytes] | None = None):
         self.emit = emit
+        self.names = names  # host-name pseudonyms for the TLS parsers (None: names kept)
         self.dirs: dict[bytes, Direction] = {}
         self.flows = 0
         self.queue: deque[Pending] = deque()
@@ -67,6 +69,7 @@ class StreamTracker:
         self.ooo_total = 0
         self.tick = 0
         self.tls_records_masked = 0
+        self.names_mapped = 0  # host names the TLS parsers replaced by pseudonyms
         self.http_messages_masked = 0
         self._frag_wait: dict[bytes, list[Pending]] = {}
         self._closed: deque[tuple[int, Flow]] = deque()
@@ -326,7 +329,7 @@ class StreamTracker:
                 d.next -= len(chunk)
             found = sniff(chunk)
             if found == TLS and tls_upgrade_plausible(chunk, d.kind is OTHER):
-                d.kind, d.parser = TLS, TlsParser(d.next, synced=False)
+                d.kind, d.parser = TLS, TlsParser(d.next, synced=False, names=self.names)
             elif found == HTTP_REQUEST and d.kind is None:
                 d.kind, d.parser = found, HttpParser(d.next, False, True, d.flow.methods)
             elif found == HTTP_RESPONSE and d.kind is None:
@@ -405,6 +408,7 @@ class StreamTracker:
             self._flush(d)
             if isinstance(d.parser, TlsParser):
                 self.tls_records_masked += d.parser.records_masked
+                self.names_mapped += d.parser.names_mapped
             elif d.parser is not None:
                 self.http_messages_masked += d.parser.messages_masked
             d.parser = None

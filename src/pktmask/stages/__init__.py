@@ -22,5 +22,14 @@ def build_stages(config: MaskConfig) -> list[Stage]:
     if config.mask_payloads:
         from pktmask.stages.mask import MaskingStage
 
-        stages.append(MaskingStage())
+        names = None
+        if config.anonymize:
+            # Host names inside TCP streams (TLS SNI, certificates) are pseudonymized in the
+            # masking pre-pass, which holds the reassembled stream: the map lives in memory here
+            # and reaches the pre-pass child by fork, never through disk, argv or environment.
+            from pktmask.anon.names import NameMapper
+
+            assert config.key is not None
+            names = NameMapper(config.key).map_name
+        stages.append(MaskingStage(names))
     return stages

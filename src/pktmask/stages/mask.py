@@ -15,6 +15,7 @@ a checksum, so only kept bytes are summed.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Final
 
 from pktmask.capture.packet import Packet, Patch, zeros
@@ -85,13 +86,16 @@ class MaskingStage(Stage):
     name = "mask"
     needs_prepass = True
 
-    def __init__(self):
+    def __init__(self, names: Callable[[bytes], bytes] | None = None):
+        """``names``: the host-name pseudonym map (``NameMapper.map_name``) for names inside
+        TCP streams; None keeps them as they are (no anonymization)."""
         self._ctx: FileContext | None = None
+        self._names = names
         self._reset()
 
     def _reset(self) -> None:
         self._stream = DecisionStream(self._ctx)
-        self._tracker = StreamTracker(self._stream.ranges)
+        self._tracker = StreamTracker(self._stream.ranges, self._names)
         self._linktypes: set[int] = set()
         self._lt = -1  # the link type checked last: the per-packet test is one comparison
         self.bytes_zeroed = 0
@@ -179,7 +183,7 @@ class MaskingStage(Stage):
         tracker.finish()
         self.tls_records_masked = tracker.tls_records_masked
         self.http_messages_masked = tracker.http_messages_masked
-        self._tracker = StreamTracker(self._stream.ranges)  # let the flows go
+        self._tracker = StreamTracker(self._stream.ranges, self._names)  # let the flows go
         self._stream.finish_writing(self.tls_records_masked, self.http_messages_masked)
 
     # ---- masking pass ------------------------------------------------------------
