@@ -13,8 +13,8 @@ for the fields listed in the policy:
   certificate's SAN dNSName values (a leading wildcard label ``*`` stays);
 * zeroed: the serial number, validity times, the public key, the signature, unique IDs, every
   other attribute value, every other extension value (SKI, AKI, SCTs, CRL and AIA URLs,
-  policies, unknown ones), SAN e-mail, URI, IP and other names, and every subject and SAN value
-  of a client certificate.
+  policies, unknown ones: their inner tags and lengths are kept where they are DER), SAN
+  e-mail, URI, IP and other names, and every subject and SAN value of a client certificate.
 
 Anything malformed (a length running past its parent, an unexpected tag) is zeroed from its
 first byte to the end of the certificate: nothing after it is reported.
@@ -242,7 +242,23 @@ class CertWalker:
             self.keep(v, ve)
         elif oid == OID_SAN:
             self._san(v, ve)
+        else:
+            try:
+                self._shape(v, ve)
+            except Malformed:
+                pass  # not DER inside: the rest of this value stays zero, the walk goes on
         return e
+
+    def _shape(self, p: int, end: int) -> None:
+        """Any other DER value: every tag and length kept (constructed elements walked), every
+        primitive value zeroed, so a dissector still reads it; not DER: zeroed from there."""
+        buf = self.buf
+        while p < end:
+            tag, q, e = header(buf, p, end)
+            self.keep(p, q)
+            if tag & 0x20:
+                self._shape(q, e)
+            p = e
 
     def _san(self, p: int, end: int) -> None:
         """GeneralNames: each name's tag and length kept; dNSName pseudonymized on a server's

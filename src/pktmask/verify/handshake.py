@@ -316,7 +316,21 @@ class Cert:
                 if tag == 0x82 and not self.client:
                     self.d.names.append((q, qe))
                 y = qe
+        else:
+            try:
+                self._tags(x, xe)
+            except Bad:
+                pass
         return e
+
+    def _tags(self, p: int, end: int) -> None:
+        """Another extension's value: tags and lengths kept (constructed ones opened), values zero."""
+        while p < end:
+            tag, v, e = tlv(self.m, p, end)
+            self.d.keep(p, v)
+            if tag & 0x20:
+                self._tags(v, e)
+            p = e
 
 
 class Handshake:
