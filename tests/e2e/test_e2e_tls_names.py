@@ -13,6 +13,9 @@ from pathlib import Path
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
+
+from captures import write_pcap
+from conftest import tshark_fields
 from tls_build import (
     PSK_IDENTITY,
     SERIAL,
@@ -27,9 +30,6 @@ from tls_build import (
     rec,
     server_hello,
 )
-
-from captures import write_pcap
-from conftest import tshark_fields
 
 KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 HOST = "shop.example.com"
