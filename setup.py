@@ -23,6 +23,7 @@ HOT = [
     "src/pktmask/stages/mask.py",
     "src/pktmask/anon/addresses.py",
     "src/pktmask/anon/rewriter.py",
+    "src/pktmask/mask/codec.py",
     "src/pktmask/mask/decisions.py",
     "src/pktmask/mask/flow.py",
     "src/pktmask/mask/tracker.py",

@@ -17,6 +17,19 @@ from captures import bulk_frames, mixed_frames, write_pcap  # noqa: E402
 PKTMASK = Path(sys.executable).parent / "pktmask"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skip the ``pure_only`` tests on the compiled build (pktmask.build(): test_build.py checks
+    that it is the build asked for): a patch of a compiled function reaches no compiled caller."""
+    import pktmask
+
+    if pktmask.build() != "compiled":
+        return
+    skip = pytest.mark.skip(reason="patches a compiled function: meaningful on the pure build only")
+    for item in items:
+        if "pure_only" in item.keywords:
+            item.add_marker(skip)
+
+
 class Runner:
     """Runs the installed ``pktmask`` with a private, initially empty TMPDIR."""
 

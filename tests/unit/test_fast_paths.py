@@ -3,7 +3,10 @@
 Every fast path (``layout.fast_layout`` and what builds on it: the rewriter's
 and the masker's shortcuts, the anonymizer's hand-over to the masker, the
 parsers' body skipping, the pre-pass in a child process) is checked against
-the general code on the same capture.
+the general code on the same capture: the stages' fast and general branches
+are called explicitly on the same frames (any build), and whole runs are
+compared with ``fast_layout`` patched away (pure build only: compiled, the
+callers are bound to it when they are compiled and a patch changes nothing).
 """
 
 from __future__ import annotations
@@ -13,12 +16,18 @@ import struct
 import pytest
 
 from captures import mixed_frames, tcp_header, write_pcap
+from pktmask.capture.formats import open_reader
+from pktmask.capture.packet import Packet
 from pktmask.config import MaskConfig
 from pktmask.core.pipeline.executor import SERIAL_ENV, PipelineExecutor
+from pktmask.core.pipeline.stage import FileContext
 from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.proto import layout as layout_module
+from pktmask.proto.walk import walk
 from pktmask.stages import anonymize as anonymize_module
 from pktmask.stages import mask as mask_module
+from pktmask.stages.anonymize import AnonymizationStage
+from pktmask.stages.mask import MaskingStage
 
 
 def tls_record(ctype: int, body: bytes) -> bytes:
@@ -116,6 +125,7 @@ CONFIGS = {
 }
 
 
+@pytest.mark.pure_only
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_fast_paths_equal_general_code(capture, tmp_path, monkeypatch, name):
     config = CONFIGS[name]
@@ -128,12 +138,90 @@ def test_fast_paths_equal_general_code(capture, tmp_path, monkeypatch, name):
     assert fast == serial == general
 
 
-def test_capture_exercises_the_fast_path(capture):
-    """Guard against the comparison above being vacuous."""
-    from pktmask.capture.formats import open_reader
-
+def read_frames(capture) -> list[bytes]:
     with open(capture, "rb") as f:
-        frames = [bytes(p.data) for p in open_reader(f, "x")]
+        return [bytes(p.data) for p in open_reader(f, "x")]
+
+
+def stages_run(frames: list[bytes], tmp_path, config: MaskConfig, general: bool) -> list[bytes]:
+    """The anonymizer and the masker over ``frames`` as the executor runs them (the masking
+    pre-pass first, on the original frames), every frame through the stages' fast branches
+    where they have one, or (``general``) through their general branches."""
+    manager = TempFileManager(temp_dir=tmp_path)
+    ctx = FileContext("in.pcap", "pcap", manager)
+    anon = mask = None
+    if config.anonymize:
+        anon = AnonymizationStage(config.key, config.anonymize_macs, masking=config.mask_payloads)
+        anon.start(ctx)
+    if config.mask_payloads:
+        mask = MaskingStage()
+        mask.start(ctx)
+    out = []
+    try:
+        if mask is not None:
+            for f in frames:
+                mask.observe(Packet(f, 1, 0, 0, len(f)))
+            mask.end_prepass()
+        for f in frames:
+            pkt = Packet(f, 1, 0, 0, len(f))
+            if mask is not None:
+                assert mask.replay(pkt) == -1
+            if anon is not None:
+                if general:
+                    buf = bytearray(f)
+                    anon.rewriter.frame(buf, 1)
+                    pkt.data, pkt.layout = buf, None
+                else:
+                    pkt = anon.process(pkt)
+            if mask is not None:
+                if general:
+                    pkt.data, pkt.tail = mask._general(pkt.data, 1), 0
+                else:
+                    pkt = mask.process(pkt)
+            out.append(bytes(pkt.data) + bytes(pkt.tail))
+        if mask is not None:
+            mask.finish()
+    finally:
+        manager.cleanup_all()
+    return out
+
+
+@pytest.mark.parametrize("name", [n for n in CONFIGS if not CONFIGS[n].dedup])
+def test_fast_branches_equal_general_branches(capture, tmp_path, name):
+    """The stages' fast and general branches, called explicitly on the same frames, agree
+    (the pre-pass takes its fast branch: its general one is compared below)."""
+    frames = read_frames(capture)
+    fast = stages_run(frames, tmp_path, CONFIGS[name], general=False)
+    general = stages_run(frames, tmp_path, CONFIGS[name], general=True)
+    assert len(fast) == len(general) == len(frames)
+    for i, (a, b) in enumerate(zip(fast, general, strict=True)):
+        assert a == b, f"frame {i}"
+
+
+def test_prepass_fast_branch_sees_what_the_walk_sees(capture):
+    """For every frame of the common shape, the pre-pass's fast branch hands the tracker the
+    segment the general walk finds (flow key, sequence number, flags, payload bounds)."""
+    checked = 0
+    for f in read_frames(capture):
+        layout = layout_module.fast_layout(f, 1)
+        if layout is None:
+            continue
+        l3, l4, proto, end, v6, _full, ps = layout
+        seg = walk(f, 1, False).tcp
+        if proto != 6:
+            assert seg is None
+            continue
+        assert seg is not None
+        seq = int.from_bytes(f[l4 + 4 : l4 + 8], "big")
+        key = f[l3 + 8 if v6 else l3 + 12 : l4 + 4]
+        assert (seg.key, seg.seq, seg.flags, seg.start, seg.end) == (key, seq, f[l4 + 13], ps, end)
+        checked += 1
+    assert checked > 20
+
+
+def test_capture_exercises_the_fast_path(capture):
+    """Guard against the comparisons above being vacuous."""
+    frames = read_frames(capture)
     fast = [layout_module.fast_layout(f, 1) for f in frames]
     assert sum(1 for layout in fast if layout is not None and layout[5]) > len(frames) // 2
     assert any(layout is None for layout in fast)

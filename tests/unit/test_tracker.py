@@ -105,9 +105,9 @@ def starts(stream: bytes) -> list[int]:
 class Harness:
     """A tracker plus bookkeeping: which emission belongs to which segment."""
 
-    def __init__(self):
+    def __init__(self, **bounds):
         self.out: list[list[tuple[int, int]]] = []
-        self.t = StreamTracker(self.out.append)
+        self.t = StreamTracker(self.out.append, **bounds)
         self.segs: list[tuple[int, int, int]] = []  # (side, offset, length) per segment with payload
         self.isn = {0: 1000, 1: 5000}
         self.ports = (40000, 443)
@@ -488,10 +488,9 @@ def test_syn_retransmission_is_not_reuse():
     assert h.finish() == h.expect({0: tls_keep(TLS_CLIENT)})
 
 
-def test_many_flows_evicted_least_recent_first(monkeypatch):
+def test_many_flows_evicted_least_recent_first():
     """Past MAX_FLOWS the oldest flow's state goes; its later segments are treated as a mid-stream start."""
-    monkeypatch.setattr(tracker_mod, "MAX_FLOWS", 4)
-    h = Harness()
+    h = Harness(max_flows=4)
     for port in range(5):
         h.ports = (41000 + port, 443)
         h.syn(0)
@@ -503,10 +502,9 @@ def test_many_flows_evicted_least_recent_first(monkeypatch):
     assert out[5] == []
 
 
-def test_pending_bound_forces_decisions(monkeypatch):
+def test_pending_bound_forces_decisions():
     """A segment stuck behind a hole is decided (zeroed beyond what is known) once MAX_PENDING are queued."""
-    monkeypatch.setattr(tracker_mod, "MAX_PENDING", 3)
-    h = Harness()
+    h = Harness(max_pending=3)
     h.syn(0)
     h.send(0, 0, TLS_CLIENT[:50])
     h.send(0, 100, TLS_CLIENT[100:220])  # waits for the hole
@@ -520,10 +518,9 @@ def test_pending_bound_forces_decisions(monkeypatch):
     assert out[1] == within(tls_keep(TLS_CLIENT), 100, 220) == [(109, 120)]
 
 
-def test_out_of_order_buffer_bound(monkeypatch):
+def test_out_of_order_buffer_bound():
     """Past OOO_LIMIT buffered bytes the hole is declared lost and buffered data is decided."""
-    monkeypatch.setattr(tracker_mod, "OOO_LIMIT", 200)
-    h = Harness()
+    h = Harness(ooo_limit=200)
     h.syn(1)
     s = starts(TLS_SERVER)
     h.send(1, 0, TLS_SERVER[:100])
@@ -538,12 +535,11 @@ def test_out_of_order_buffer_bound(monkeypatch):
 # ---------------------------------------------------------------- held blobs (per-packet verdicts)
 
 
-def test_held_blobs_come_out_after_the_segments_ahead_of_them(monkeypatch):
+def test_held_blobs_come_out_after_the_segments_ahead_of_them():
     """``hold`` keeps a caller's per-packet record behind undecided segments, in capture order,
     and held blobs do not count toward MAX_PENDING (which bounds segments only)."""
-    monkeypatch.setattr(tracker_mod, "MAX_PENDING", 2)
     out: list = []
-    t = StreamTracker(out.append)
+    t = StreamTracker(out.append, max_pending=2)
     stream = TLS_CLIENT
     t.segment(key(0), 999, SYN, b"")
     t.segment(key(0), 1000, PSH_ACK, stream[:3])  # a split record header: undecided
@@ -636,10 +632,9 @@ def test_copy_covering_the_tail_of_a_segment_and_new_data(tail):
     assert out[2] == [(n - 15, n - 15 + len(more))]
 
 
-def test_copy_after_its_history_was_dropped_is_zeroed(monkeypatch):
+def test_copy_after_its_history_was_dropped_is_zeroed():
     """Past RETX_WINDOW (once the history is compacted) a copy cannot be checked: fail closed."""
-    monkeypatch.setattr(tracker_mod, "RETX_WINDOW", 2000)
-    h = Harness()
+    h = Harness(retx_window=2000)
     h.syn(0)
     stream = b"".join(rec(23, filler(20, i)) for i in range(tracker_mod.HISTORY_COMPACT + 100))
     pieces = h.cut(0, stream, [250] * (len(stream) // 250))

@@ -1,7 +1,8 @@
 """Per-connection state of the stream tracker: a flow, its two directions, pending segments.
 
 A ``Direction`` follows one side of a TCP connection in absolute stream
-offsets and remembers which of its bytes are kept; a ``Flow`` pairs the two
+offsets and remembers which of its bytes are kept, and which of the kept
+ones its parser replaces (``rs``/``rv``); a ``Flow`` pairs the two
 directions (HTTP responses need the requests' methods); a ``Pending`` is a
 segment with payload whose keep ranges are not known yet. The
 ``StreamTracker`` (tracker.py) owns and drives them.
@@ -24,13 +25,14 @@ from pktmask.proto.http import HttpParser
 from pktmask.proto.tls import TlsParser
 
 CRC32: Final = zlib.crc32  # bound once (compiled: a static, not a global lookup per kept run)
+HELD: Final = -1  # ``Pending.a`` of a caller's record queued in order (``StreamTracker.hold``)
 
 
 class Direction:
     """One direction of a TCP flow, in absolute stream offsets."""
 
     __slots__ = ("flow", "isn", "next", "syn", "kind", "parser", "ooo", "ooo_bytes",
-                 "hs", "he", "hd", "tail", "waiting", "head", "fin")
+                 "hs", "he", "hd", "tail", "waiting", "head", "fin", "rs", "rv")
 
     def __init__(self, flow: Flow):
         self.flow = flow
@@ -48,6 +50,10 @@ class Direction:
         self.waiting: list[Pending] = []  # unresolved segments of this direction
         self.head = b""  # a stream's first bytes, held until there are enough to sniff
         self.fin = False  # FIN (or RST) seen
+        # Replacements of kept bytes (starts, sorted, and the bytes), pruned with the keep
+        # history: every copy of those bytes gets them. None until the parser has one.
+        self.rs: list[int] | None = None
+        self.rv: list[bytes] | None = None
 
     @property
     def decided(self) -> int:
@@ -116,13 +122,68 @@ class Direction:
         elif tail:
             self.tail = b""
 
+    def remember_replacements(self, repl: list[tuple[int, bytes]]) -> None:
+        """Add the parser's replacements (absolute start, bytes; inside runs it keeps)."""
+        rs, rv = self.rs, self.rv
+        if rs is None or rv is None:
+            rs = self.rs = []
+            rv = self.rv = []
+        for s, v in repl:
+            if rs and s < rs[-1]:
+                i = bisect_right(rs, s)
+                rs.insert(i, s)
+                rv.insert(i, v)
+            else:
+                rs.append(s)
+                rv.append(v)
+
+    def forget_replacements(self, horizon: int) -> None:
+        """Drop the replacements that end at or before ``horizon`` (their history is gone)."""
+        rs, rv = self.rs, self.rv
+        if rs is None or rv is None:
+            return
+        k = 0
+        while k < len(rs) and rs[k] + len(rv[k]) <= horizon:
+            k += 1
+        if k:
+            del rs[:k]
+            del rv[:k]
+
+    def replacements(self, a: int, b: int, ranges: list[tuple[int, int]]) -> list[tuple[int, bytes]]:
+        """The replacements of the bytes of [a, b) that ``ranges`` (relative to a) keep, relative
+        to a: one split at a bound or outside a range keeps only its part inside."""
+        out: list[tuple[int, bytes]] = []
+        rs, rv = self.rs, self.rv
+        if rs is None or rv is None or not ranges:
+            return out
+        i = bisect_right(rs, a) - 1
+        if i < 0:
+            i = 0
+        n = len(rs)
+        while i < n and rs[i] < b:
+            s = rs[i] - a
+            v = rv[i]
+            e = s + len(v)
+            for lo, hi in ranges:
+                x = s if s > lo else lo
+                y = e if e < hi else hi
+                if x < y:
+                    out.append((x, v[x - s : y - s]))
+            i += 1
+        return out
+
     def settle(self, p: Pending, end: int) -> None:
-        """Fix the keep ranges of segment ``p`` up to ``end``: the history's, minus where the copy differs."""
+        """Fix the keep ranges of segment ``p`` up to ``end``: the history's, minus where the copy
+        differs; and its replacements."""
         ranges = self.ranges(p.a, end)
         bad = p.bad
         if bad is not None and ranges:
             ranges = _cut(ranges, bad)
         p.ranges = ranges
+        if self.rs is not None and ranges:
+            repl = self.replacements(p.a, end, ranges)
+            if repl:
+                p.repl = repl
 
     def check(self, a: int, r: int, data) -> list[tuple[int, int]]:
         """Where a copy of stream bytes already fed, [a, r) (``data[0]`` at ``a``), must not be kept.
@@ -172,9 +233,10 @@ class Flow:
 
 
 class Pending:
-    """A segment with payload whose keep ranges may not be known yet."""
+    """A segment with payload whose keep ranges may not be known yet, or a record queued behind
+    such segments (``dir`` None: a datagram's LENGTH, or a caller's record, ``a`` HELD)."""
 
-    __slots__ = ("dir", "a", "b", "ranges", "bad")
+    __slots__ = ("dir", "a", "b", "ranges", "bad", "repl")
 
     def __init__(self, direction: Direction | None, a: int, b: int):
         self.dir = direction
@@ -184,6 +246,7 @@ class Pending:
         # Where this copy differs from the stream's first copy (or cannot be checked
         # against it): never kept. Relative to ``a``, sorted; None for a first copy.
         self.bad: list[tuple[int, int]] | None = None
+        self.repl: list[tuple[int, bytes]] | None = None  # replacements of kept bytes, relative to ``a``
 
 
 def _cut(ranges: list[tuple[int, int]], bad: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -28,7 +28,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-from pktmask.mask.flow import Direction, Flow, Pending
+from pktmask.mask.codec import NO_LENGTH, has_segment_record, length_record
+from pktmask.mask.flow import HELD, Direction, Flow, Pending
 from pktmask.proto.http import HttpParser
 from pktmask.proto.sniff import HTTP_REQUEST, HTTP_RESPONSE, TLS, sniff
 from pktmask.proto.tls import TlsParser, tls_upgrade_plausible
@@ -36,15 +37,17 @@ from pktmask.proto.tls import TlsParser, tls_upgrade_plausible
 FIN: Final = 0x01
 SYN: Final = 0x02
 RST: Final = 0x04
-MAX_FLOWS = 65536
+# The bounds below that tests shrink are the defaults of StreamTracker's parameters (compiled,
+# a module constant is inlined where it is used: a test could not patch it).
+MAX_FLOWS: Final = 65536
 CLOSED_LINGER: Final = 20_000  # segments a closed flow is kept for late retransmissions
 IDLE_SEGMENTS: Final = 1_000_000  # segments after which a silent flow is forgotten
 SNIFF_BYTES: Final = 16  # a stream's first bytes held back (undecided) until this many arrived
 MAX_DATAGRAMS: Final = 1 << 16  # fragmented datagrams waiting for their last fragment
-MAX_PENDING = 100_000
-OOO_LIMIT = 1 << 20  # out-of-order bytes buffered per direction before declaring a gap
+MAX_PENDING: Final = 100_000
+OOO_LIMIT: Final = 1 << 20  # out-of-order bytes buffered per direction before declaring a gap
 OOO_TOTAL: Final = 64 << 20  # ... and over all flows
-RETX_WINDOW = 4 << 20  # keep decisions (and their digests) this far back for retransmissions
+RETX_WINDOW: Final = 4 << 20  # keep decisions (and their digests) this far back for retransmissions
 HISTORY_COMPACT: Final = 512
 
 OTHER: Final = "other"  # a direction whose protocol is neither TLS nor HTTP: all zero
@@ -54,14 +57,25 @@ class StreamTracker:
     """Decides the kept bytes of every TCP segment, in capture order.
 
     ``emit(ranges)`` is called once per segment with payload (keep ranges
-    relative to the payload start), once per ``datagram`` call (``[(length,
-    0)]``, or ``[]`` when unknown) and once per ``hold`` (the blob), in the
-    order of the calls.
+    relative to the payload start; ``codec.has_segment_record``), once per
+    ``datagram`` call (its LENGTH or NO_LENGTH record, encoded) and once per
+    ``hold`` (the blob), in the order of the calls. ``replace(replacements)``
+    is called just before the ``emit`` of a segment some of whose kept bytes
+    the parser replaces (offset relative to the payload start, bytes), split
+    at the segment's bounds and inside its keep ranges. The bounds are
+    parameters (tests shrink them); the defaults are the module's constants.
     """
 
-    def __init__(self, emit, names: Callable[[bytes], bytes] | None = None):
+    def __init__(self, emit, replace=None, *, max_flows: int = MAX_FLOWS, max_pending: int = MAX_PENDING,
+                 ooo_limit: int = OOO_LIMIT, retx_window: int = RETX_WINDOW, names=None):
         self.emit = emit
-        self.names = names  # host-name pseudonyms for the TLS parsers (None: names kept)
+        self.replace = replace if replace is not None else _unwritable
+        self.max_flows = max_flows
+        self.max_pending = max_pending
+        self.ooo_limit = ooo_limit
+        self.retx_window = retx_window
+        self.names = names  # the run's name map (``NameMapper``) for the TLS parsers; None: names kept
+        self._map_name: Callable[[bytes], bytes] | None = names.map_name if names is not None else None
         self.dirs: dict[bytes, Direction] = {}
         self.flows = 0
         self.queue: deque[Pending] = deque()
@@ -106,7 +120,7 @@ class StreamTracker:
         isn = d.isn
         if isn < 0:
             isn = d.isn = seq
-        if n:
+        if has_segment_record(start, end):
             off = d.next
             delta = (seq - isn - off) & 0xFFFFFFFF
             if not delta and not self.queue and not d.ooo:
@@ -125,7 +139,16 @@ class StreamTracker:
                 if b <= d.decided:
                     if d.waiting:
                         self._resolve(d)
-                    self.emit(d.ranges(off, b) if d.hs else [])
+                    if not d.hs:
+                        self.emit([])
+                    elif d.rs is None:
+                        self.emit(d.ranges(off, b))
+                    else:
+                        ranges = d.ranges(off, b)
+                        repl = d.replacements(off, b, ranges)
+                        if repl:
+                            self.replace(repl)
+                        self.emit(ranges)
                 else:
                     p = Pending(d, off, b)
                     self.queue.append(p)
@@ -177,7 +200,7 @@ class StreamTracker:
         step with the segments' keep ranges. Call only while ``queue`` is not
         empty (otherwise nothing is waiting: emit the blob directly).
         """
-        p = Pending(None, 0, 0)
+        p = Pending(None, HELD, 0)
         p.ranges = blob
         self.queue.append(p)
         self.held += 1
@@ -187,11 +210,11 @@ class StreamTracker:
         p = Pending(None, 0, 0)
         length = self._frag_len.pop(key, None)
         if length is not None:
-            p.ranges = [(length, 0)]
+            p.ranges = length_record(length)
         else:
             if len(self._frag_wait) >= MAX_DATAGRAMS:
                 for waiting in self._frag_wait.pop(next(iter(self._frag_wait))):
-                    waiting.ranges = []
+                    waiting.ranges = NO_LENGTH
             self._frag_wait.setdefault(key, []).append(p)
         self.queue.append(p)
         self._drain()
@@ -204,8 +227,9 @@ class StreamTracker:
                 self._frag_len.clear()
             self._frag_len[key] = length  # the first fragment comes later
             return
+        record = length_record(length)
         for p in waiting:
-            p.ranges = [(length, 0)]
+            p.ranges = record
         self._drain()
 
     def finish(self) -> None:
@@ -218,7 +242,7 @@ class StreamTracker:
         self.dirs.clear()
         for waiting in self._frag_wait.values():
             for p in waiting:
-                p.ranges = []
+                p.ranges = NO_LENGTH
         self._frag_wait.clear()
         self._drain(force=True)
 
@@ -231,7 +255,7 @@ class StreamTracker:
             d = flow.dirs[1] if flow.keys[0] == rkey else flow.dirs[0]
             self.dirs[key] = d
             return d
-        if self.flows >= MAX_FLOWS:
+        if self.flows >= self.max_flows:
             self._evict_oldest()
         flow = Flow(key, rkey, self.tick)
         self.flows += 1
@@ -274,7 +298,7 @@ class StreamTracker:
                 self._store(d, a, payload)
             if d.ooo:
                 self._drain_ooo(d)
-                if d.ooo_bytes > OOO_LIMIT or self.ooo_total > OOO_TOTAL:
+                if d.ooo_bytes > self.ooo_limit or self.ooo_total > OOO_TOTAL:
                     self._flush(d)
         if p.ranges is None:
             if b <= d.decided:
@@ -329,7 +353,7 @@ class StreamTracker:
                 d.next -= len(chunk)
             found = sniff(chunk)
             if found == TLS and tls_upgrade_plausible(chunk, d.kind is OTHER):
-                d.kind, d.parser = TLS, TlsParser(d.next, synced=False, names=self.names)
+                d.kind, d.parser = TLS, TlsParser(d.next, synced=False, names=self._map_name)
             elif found == HTTP_REQUEST and d.kind is None:
                 d.kind, d.parser = found, HttpParser(d.next, False, True, d.flow.methods)
             elif found == HTTP_RESPONSE and d.kind is None:
@@ -348,6 +372,10 @@ class StreamTracker:
         dec = parser.decided
         if ranges or dec < d.next or d.tail:
             d.remember(start, chunk, ranges, dec)
+            if ranges:  # replacements come with the keep ranges that keep their bytes
+                repl = parser.take_replacements()
+                if repl:
+                    d.remember_replacements(repl)
             if len(d.hs) > HISTORY_COMPACT:
                 self._prune(d)
 
@@ -382,12 +410,14 @@ class StreamTracker:
         self._resolve(d, final=True)
 
     def _prune(self, d: Direction) -> None:
-        horizon = d.decided - RETX_WINDOW
+        horizon = d.decided - self.retx_window
         k = bisect_right(d.he, horizon)
         if k:
             del d.hs[:k]
             del d.he[:k]
             del d.hd[:k]
+            if d.rs is not None:
+                d.forget_replacements(horizon)
 
     def _resolve(self, d: Direction, final: bool = False) -> None:
         """Fix the ranges of this direction's segments that are now decided (or must be)."""
@@ -422,15 +452,23 @@ class StreamTracker:
         while q:
             p = q[0]
             if p.ranges is None:
-                if not force and len(q) - self.held <= MAX_PENDING:
+                if not force and len(q) - self.held <= self.max_pending:
                     return
                 if p.dir is not None:
                     self._flush(p.dir)  # decides p.ranges (mypy does not know: read it below)
             q.popleft()
             ranges = p.ranges
             if ranges is None:  # a datagram whose last fragment never came: unknown
-                ranges = []
-            elif isinstance(ranges, bytes):
+                ranges = NO_LENGTH if p.dir is None else []
+            elif p.dir is None and p.a == HELD:
                 self.held -= 1
+            if p.repl is not None:
+                self.replace(p.repl)
             emit(ranges)
 
+
+
+def _unwritable(repl: list[tuple[int, bytes]]) -> None:
+    """The ``replace`` of a tracker built without one: replacements would be lost, the names they
+    replace kept. Fail instead."""
+    raise RuntimeError("the stream tracker has replacements and nowhere to write them")

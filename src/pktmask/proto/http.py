@@ -121,7 +121,7 @@ class HttpParser:
 
     __slots__ = tuple(
         "pos decided synced is_request methods messages messages_masked _state _line _line_start"
-        " _ranges _head_len _masked _method _status _clen _te _last_name _last_kept _remaining".split()
+        " _ranges _replacements _head_len _masked _method _status _clen _te _last_name _last_kept _remaining".split()
     )
 
     def __init__(
@@ -143,6 +143,7 @@ class HttpParser:
         self._line = bytearray()  # an incomplete line carried over from earlier chunks
         self._line_start = pos
         self._ranges: list[list[int]] = []
+        self._replacements: list[tuple[int, bytes]] = []  # see take_replacements
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -447,3 +448,12 @@ class HttpParser:
         out = [(s, e) for s, e in self._ranges]
         self._ranges.clear()
         return out
+
+    def take_replacements(self) -> list[tuple[int, bytes]]:
+        """Return the replacements found since the last call: (absolute start, bytes) to write over
+        bytes this parser keeps (each inside ranges returned by ``take_ranges`` in the same call
+        or before), sorted. None yet: the pseudonyms of names inside streams will use them."""
+        out = self._replacements
+        if out:
+            self._replacements = []
+        return out  # when empty, the same list every time: nothing allocated per segment

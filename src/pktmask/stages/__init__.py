@@ -13,23 +13,18 @@ def build_stages(config: MaskConfig) -> list[Stage]:
         from pktmask.stages.dedup import DeduplicationStage
 
         stages.append(DeduplicationStage(config.dedup_window))
+    names = None
     if config.anonymize:
         from pktmask.stages.anonymize import AnonymizationStage
 
         assert config.key is not None, "the CLI resolves the key before building stages"
-        stages.append(AnonymizationStage(config.key, anonymize_macs=config.anonymize_macs,
-                                         masking=config.mask_payloads, compat=config.cryptopan_compat))
+        anon = AnonymizationStage(config.key, anonymize_macs=config.anonymize_macs,
+                                  masking=config.mask_payloads, compat=config.cryptopan_compat)
+        stages.append(anon)
+        # Masking pseudonymizes host names inside TCP streams (TLS) with the same map.
+        names = anon.rewriter.names
     if config.mask_payloads:
         from pktmask.stages.mask import MaskingStage
 
-        names = None
-        if config.anonymize:
-            # Host names inside TCP streams (TLS SNI, certificates) are pseudonymized in the
-            # masking pre-pass, which holds the reassembled stream: the map lives in memory here
-            # and reaches the pre-pass child by fork, never through disk, argv or environment.
-            from pktmask.anon.names import NameMapper
-
-            assert config.key is not None
-            names = NameMapper(config.key).map_name
         stages.append(MaskingStage(names))
     return stages

@@ -2,9 +2,10 @@
 
 Two passes. The pre-pass (``observe``) classifies every frame and runs the
 stream tracker over every TCP segment; it writes, in capture order, a verdict
-per packet, the keep ranges of each segment with payload and the transport
-length of each fragmented datagram to the decision stream (mask/decisions.py:
-a pipe to the masking pass, or scratch from the TempFileManager). The masking
+per packet, the keep ranges (and replacements) of each segment with payload
+and the transport length of each fragmented datagram to the decision stream
+(records: mask/codec.py; moved by mask/decisions.py through a pipe to the
+masking pass, or scratch from the TempFileManager). The masking
 pass (``replay``, ``process``) reads them back, zeroes everything the
 walk and the decisions do not keep, and recomputes the checksums of
 every fully captured IPv4 header and TCP/UDP/ICMP/ICMPv6/IGMP/GRE message (a
@@ -15,19 +16,20 @@ a checksum, so only kept bytes are summed.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from typing import Final
 
 from pktmask.capture.packet import Packet, Patch, zeros
 from pktmask.core.pipeline.stage import FileContext, Stage
-from pktmask.mask.decisions import (
-    V_DROPPED,
+from pktmask.mask.codec import (
     V_FULL,
     V_PARTIAL,
-    VERDICT_GENERAL,
-    VPACK,
-    DecisionStream,
+    has_length_record,
+    has_segment_record,
+    verdict_dropped,
+    verdict_general,
+    verdict_layout,
 )
+from pktmask.mask.decisions import DecisionStream
 from pktmask.mask.tracker import StreamTracker
 from pktmask.proto.checksum import adjust, field, ones_sum, word
 from pktmask.proto.layout import fast_layout
@@ -80,27 +82,57 @@ def _headers(raw: bytes, l3: int, v6: bool, proto: int, at: int, ps: int, old: i
     return b"".join((patch[0], raw[12 : l3 + 10], ipck, patch[2], raw[l3 + 20 : at], tck, raw[at + 2 : ps]))
 
 
+def _replace(buf: bytearray, base: int, ranges: list[tuple[int, int]], repl: list[tuple[int, bytes]],
+             l4: int) -> int:
+    """Write the replacements ``repl`` (offsets relative to ``base``, the payload start) over the
+    bytes of ``buf`` that ``ranges`` keep; none reaches a byte outside them, which stays zero.
+    Returns the change of the word sum from ``l4`` on (modulo 0xFFFF)."""
+    delta = 0
+    size = len(buf) - base
+    for at, value in repl:
+        e = at + len(value)
+        for a, b in ranges:
+            x = at if at > a else a
+            y = e if e < b else b
+            if y > size:
+                y = size
+            if x < y:
+                new = value[x - at : y - at]
+                old = _from(buf[base + x : base + y], "big")
+                v = _from(new, "big")
+                if (base + y - l4) & 1:  # ends mid-word: the (next) byte pads it
+                    old <<= 8
+                    v <<= 8
+                delta += v - old
+                buf[base + x : base + y] = new
+    return delta % 0xFFFF
+
+
 class MaskingStage(Stage):
     """Protocol-aware payload masking (CONTRACT §4 "Payloads"), fail closed."""
 
     name = "mask"
     needs_prepass = True
 
-    def __init__(self, names: Callable[[bytes], bytes] | None = None):
-        """``names``: the host-name pseudonym map (``NameMapper.map_name``) for names inside
-        TCP streams; None keeps them as they are (no anonymization)."""
+    def __init__(self, names=None):
+        """``names``: the run's name map (the anonymizer's ``NameMapper``), which gives the TLS
+        parsers the pseudonyms of host names inside TCP streams (SNI, certificates); None
+        without anonymization (kept as they are). The pre-pass child gets it by fork, with the
+        key in memory: never through disk, argv or environment."""
         self._ctx: FileContext | None = None
         self._names = names
         self._reset()
 
     def _reset(self) -> None:
         self._stream = DecisionStream(self._ctx)
-        self._tracker = StreamTracker(self._stream.ranges, self._names)
+        self._tracker = StreamTracker(self._stream.ranges, self._stream.replacements, names=self._names)
+        self._packets = 0  # pre-pass: packets seen (their verdicts carry it, modulo 256)
         self._linktypes: set[int] = set()
         self._lt = -1  # the link type checked last: the per-packet test is one comparison
         self.bytes_zeroed = 0
         self.tls_records_masked = 0
         self.http_messages_masked = 0
+        self.names_mapped = 0
         self.dns_messages = 0
 
     def start(self, ctx: FileContext) -> None:
@@ -135,6 +167,7 @@ class MaskingStage(Stage):
 
     # ---- pre-pass ----------------------------------------------------------------
     def _verdict(self, blob: bytes) -> None:
+        self._packets += 1
         tracker = self._tracker
         if tracker.queue:
             tracker.hold(blob)  # stays behind the keep ranges of earlier packets
@@ -143,7 +176,7 @@ class MaskingStage(Stage):
 
     def observe_drop(self, index: int) -> None:
         """Pre-pass: the stage ``index`` of the pre-pass chain dropped this packet."""
-        self._verdict(VPACK(V_DROPPED, index, 0, 0, False, 0, 0, 0, 0))
+        self._verdict(verdict_dropped(self._packets, index))
 
     def observe(self, pkt: Packet) -> None:
         lt = pkt.linktype
@@ -156,9 +189,9 @@ class MaskingStage(Stage):
             l3, l4, proto, end, v6, full, ps = layout
             if full:
                 tsum, isum = _sums(data, l3, l4, proto, end, v6, ps)
-                self._verdict(VPACK(V_FULL, 0, l3, proto, v6, ps, end, tsum, isum))
+                self._verdict(verdict_layout(self._packets, V_FULL, l3, l4, proto, v6, ps, end, tsum, isum))
             else:
-                self._verdict(VPACK(V_PARTIAL, 0, l3, proto, v6, ps, end, 0, 0))
+                self._verdict(verdict_layout(self._packets, V_PARTIAL, l3, l4, proto, v6, ps, end, 0, 0))
             if proto == 6:
                 # Byte by byte: compiled, cheaper than a struct call and its tuple.
                 seq = data[l4 + 4] << 24 | data[l4 + 5] << 16 | data[l4 + 6] << 8 | data[l4 + 7]
@@ -166,11 +199,12 @@ class MaskingStage(Stage):
                 key = data[l3 + 8 if v6 else l3 + 12 : l4 + 4]
                 self._tracker.segment_in(key, seq, data[l4 + 13], data, ps, end)
             return
-        self._verdict(VERDICT_GENERAL)
+        self._verdict(verdict_general(self._packets))
         d = walk(data, lt, False)
         tracker = self._tracker
         for job in d.jobs:
-            if job.mask and job.frag is not None:
+            if has_length_record(job):
+                assert job.frag is not None
                 tracker.datagram(job.frag)
         if d.last_fragment is not None:
             tracker.last_fragment(*d.last_fragment)
@@ -183,8 +217,10 @@ class MaskingStage(Stage):
         tracker.finish()
         self.tls_records_masked = tracker.tls_records_masked
         self.http_messages_masked = tracker.http_messages_masked
-        self._tracker = StreamTracker(self._stream.ranges, self._names)  # let the flows go
-        self._stream.finish_writing(self.tls_records_masked, self.http_messages_masked)
+        self.names_mapped = tracker.names_mapped
+        self._tracker = StreamTracker(self._stream.ranges, self._stream.replacements,
+                                      names=self._names)  # let the flows go
+        self._stream.finish_writing(self.tls_records_masked, self.http_messages_masked, self.names_mapped)
 
     # ---- masking pass ------------------------------------------------------------
     def replay(self, pkt: Packet) -> int:
@@ -228,8 +264,8 @@ class MaskingStage(Stage):
         else:
             delta = 0
         ranges = None
-        if proto == 6 and ps < end and not stream.skip_empty():  # usually: nothing kept
-            ranges = stream.record()
+        if proto == 6 and has_segment_record(ps, end) and not stream.skip_empty():  # usually: nothing kept
+            ranges = stream.read_segment()
         if ranges:
             buf = bytearray(raw)
             pos = ps
@@ -247,6 +283,8 @@ class MaskingStage(Stage):
                 pos = b
             if pos < n:
                 buf[pos:n] = zeros(n - pos)
+            if stream.replaced is not None:
+                s += _replace(buf, ps, ranges, stream.replaced, l4)
             self.bytes_zeroed += n - ps - kept
             pkt.tail = 0
         else:
@@ -275,11 +313,13 @@ class MaskingStage(Stage):
         size = len(buf)
         zero = d.zero
         jobs = [j for j in d.jobs if j.mask]
-        lengths = [self._stream.record() for job in jobs if job.frag is not None]
+        lengths = [self._stream.read_length() for job in d.jobs if has_length_record(job)]
         seg = d.tcp
-        if seg is not None and seg.start < seg.end:
+        ranges: list[tuple[int, int]] = []
+        if seg is not None and has_segment_record(seg.start, seg.end):
             pos = seg.start
-            for a, b in self._stream.record():
+            ranges = self._stream.read_segment()
+            for a, b in ranges:
                 zero.append((pos, seg.start + a))
                 pos = seg.start + b
             zero.append((pos, seg.end))
@@ -293,6 +333,9 @@ class MaskingStage(Stage):
                 buf[a:b] = zeros(b - a)
                 zeroed += b - a
         self.bytes_zeroed += zeroed
+        if ranges and self._stream.replaced is not None:
+            assert seg is not None
+            _replace(buf, seg.start, ranges, self._stream.replaced, seg.start)  # checksums come after
         for at, keep in d.trim:  # bits past an ECS prefix
             if at < size:
                 buf[at] &= keep
@@ -324,8 +367,8 @@ class MaskingStage(Stage):
                 if pseudo[i]:
                     if at == start + 6:  # UDP states the datagram's length itself
                         total = (buf[start + 4] << 8) | buf[start + 5]
-                    elif length:
-                        total = length[0][0]
+                    elif length >= 0:
+                        total = length
                     else:  # last fragment never seen: the length is unknown, and the old
                         buf[at : at + 2] = b"\0\0"  # checksum would tell of the zeroed bytes
                         continue
@@ -343,13 +386,14 @@ class MaskingStage(Stage):
         return buf
 
     def finish(self) -> dict[str, int]:
-        self.tls_records_masked, self.http_messages_masked = self._stream.read_trailer()
+        self.tls_records_masked, self.http_messages_masked, self.names_mapped = self._stream.read_trailer()
         self._stream.close()
         counts = {
             "payload_bytes_zeroed": self.bytes_zeroed,
             "tls_records_masked": self.tls_records_masked,
             "http_messages_masked": self.http_messages_masked,
             "dns_messages_kept": self.dns_messages,
+            "names_pseudonymized": self.names_mapped,  # inside TCP streams (the anonymizer counts DNS over UDP)
         }
         self._reset()
         return counts
