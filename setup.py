@@ -47,6 +47,8 @@ HOT = [
     "src/pktmask/proto/link.py",
     "src/pktmask/proto/sniff.py",
     "src/pktmask/proto/tls.py",
+    "src/pktmask/proto/tls_handshake.py",
+    "src/pktmask/proto/x509.py",
 ]
 
 

@@ -124,7 +124,8 @@ def mixed_frames() -> list[bytes]:
 
     c_mac, s_mac = "02:11:22:33:44:55", "02:66:77:88:99:aa"
     cli, srv = "192.0.2.10", "198.51.100.20"
-    tls_hello = bytes.fromhex("16030100") + bytes([0x2F]) + bytes([1, 0, 0, 0x2B, 3, 3]) + bytes(32) + bytes([0]) \
+    # A complete ClientHello in one record (record and message lengths agree with the bytes).
+    tls_hello = bytes.fromhex("16030100") + bytes([0x2D]) + bytes([1, 0, 0, 0x29, 3, 3]) + bytes(32) + bytes([0]) \
         + bytes.fromhex("0002c02f0100")
     app = bytes.fromhex("1703030020") + b"S" * 32
     http_req = (b"GET /login?user=alice&token=SECRET HTTP/1.1\r\nHost: intranet.example\r\n"

@@ -348,7 +348,7 @@ def verify(original, sanitized, as_json, quiet, verbose, debug, temp_dir):
     HTTP Host/Cookie/Authorization values and query strings, and long printable
     payload strings, and searches SANITIZED for each (raw bytes, text forms,
     reverse-DNS names, case-insensitive text); what the policy keeps on purpose
-    (TLS handshakes, HTTP heads) is listed as kept by policy, not as a leak.
+    (TLS structure, HTTP heads) is listed as kept by policy, not as a leak.
     Exit 0 clean, 1 leaks found (or an input failed), 2 usage.
     """
     setup_logging(verbose, quiet, debug)

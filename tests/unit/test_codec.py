@@ -68,13 +68,13 @@ def encode(pkts, end=("trailer", 0, 0)) -> bytes:
             w.replacements(repl)
             w.ranges(keep)
     if end[0] == "trailer":
-        w.finish_writing(end[1], end[2])
+        w.finish_writing(*end[1:])
     elif end[0] == "failure":
         w.write_failure(end[1](end[2], "in.pcap"))
     return w.getvalue()
 
 
-def decode(r: DecisionStream, pkts) -> tuple[int, int]:
+def decode(r: DecisionStream, pkts) -> tuple[int, int, int]:
     """Read ``pkts`` back from ``r``, checking every field; returns the trailer."""
     for verdict, lengths, segment in pkts:
         pkt = Packet(b"", 1, 0, 0, 0)
@@ -100,11 +100,11 @@ def decode(r: DecisionStream, pkts) -> tuple[int, int]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(packets, U32, U32)
-def test_round_trip_every_record_kind(pkts, tls, http):
+@given(packets, U32, U32, U32)
+def test_round_trip_every_record_kind(pkts, tls, http, names):
     r = DecisionStream()
-    r.load(encode(pkts, ("trailer", tls, http)))
-    assert decode(r, pkts) == (tls, http)
+    r.load(encode(pkts, ("trailer", tls, http, names)))
+    assert decode(r, pkts) == (tls, http, names)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -124,7 +124,7 @@ def test_round_trip_through_a_pipe_in_small_writes(pkts, step):
     r = DecisionStream()
     r.attach(read_fd=rfd)
     try:
-        assert decode(r, pkts) == (5, 6)
+        assert decode(r, pkts) == (5, 6, 0)
     finally:
         writer.join()
         r.close()

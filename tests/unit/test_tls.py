@@ -30,11 +30,32 @@ def body(n: int, seed: int = 1) -> bytes:
     return bytes((seed + 7 * i) % 255 + 1 for i in range(n))
 
 
+def hs(n: int, seed: int = 1) -> bytes:
+    """A handshake record body of ``n`` (>= 4) bytes: one message of an unknown type, whose
+    4-byte header is kept and body zeroed (docs/policy.md, TLS)."""
+    return bytes([0xFE]) + (n - 4).to_bytes(3, "big") + body(n - 4, seed)
+
+
 def expected_mask(*records: tuple[int, bytes]) -> tuple[bytes, bytes]:
-    """Return (stream, stream as the caller should write it) for well-formed records."""
+    """Return (stream, stream as the caller should write it) for well-formed records
+    (handshake bodies from ``hs``): record headers kept; handshake message headers until this
+    direction's change_cipher_spec (then encrypted, zeroed); a one-byte change_cipher_spec; a
+    two-byte alert; every other body zeroed."""
     data = b"".join(rec(t, b) for t, b in records)
-    out = b"".join(rec(t, b if t in KEEP_TYPES else bytes(len(b))) for t, b in records)
-    return data, out
+    out = []
+    enc = False
+    for t, b in records:
+        w = bytes(len(b))
+        if t == 22 and not enc:
+            w = b[:4] + bytes(len(b) - 4)
+        elif t == 20:
+            enc = True
+            if len(b) == 1:
+                w = b
+        elif t == 21 and len(b) == 2:
+            w = b
+        out.append(rec(t, w))
+    return data, b"".join(out)
 
 
 def merge(ranges):
@@ -93,15 +114,15 @@ def check_split_invariant(data: bytes, cuts_list) -> tuple[list, tuple]:
 
 
 TLS12_CLIENT = (
-    (22, body(220, 1)),  # ClientHello
-    (22, body(70, 2)),  # ClientKeyExchange
+    (22, hs(220, 1)),  # ClientHello
+    (22, hs(70, 2)),  # ClientKeyExchange
     (20, b"\x01"),
-    (22, body(40, 3)),  # encrypted Finished: still a handshake record
+    (22, body(40, 3)),  # encrypted Finished: still a handshake record, zeroed
     (23, body(300, 4)),
     (21, body(26, 5)),  # encrypted close_notify
 )
 TLS13_SERVER = (
-    (22, body(122, 6)),  # ServerHello
+    (22, hs(122, 6)),  # ServerHello
     (20, b"\x01"),  # middlebox-compat CCS
     (23, body(2500, 7)),  # encrypted EncryptedExtensions..Finished
     (23, body(16401, 8)),  # application data, full-size record
@@ -180,7 +201,7 @@ def test_tls13_flow_encrypted_handshake_is_zeroed():
 
 
 def test_record_spanning_many_chunks_and_memoryview():
-    data, want = expected_mask((22, body(5000, 3)), (23, body(16000, 9)), (21, b"\x01\x00"))
+    data, want = expected_mask((22, hs(5000, 3)), (23, body(16000, 9)), (21, b"\x01\x00"))
     p = TlsParser(pos=10_000)
     chunks = [memoryview(data)[i : i + 1000] for i in range(0, len(data), 1000)]
     ranges = run(p, chunks)
@@ -189,7 +210,7 @@ def test_record_spanning_many_chunks_and_memoryview():
 
 
 def test_header_split_leaves_bytes_undecided_until_complete():
-    data = rec(22, b"h" * 4) + rec(23, b"a" * 4)
+    data = rec(22, hs(4)) + rec(23, b"a" * 4)
     p = TlsParser()
     p.feed(data[:12])  # second header: 3 of its 5 bytes
     assert p.take_ranges() == [(0, 9)]
@@ -211,7 +232,7 @@ def test_split_at_every_position(flow):
 
 
 def test_split_headers_two_cuts_everywhere():
-    data, want = expected_mask((22, b"h" * 3), (23, b"a" * 2), (20, b"\x01"), (21, b"zz"))
+    data, want = expected_mask((22, hs(5)), (23, b"a" * 2), (21, b"zz"), (20, b"\x01"))
     cuts = [[a, b] for a in range(1, len(data)) for b in range(a + 1, len(data))]
     ref, _ = check_split_invariant(data, cuts)
     assert apply(data, ref) == want
@@ -219,7 +240,7 @@ def test_split_headers_two_cuts_everywhere():
 
 records_st = st.lists(
     st.tuples(st.sampled_from([20, 21, 22, 23, 24]), st.integers(0, 700)).map(
-        lambda t: (t[0], body(t[1] or (0 if t[0] == 23 else 1), t[1]))
+        lambda t: (t[0], hs(max(4, t[1]), t[1]) if t[0] == 22 else body(t[1] or (0 if t[0] == 23 else 1), t[1]))
     ),
     min_size=1,
     max_size=8,
@@ -243,23 +264,23 @@ def test_random_records_random_splits(records, data):
 
 
 def test_garbage_loses_sync_and_zeroes_rest_of_chunk():
-    good = rec(22, b"h" * 10)
-    data = good + b"GARBAGE!" + rec(22, b"k" * 10)
+    good = rec(22, hs(10))
+    data = good + b"GARBAGE!" + rec(22, hs(10))
     p = TlsParser()
     ranges = run(p, [data])
-    assert ranges == [(0, len(good))]
+    assert ranges == [(0, 9)]
     assert not p.synced and p.decided == p.pos
     # A later chunk that starts with a record header resyncs.
-    nxt = rec(22, b"m" * 4)
+    nxt = rec(22, hs(4))
     assert run(p, [nxt]) == [(len(data), len(data) + len(nxt))]
     assert p.synced
 
 
 def test_partial_garbage_header_fails_early():
     p = TlsParser()
-    p.feed(rec(22, b"h") + b"\x99")
-    assert not p.synced and p.decided == p.pos == 7
-    assert p.take_ranges() == [(0, 6)]
+    p.feed(rec(22, hs(4)) + b"\x99")
+    assert not p.synced and p.decided == p.pos == 10
+    assert p.take_ranges() == [(0, 9)]
 
 
 def test_no_resync_inside_a_chunk():
@@ -270,18 +291,18 @@ def test_no_resync_inside_a_chunk():
 
 def test_gap_then_resync_requires_chaining():
     p = TlsParser()
-    run(p, [rec(22, b"h" * 10)])
+    run(p, [rec(22, hs(10))])
     p.gap(1000)
     assert not p.synced and p.pos == p.decided == 1000
     # Starts like a header, but the next "header" inside the chunk is invalid.
     fake = rec(22, b"x" * 6) + b"\x00" * 20
     assert run(p, [fake]) == [] and not p.synced
     # Chained header valid: resync at the chunk start.
-    real = rec(22, b"y" * 6) + rec(23, b"z" * 30)
+    real = rec(22, hs(6)) + rec(23, b"z" * 30)
     start = p.pos
     ranges = run(p, [real])
     assert p.synced
-    assert apply(real, ranges, base=start) == rec(22, b"y" * 6) + rec(23, bytes(30))
+    assert apply(real, ranges, base=start) == rec(22, hs(6)[:4] + bytes(2)) + rec(23, bytes(30))
 
 
 def test_resync_accepts_record_running_past_chunk():
@@ -294,7 +315,7 @@ def test_resync_accepts_record_running_past_chunk():
 
 def test_mid_stream_start():
     tail = body(3000, 5)  # middle of some application data record
-    data, want = expected_mask((23, body(40)), (22, body(12)))
+    data, want = expected_mask((23, body(40)), (22, hs(12)))
     p = TlsParser(pos=123_456, synced=False)
     ranges = run(p, [tail[:1460], tail[1460:], data])
     base = 123_456 + len(tail)
@@ -303,18 +324,21 @@ def test_mid_stream_start():
 
 
 def test_gap_inside_body_keeps_sync():
-    data = rec(22, body(2000)) + rec(22, body(10))
+    hello = bytes([1]) + (1996).to_bytes(3, "big") + body(1996)  # a ClientHello: buffered
+    data = rec(22, hello) + rec(22, hs(10))
     p = TlsParser()
     r1 = run(p, [data[:500]])
+    assert p.decided == 5  # the message is not complete
     p.gap(1500)  # lost 1000 bytes of the handshake body
-    assert p.synced
+    assert p.synced and p.decided == 1500
     r2 = run(p, [data[1500:]])
-    assert merge(r1 + r2) == [(0, 500), (1500, len(data))]
+    # The message that lost bytes is zeroed, and so are later handshake bodies (no resync).
+    assert merge(r1 + r2) == [(0, 5), (2005, 2010)]
     assert p.records == 2
 
 
 def test_gap_across_record_boundary_loses_sync():
-    data = rec(22, body(100)) + rec(22, body(100))
+    data = rec(22, hs(100)) + rec(22, hs(100))
     p = TlsParser()
     run(p, [data[:50]])
     p.gap(120)
@@ -324,11 +348,11 @@ def test_gap_across_record_boundary_loses_sync():
 
 def test_gap_with_split_header_pending_loses_sync():
     p = TlsParser()
-    p.feed(rec(22, b"h") + b"\x16\x03")
-    assert p.decided == 6
+    p.feed(rec(22, hs(4)) + b"\x16\x03")
+    assert p.decided == 9
     p.gap(20)
     assert not p.synced and p.decided == 20
-    assert p.take_ranges() == [(0, 6)]
+    assert p.take_ranges() == [(0, 9)]
 
 
 def test_gap_backwards_raises():

@@ -16,7 +16,7 @@ import pktmask.verify
 VERIFY = Path(pktmask.verify.__file__).parent
 ALLOWED = ("pktmask.verify", "pktmask.capture", "pktmask.errors", "pktmask.core.temp_file_manager",
            "pktmask.anon.cryptopan")
-SANITIZER = ("pktmask.anon.rewriter", "pktmask.anon.addresses", "pktmask.anon.names", "pktmask.proto.dissect",
+SANITIZER = ("pktmask.proto.tls_handshake", "pktmask.proto.x509", "pktmask.anon.rewriter", "pktmask.anon.addresses", "pktmask.anon.names", "pktmask.proto.dissect",
              "pktmask.proto.layout", "pktmask.proto.tls", "pktmask.proto.http", "pktmask.proto.http_lines",
              "pktmask.proto.sniff", "pktmask.stages", "pktmask.mask", "pktmask.core.pipeline")
 

@@ -143,14 +143,16 @@ def length_record(length: int) -> bytes:
     return _LENGTH(T_LENGTH, length)
 
 
-# ---- TRAILER: u32 TLS records masked, u32 HTTP messages masked ---------------------------------
+# ---- TRAILER: u32 TLS records masked, u32 HTTP messages masked, u32 names pseudonymized, u32 DNS
+#      messages kept (the last two inside streams) --------------------------------------------
 # ---- FAILURE: u32 length, the error (errors.encode_error: its class, message, file) ----------
 _END: Final = struct.Struct("<BII").pack
 _FAIL: Final = struct.Struct("<BI").pack
 
 
-def encode_trailer(out: bytearray, tls_records: int, http_messages: int) -> None:
+def encode_trailer(out: bytearray, tls_records: int, http_messages: int, names: int = 0, dns: int = 0) -> None:
     out += _END(T_TRAILER, tls_records, http_messages)
+    out += _U32X2.pack(names, dns)
 
 
 def encode_failure(out: bytearray, exc: BaseException, path: str | None = None) -> None:
@@ -313,13 +315,15 @@ class DecisionCodec:
             self._unexpected(tag)
         return self._fields(_U32)[0]
 
-    def read_trailer(self) -> tuple[int, int]:
-        """The counters at the end: (TLS records masked, HTTP messages masked)."""
+    def read_trailer(self) -> tuple[int, int, int, int]:
+        """The counters at the end: (TLS records masked, HTTP messages masked, names
+        pseudonymized inside streams, DNS messages kept inside streams)."""
         tag = self._tag()
         if tag != T_TRAILER:
             self._unexpected(tag)
         tls, http = self._fields(_U32X2)
-        return tls, http
+        names, dns = self._fields(_U32X2)
+        return tls, http, names, dns
 
     def _tag(self) -> int:
         """Consume the next record's tag."""

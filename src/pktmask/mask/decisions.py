@@ -76,9 +76,9 @@ class DecisionStream(DecisionCodec):
         except OSError as exc:
             raise from_oserror(exc, str(self._spill_path)) from exc
 
-    def finish_writing(self, tls_records: int, http_messages: int) -> None:
+    def finish_writing(self, tls_records: int, http_messages: int, names: int = 0, dns: int = 0) -> None:
         """Append the trailer with the counters; close the pipe, or reopen the scratch for reading."""
-        encode_trailer(self._out, tls_records, http_messages)
+        encode_trailer(self._out, tls_records, http_messages, names, dns)
         self.flush()
         if self._wfd >= 0:
             os.close(self._wfd)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 from pktmask.mask.codec import NO_LENGTH, has_segment_record, length_record
@@ -91,6 +92,7 @@ class StreamTracker:
         self.names = names
         self.addrs = addrs
         self.dns_messages = 0
+        self._map_name: Callable[[bytes], bytes] | None = names.map_name if names is not None else None
         self.dirs: dict[bytes, Direction] = {}
         self.flows = 0
         self.queue: deque[Pending] = deque()
@@ -98,6 +100,7 @@ class StreamTracker:
         self.ooo_total = 0
         self.tick = 0
         self.tls_records_masked = 0
+        self.names_mapped = 0  # host names the TLS parsers replaced by pseudonyms
         self.http_messages_masked = 0
         self._frag_wait: dict[bytes, list[Pending]] = {}
         self._closed: deque[tuple[int, Flow]] = deque()
@@ -372,7 +375,7 @@ class StreamTracker:
                 d.next -= len(chunk)
             found = sniff(chunk)
             if found == TLS and tls_upgrade_plausible(chunk, d.kind is OTHER):
-                d.kind, d.parser = TLS, TlsParser(d.next, synced=False)
+                d.kind, d.parser = TLS, TlsParser(d.next, synced=False, names=self._map_name)
             elif found == HTTP_REQUEST and d.kind is None:
                 d.kind, d.parser = found, HttpParser(d.next, False, True, d.flow.methods, self._hosts())
             elif found == HTTP_RESPONSE and d.kind is None:
@@ -463,6 +466,7 @@ class StreamTracker:
             self._flush(d)
             if isinstance(d.parser, TlsParser):
                 self.tls_records_masked += d.parser.records_masked
+                self.names_mapped += d.parser.names_mapped
             elif isinstance(d.parser, DnsStreamParser):
                 self.dns_messages += d.parser.messages
             elif d.parser is not None:

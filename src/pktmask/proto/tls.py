@@ -1,10 +1,15 @@
 """Incremental TLS record walker for one direction of a TCP stream.
 
-The walker decides which stream bytes are kept: every 5-byte record header,
-and the bodies of handshake, alert and change_cipher_spec records. Bodies of
-application_data (which in TLS 1.3 also carries the encrypted handshake) and
-heartbeat records are left out, so the caller zeroes them. Bodies are skipped
-by length arithmetic and never scanned.
+The walker decides which stream bytes are kept: every 5-byte record header; a
+change_cipher_spec body of one byte and an alert body of two (level,
+description: an encrypted alert is longer); and of the
+bodies of cleartext handshake records what ``tls_handshake.HandshakeWalker``
+keeps, with the name pseudonyms it computes as replacements
+(``take_replacements``). Bodies of application_data (which in TLS 1.3 also
+carries the encrypted handshake), heartbeat records and handshake records after
+this direction's change_cipher_spec (encrypted: TLS 1.2's Finished) are left
+out, so the caller zeroes them. Those bodies are skipped by length arithmetic
+and never scanned.
 
 Header validity rules (shared by the walker, resync and the sniffer):
 
@@ -20,7 +25,10 @@ Header validity rules (shared by the walker, resync and the sniffer):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
+
+from pktmask.proto.tls_handshake import HandshakeWalker
 
 CHANGE_CIPHER_SPEC: Final = 20
 ALERT: Final = 21
@@ -33,7 +41,10 @@ HEADER_LEN: Final = 5
 # s6.2.3 allows +2048 for ciphertext); a small margin tolerates odd stacks.
 MAX_RECORD_LEN: Final = 18432
 
-_KEEP_BODY: Final = frozenset((CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE))
+# How a record body is decided (``TlsParser._body``).
+_ZERO: Final = 0
+_KEEP: Final = 1
+_WALK: Final = 2  # handshake: fed to the handshake walker
 
 
 def _prefix_ok(buf: bytes | memoryview, off: int, avail: int) -> bool:
@@ -138,10 +149,15 @@ def tls_upgrade_plausible(chunk, upgrade: bool = False) -> bool:
 class TlsParser:
     """Walk the TLS records of one stream direction and report the byte ranges to keep.
 
+    ``names`` maps a dotted host name to its pseudonym (``NameMapper.map_name``); None keeps
+    names as they are (no anonymization).
+
     Attributes:
         pos: absolute offset of the next byte expected by ``feed``.
         decided: every byte below it has its final decision; it lags ``pos``
-            only while a record header is split across chunks (at most 4 bytes).
+            while a record header is split across chunks (at most 4 bytes) and
+            while a handshake message is incomplete (at most
+            ``tls_handshake.MAX_MESSAGE`` bytes plus the record headers inside).
         synced: True while the walker knows where the next record header is.
         records: valid record headers seen.
         records_masked: records with a non-empty body that was left to be zeroed
@@ -157,14 +173,17 @@ class TlsParser:
         "records_masked",
         "handshake_records",
         "_remaining",
-        "_keep_body",
+        "_body",
         "_hdr",
         "_hdr_start",
         "_ranges",
-        "_replacements",
+        "_hs",
+        "_hs_lost",
+        "_encrypted",
     )
 
-    def __init__(self, pos: int = 0, synced: bool = True) -> None:
+    def __init__(self, pos: int = 0, synced: bool = True,
+                 names: Callable[[bytes], bytes] | None = None) -> None:
         """Start at absolute offset ``pos``; ``synced=False`` when it is not known to be a record boundary."""
         self.pos = pos
         self.decided = pos
@@ -173,23 +192,31 @@ class TlsParser:
         self.records_masked = 0
         self.handshake_records = 0
         self._remaining = 0  # body bytes of the current record still to come
-        self._keep_body = False
+        self._body = _ZERO
         self._hdr = b""  # bytes of a header split across chunks (< 5)
         self._hdr_start = pos
-        self._ranges: list[list[int]] = []
-        self._replacements: list[tuple[int, bytes]] = []  # see take_replacements
+        self._ranges: list[tuple[int, int]] = []
+        self._hs = HandshakeWalker(names)
+        self._hs_lost = False  # handshake bytes went missing: not walked until a resync
+        self._encrypted = False  # change_cipher_spec seen: later handshake bodies are encrypted
+
+    @property
+    def names_mapped(self) -> int:
+        """Host names (SNI, certificate names) replaced by a pseudonym."""
+        return self._hs.names_mapped
 
     def _keep(self, start: int, end: int) -> None:
         # Ranges arrive in stream order, so merging with the last one suffices.
         if self._ranges and self._ranges[-1][1] == start:
-            self._ranges[-1][1] = end
+            self._ranges[-1] = (self._ranges[-1][0], end)
         else:
-            self._ranges.append([start, end])
+            self._ranges.append((start, end))
 
     def _lose_sync(self) -> None:
         self.synced = False
         self._remaining = 0
         self._hdr = b""
+        self._hs.reset()
 
     def feed(self, data: bytes | memoryview) -> None:
         """Consume the next contiguous chunk, which starts at ``self.pos``.
@@ -208,11 +235,15 @@ class TlsParser:
                 self.decided = end
                 return
             self.synced = True
+            self._hs_lost = False
         i = 0
         while i < n:
             if self._remaining:
                 take = min(self._remaining, n - i)
-                if self._keep_body:
+                body = self._body
+                if body == _WALK:
+                    self._hs.feed(start + i, data[i : i + take])
+                elif body == _KEEP:
                     self._keep(start + i, start + i + take)
                 i += take
                 self._remaining -= take
@@ -238,13 +269,33 @@ class TlsParser:
             length = (hdr[3] << 8) | hdr[4]
             self._keep(hdr_start, hdr_start + HEADER_LEN)
             self.records += 1
+            body = _ZERO
             if ctype == HANDSHAKE:
                 self.handshake_records += 1
-            self._keep_body = ctype in _KEEP_BODY
-            if not self._keep_body and length:
+                if not self._encrypted and not self._hs_lost:
+                    body = _WALK
+            elif ctype == CHANGE_CIPHER_SPEC:
+                self._encrypted = True
+                if length == 1:
+                    body = _KEEP
+            elif ctype == ALERT:
+                if length == 2:  # level, description: an encrypted alert is longer
+                    body = _KEEP
+            elif length:
                 self.records_masked += 1
+            self._body = body
             self._remaining = length
-        self.decided = self._hdr_start if self._hdr else end
+        self._settle(end)
+
+    def _settle(self, end: int) -> None:
+        """Move ``decided`` up to ``end``, or to the first byte still undecided."""
+        dec = end
+        if self._hdr:
+            dec = self._hdr_start
+        pending = self._hs.pending
+        if pending >= 0 and pending < dec:
+            dec = pending
+        self.decided = dec
 
     def skip(self, n: int) -> bool:
         """Consume ``n`` bytes at once if they all lie inside a zeroed record body.
@@ -252,10 +303,10 @@ class TlsParser:
         Returns False (nothing consumed) otherwise; then use ``feed``. A fast
         path for the bulk of a TLS stream: application data.
         """
-        if self._remaining >= n and self.synced and not self._keep_body and not self._hdr:
+        if self._remaining >= n and self.synced and self._body == _ZERO and not self._hdr:
             self._remaining -= n
             self.pos += n
-            self.decided = self.pos
+            self._settle(self.pos)
             return True
         return False
 
@@ -264,7 +315,9 @@ class TlsParser:
 
         A gap that falls entirely inside the current record body keeps sync:
         the record length still tells where the next header is, and that
-        header is validated when it arrives. Any other gap loses sync.
+        header is validated when it arrives (a handshake message that lost
+        bytes is zeroed, and so are the handshake bodies after it until the
+        walker resyncs). Any other gap loses sync.
         Raises ValueError if ``pos`` is behind ``self.pos``.
         """
         if pos < self.pos:
@@ -274,22 +327,36 @@ class TlsParser:
             return
         if self.synced and not self._hdr and lost <= self._remaining:
             self._remaining -= lost
+            if self._body == _WALK:
+                self._hs.reset()
+                self._hs_lost = True
+                self._body = _ZERO
         else:
             self._lose_sync()
         self.pos = pos
-        self.decided = pos
+        self._settle(pos)
 
     def take_ranges(self) -> list[tuple[int, int]]:
-        """Return the keep ranges ``[start, end)`` found since the last call, sorted and merged."""
-        out = [(s, e) for s, e in self._ranges]
-        self._ranges.clear()
+        """Return the keep ranges ``[start, end)`` below ``decided`` found since the last call, sorted and merged."""
+        hs_ranges = self._hs.take_ranges()
+        ranges = self._ranges
+        if hs_ranges:
+            ranges = sorted(ranges + hs_ranges)
+        dec = self.decided
+        out: list[tuple[int, int]] = []
+        rest: list[tuple[int, int]] = []
+        for s, e in ranges:
+            if e <= dec:
+                if out and out[-1][1] == s:
+                    out[-1] = (out[-1][0], e)
+                else:
+                    out.append((s, e))
+            else:
+                rest.append((s, e))
+        self._ranges = rest
         return out
 
     def take_replacements(self) -> list[tuple[int, bytes]]:
-        """Return the replacements found since the last call: (absolute start, bytes) to write over
-        bytes this parser keeps (each inside ranges returned by ``take_ranges`` in the same call
-        or before), sorted. None yet: the pseudonyms of names inside streams will use them."""
-        out = self._replacements
-        if out:
-            self._replacements = []
-        return out  # when empty, the same list every time: nothing allocated per segment
+        """Return the replacements ``(offset, bytes)`` decided since the last call (host-name
+        pseudonyms, inside kept ranges), sorted by offset."""
+        return self._hs.take_replacements()

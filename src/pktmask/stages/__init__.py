@@ -14,6 +14,7 @@ def build_stages(config: MaskConfig) -> list[Stage]:
         from pktmask.stages.dedup import DeduplicationStage
 
         stages.append(DeduplicationStage(config.dedup_window))
+    names = None
     if config.anonymize:
         from pktmask.stages.anonymize import AnonymizationStage
 

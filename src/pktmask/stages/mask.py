@@ -117,7 +117,7 @@ class MaskingStage(TwoPassStage):
     def __init__(self, names=None, addrs=None):
         """``names``, ``addrs``: the run's name and address maps (the anonymizer's), which give
         the stream parsers the pseudonyms of kept names and addresses inside TCP streams (DNS
-        over TCP, HTTP hosts); None without anonymization (kept as they are). The pre-pass
+        over TCP, HTTP hosts, TLS SNI and certificates); None without anonymization (kept as they are). The pre-pass
         runs in a forked child: the maps (and the key) reach it in memory only."""
         self._ctx: FileContext | None = None
         self._names = names
@@ -134,6 +134,7 @@ class MaskingStage(TwoPassStage):
         self.bytes_zeroed = 0
         self.tls_records_masked = 0
         self.http_messages_masked = 0
+        self.names_mapped = 0
         self.dns_messages = 0
 
     def start(self, ctx: FileContext) -> None:
@@ -220,9 +221,11 @@ class MaskingStage(TwoPassStage):
         tracker.finish()
         self.tls_records_masked = tracker.tls_records_masked
         self.http_messages_masked = tracker.http_messages_masked
+        self.names_mapped = tracker.names_mapped
         self._tracker = StreamTracker(self._stream.ranges, self._stream.replacements,
                                       names=self._names, addrs=self._addrs)  # let the flows go
-        self._stream.finish_writing(self.tls_records_masked, self.http_messages_masked)
+        self._stream.finish_writing(self.tls_records_masked, self.http_messages_masked, self.names_mapped,
+                                    tracker.dns_messages)
 
     # ---- masking pass ------------------------------------------------------------
     def replay(self, pkt: Packet) -> int:
@@ -393,13 +396,15 @@ class MaskingStage(TwoPassStage):
         return buf
 
     def finish(self) -> dict[str, int]:
-        self.tls_records_masked, self.http_messages_masked = self._stream.read_trailer()
+        self.tls_records_masked, self.http_messages_masked, self.names_mapped, dns = self._stream.read_trailer()
+        self.dns_messages += dns  # DNS over TCP, counted by the pre-pass's stream parsers
         self._stream.close()
         counts = {
             "payload_bytes_zeroed": self.bytes_zeroed,
             "tls_records_masked": self.tls_records_masked,
             "http_messages_masked": self.http_messages_masked,
             "dns_messages_kept": self.dns_messages,
+            "names_pseudonymized": self.names_mapped,  # inside TCP streams (the anonymizer counts DNS over UDP)
         }
         self._reset()
         return counts

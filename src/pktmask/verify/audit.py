@@ -60,7 +60,7 @@ from pktmask.verify.labels import (
     leaks_unchanged,
 )
 from pktmask.verify.labels import MAC as MAC_FIELD
-from pktmask.verify.names import MAX_COLLISION, collision, label_leaks
+from pktmask.verify.names import MAX_COLLISION, collision, label_leaks, pseudonymized
 from pktmask.verify.scan import Pass1, Searcher, display, open_capture
 from pktmask.verify.streams import StreamModel
 
@@ -124,7 +124,7 @@ class Aligned:
                 spans = walker.frame(o, lt)
                 items = spans.items
                 tcp = walker.tcp
-                keep, zeros, tls = [], [], False
+                keep, zeros, tls, names = [], [], False, []
                 pseudos: list[tuple[int, int, int, str]] = []
                 if tcp is not None:
                     a = tcp[3]
@@ -132,6 +132,7 @@ class Aligned:
                     zeros = [(a + x, a + y, name) for x, y, name in model.last_zeros]
                     pseudos = [(a + x, a + y, kind, name) for x, y, kind, name in model.last_pseudos]
                     tls = model.last_tls
+                    names = [(a + x, a + y, whole, off) for x, y, whole, off in model.last_names]
                 h = hash((lt, o))
                 prior = seen.get(h)
                 s = bytes(spkt.data) if spkt is not None else None
@@ -151,7 +152,11 @@ class Aligned:
                     order.append(h)
                     if len(order) > MAX_SEEN:
                         del seen[order.popleft()]
-                self.fields(o, s, items, keep, zeros, spans.names, pseudos)
+                # TLS host names are pseudonym fields: not zero, but changed label by label.
+                free = sorted(keep + [(x, y) for x, y, _w, _o in names]) if names else keep
+                self.fields(o, s, items, free, zeros, spans.names, pseudos)
+                for run in names:
+                    self.tls_name(o, s, *run)
                 if spans.fcs is not None:
                     self.fcs(s, spans.fcs)
                 self.searcher.frame(s, self.packet, items, keep, tcp, walker.udp, o, tls)
@@ -272,6 +277,32 @@ class Aligned:
             category = "dns" if kind == NAME else MAC if kind == MAC_FIELD else IP
             shown = display(value) if kind == NAME or size and b - a < size else show(value)
             self.findings.field(self.packet, self.original, a, b - a, name, NOT_MAPPED, category, shown)
+
+    def tls_name(self, o: bytes, s: bytes, x: int, y: int, whole: bytes, off: int) -> None:
+        """A TLS host name (or the part of it in this frame, ``whole[off:]`` at ``x``): a label
+        the policy pseudonymizes that survived unchanged is a finding when it is long enough to
+        tell (``label_leaks``), or when all of them survived and together they are."""
+        labels = whole.lower().split(b".")
+        idx = pseudonymized(tuple(labels))
+        if labels[0] == b"*":  # a wildcard label stays
+            idx = [i for i in idx if i]
+        starts, pos = [], 0
+        for label in labels:
+            starts.append(pos)
+            pos += len(label) + 1
+        p, alone = 1.0, False
+        for i in idx:
+            ls, le = starts[i], starts[i] + len(labels[i])
+            if ls < off or le > off + (y - x):
+                return  # not all in this frame: the needles search catches the whole name
+            a, b = x + ls - off, x + le - off
+            if s[a:b] != o[a:b]:
+                return
+            alone = alone or label_leaks(labels[i])
+            p *= collision(labels[i])
+        if idx and (alone or p <= MAX_COLLISION):
+            self.findings.field(self.packet, self.original, x, y - x, "tls.name", NOT_MAPPED, "dns",
+                                display(whole))
 
     def name_group(self, o: bytes, s: bytes, group: list[tuple[int, int]]) -> None:
         """A DNS name whose pseudonymized labels all survived, though none is long enough to be

@@ -6,7 +6,9 @@ absolute stream offset ``pos`` (a chunk start is the only place a lost parser ma
 stream up again), ``gap(lost)`` says bytes were missing, and every byte run the policy keeps
 is reported as ``keep(offset, bytes)``. What is not reported must be zero after sanitizing.
 
-TLS: every record header, and the bodies of handshake, alert and change_cipher_spec records.
+TLS: every record header, a one-byte change_cipher_spec body, a two-byte alert body, and of
+the cleartext handshake records (before this direction's change_cipher_spec) what
+``handshake`` keeps; the host names there are reported apart (``name``): pseudonyms.
 HTTP/1.x: start lines (the request target by ``target_cuts``), header names, header values
 by ``value_rule`` (the allowlist of docs/policy.md, IP literals zeroed), line ends, blank
 lines, chunk-size digits. The host of a request target's authority and of the values of
@@ -22,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
+from pktmask.verify.handshake import Handshake, NameReport
 from pktmask.verify.labels import IP_TEXT, NAME
 from pktmask.verify.names import kept_tail, reads_as_host
 
@@ -38,7 +41,6 @@ TARGET_OTHER: Final = "http.request target (not understood)"
 
 # ---- TLS ----------------------------------------------------------------------------------
 TLS_CCS, TLS_ALERT, TLS_HANDSHAKE, TLS_APPDATA, TLS_HEARTBEAT = 20, 21, 22, 23, 24
-TLS_KEPT_BODIES: Final = frozenset({TLS_CCS, TLS_ALERT, TLS_HANDSHAKE})
 TLS_MAX_RECORD: Final = (1 << 14) + 2048 + 256
 HANDSHAKE_TYPES: Final = frozenset({0, 1, 2, 4, 8, 11, 12, 13, 14, 15, 16, 20, 21, 22, 24})
 
@@ -85,20 +87,25 @@ def tls_start(chunk: bytes, upgrade: bool = False) -> bool:
 
 
 class Tls:
-    """Record walker of one direction (see the module docstring)."""
+    """Record walker of one direction (see the module docstring); the cleartext handshake bytes
+    go to ``handshake.Handshake``, which reports kept runs and names."""
 
-    __slots__ = ("keep", "synced", "remaining", "keep_body", "hdr", "hdr_at")
+    __slots__ = ("keep", "synced", "remaining", "body", "hdr", "hdr_at", "hs", "hs_lost", "ccs")
 
-    def __init__(self, keep: Keep):
+    def __init__(self, keep: Keep, name: NameReport | None = None):
         self.keep = keep
         self.synced = False
         self.remaining = 0
-        self.keep_body = False
+        self.body = ""  # what the current record's body is: "keep", "hs" (read) or "" (zero)
         self.hdr = b""
         self.hdr_at = 0
+        self.hs = Handshake(keep, name or (lambda at, piece, whole, offset: None))
+        self.hs_lost = False  # handshake bytes went missing: not read until the walker resyncs
+        self.ccs = False  # change_cipher_spec seen: later handshake records are encrypted
 
     def lose(self) -> None:
         self.synced, self.remaining, self.hdr = False, 0, b""
+        self.hs.lose()
 
     def feed(self, pos: int, chunk: bytes) -> None:
         n = len(chunk)
@@ -106,12 +113,15 @@ class Tls:
             if not tls_start(chunk):
                 return
             self.synced = True
+            self.hs_lost = False
         i = 0
         while i < n:
             if self.remaining:
                 take = min(self.remaining, n - i)
-                if self.keep_body:
+                if self.body == "keep":
                     self.keep(pos + i, chunk[i:i + take])
+                elif self.body == "hs":
+                    self.hs.feed(pos + i, chunk[i:i + take])
                 i += take
                 self.remaining -= take
                 continue
@@ -131,12 +141,23 @@ class Tls:
                 self.lose()
                 return
             self.keep(at, hdr)
-            self.keep_body = hdr[0] in TLS_KEPT_BODIES
-            self.remaining = hdr[3] << 8 | hdr[4]
+            self.remaining = length = hdr[3] << 8 | hdr[4]
+            kind = hdr[0]
+            if kind == TLS_CCS:
+                self.ccs = True
+            if kind == TLS_HANDSHAKE:
+                self.body = "" if self.ccs or self.hs_lost else "hs"
+            elif (kind, length) in ((TLS_CCS, 1), (TLS_ALERT, 2)):
+                self.body = "keep"
+            else:
+                self.body = ""
 
     def gap(self, lost: int) -> None:
         if self.synced and not self.hdr and lost <= self.remaining:
             self.remaining -= lost
+            if self.body == "hs":
+                self.hs.lose()
+                self.hs_lost, self.body = True, ""
         else:
             self.lose()
 

@@ -7,9 +7,9 @@ zeroes (each set bounded so memory does not grow with the file). The same pass f
 TCP segment to the stream model and notes which fragmented datagrams are complete.
 
 ``Searcher.frame`` looks for the needles in the areas of a SANITIZED frame that are not
-header fields: a find inside TLS bytes the stream model keeps (SNI and certificate names in
-handshakes: docs/policy.md keeps TLS as it was in this step) is kept by policy, anywhere else
-(kept HTTP bytes included) it is a leak. Names that are only a public suffix or special-use,
+header fields: a find inside TLS structure the stream model keeps, as the original bytes in
+place, is kept by policy; anywhere else (kept HTTP bytes, TLS host names: SNI and certificate
+names are pseudonymized, docs/policy.md) it is a leak. Names that are only a public suffix or special-use,
 or too short to tell from their pseudonym, are not needles (``names``).
 """
 
@@ -204,6 +204,10 @@ class Pass1:
                 if walker.last_fragment is not None and len(complete) < 1 << 20:
                     complete.add(walker.last_fragment)
         model.finish()
+        for name in model.tls_names:  # SNI and certificate names: no original may survive
+            base = name[2:] if name.startswith(b"*.") else name
+            if len(base) >= MIN_NAME and _NAME.fullmatch(base) and name_worth_searching(base):
+                needles.add("dns", base)
         return self
 
 
@@ -235,10 +239,10 @@ class Searcher:
         changed is searched in full, and a find there is kept by policy only where it is the
         original bytes in their original place.
 
-        Names and HTTP values are kept by policy only in TLS (``tls``: the segment's direction
-        is TLS records): docs/policy.md has not changed TLS in this step, so SNI and
-        certificate names survive there on purpose. In kept HTTP bytes (a path, a User-Agent)
-        and anywhere else, an original hostname or HTTP value is a leak.
+        Names and HTTP values are kept by policy only in kept TLS structure (``tls``: the
+        segment's direction is TLS records; ``keep`` holds no TLS host name, those are
+        pseudonyms). In kept HTTP bytes (a path, a User-Agent), in a TLS name and anywhere
+        else, an original hostname or HTTP value is a leak.
         """
         for a, b, stream in areas(items, len(data)):
             if data.count(0, a, b) == b - a:

@@ -77,7 +77,7 @@ class Direction:
     """Pass-1 state of one direction, and the kept runs it leaves for pass 2."""
 
     __slots__ = ("next", "syn", "ooo", "ooo_bytes", "kind", "parser", "head", "head_at", "starts", "blobs",
-                 "tls", "zeros", "pseudos")
+                 "tls", "zeros", "pseudos", "names")
 
     def __init__(self):
         self.next: int | None = None
@@ -94,6 +94,8 @@ class Direction:
         self.zeros: list[tuple[int, int, str]] = []  # named must-be-zero runs (findings name them)
         # Pseudonym runs (label kind of ``labels``: a DNS label, an address, an IP literal's text).
         self.pseudos: list[tuple[int, int, int, str]] = []
+        # TLS host names (pseudonym fields): start, end, the whole name, the run's offset in it
+        self.names: list[tuple[int, int, bytes, int]] = []
 
 
 class StreamModel:
@@ -110,6 +112,8 @@ class StreamModel:
         self.last_tls = False  # pass 2: the direction of the last ``kept`` segment is TLS
         self.last_zeros: list[tuple[int, int, str]] = []  # pass 2: its named must-be-zero runs
         self.last_pseudos: list[tuple[int, int, int, str]] = []  # pass 2: its pseudonym runs
+        self.last_names: list[tuple[int, int, bytes, int]] = []  # pass 2: its TLS name runs
+        self.tls_names: set[bytes] = set()  # pass 1: the host names of TLS handshakes (needles)
 
     # ---- pass 1 ------------------------------------------------------------------------
     def segment(self, key: bytes, seq: int, flags: int, payload: bytes) -> None:
@@ -208,7 +212,7 @@ class StreamModel:
     def _sniff(self, d: Direction, ident, chunk: bytes) -> None:
         upgrade = d.kind == OTHER_KIND
         if tls_start(chunk, upgrade):
-            d.kind, d.parser, d.tls = TLS_KIND, Tls(self._keeper(d)), True
+            d.kind, d.parser, d.tls = TLS_KIND, Tls(self._keeper(d), self._namer(d)), True
         elif d.kind is None:
             request = http_start(chunk, True)
             if request or http_start(chunk, False):
@@ -249,6 +253,18 @@ class StreamModel:
 
         return pseudo
 
+    def _namer(self, d: Direction):
+        names = d.names
+
+        def name(at: int, piece: bytes, whole: bytes, offset: int) -> None:
+            if self.zeros_total < MAX_ZEROS:
+                self.zeros_total += 1
+                names.append((at, at + len(piece), whole, offset))
+                if len(self.tls_names) < MAX_ZEROS:
+                    self.tls_names.add(whole)
+
+        return name
+
     def _zeroer(self, d: Direction):
         zeros = d.zeros
 
@@ -267,7 +283,7 @@ class StreamModel:
     def kept(self, key: bytes, seq: int, flags: int, payload: bytes) -> list[tuple[int, int]]:
         """The ``(start, end)`` runs of ``payload`` (relative) that may survive unchanged."""
         placed = self.positions.place(key, seq, flags)
-        self.last_tls, self.last_zeros, self.last_pseudos = False, [], []
+        self.last_tls, self.last_zeros, self.last_pseudos, self.last_names = False, [], [], []
         if placed is None or not payload:
             return []
         ident, a = placed
@@ -288,6 +304,15 @@ class StreamModel:
         starts, blobs = d.starts, d.blobs
         b = a + len(payload)
         self.last_tls = d.tls
+        if d.names:
+            ns = d.names
+            k = max(0, bisect_right(ns, (a, 0, b"", 0)) - 1)
+            while k < len(ns) and ns[k][0] < b:
+                x, y, whole, offset = ns[k]
+                if y > a:
+                    lo = max(x, a)
+                    self.last_names.append((lo - a, min(y, b) - a, whole, offset + lo - x))
+                k += 1
         if d.zeros:
             zs = d.zeros
             k = max(0, bisect_right(zs, (a, 0, "")) - 1)
