@@ -100,11 +100,11 @@ def decode(r: DecisionStream, pkts) -> tuple[int, int, int]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(packets, U32, U32, U32)
-def test_round_trip_every_record_kind(pkts, tls, http, names):
+@given(packets, U32, U32, U32, U32)
+def test_round_trip_every_record_kind(pkts, tls, http, names, dns):
     r = DecisionStream()
-    r.load(encode(pkts, ("trailer", tls, http, names)))
-    assert decode(r, pkts) == (tls, http, names)
+    r.load(encode(pkts, ("trailer", tls, http, names, dns)))
+    assert decode(r, pkts) == (tls, http, names, dns)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -124,7 +124,7 @@ def test_round_trip_through_a_pipe_in_small_writes(pkts, step):
     r = DecisionStream()
     r.attach(read_fd=rfd)
     try:
-        assert decode(r, pkts) == (5, 6, 0)
+        assert decode(r, pkts) == (5, 6, 0, 0)
     finally:
         writer.join()
         r.close()
