@@ -47,13 +47,17 @@ class TransportWalker(TunnelWalker):
             end = cap_end  # the region summed is this first fragment only
         top = not quoted  # the masker recomputes checksums of packets that are not quoted
         if proto == n.IP_TCP:
+            # A header cut short (docs/policy.md, "Headers cut short"): its captured fields kept,
+            # the checksum zeroed by the masker (a function of bytes not held), updated without.
             if p + 20 > cap_end:
+                self.zero(p + 16, min(p + 18, cap_end))
                 if p + 18 <= cap_end:
                     self.job(L4_PSEUDO, p, end, p + 16, pseudo, proto, False, None, False, True)
                 return
             doff = (buf[p + 12] >> 4) * 4
             hend = p + max(doff, 20)
             if hend > cap_end:
+                self.zero(p + 16, p + 18)
                 self.zero(p + 20, cap_end)  # options cut short
                 self.job(L4_PSEUDO, p, end, p + 16, pseudo, proto, False, None, False, True)
                 return

@@ -45,7 +45,7 @@ from pktmask.verify.addresses import IP, MAC, show
 from pktmask.verify.dnsfields import ecs_findings
 from pktmask.verify.fields import Walker
 from pktmask.verify.findings import CATEGORIES, NOT_MAPPED, NOT_ZERO, UNCHANGED, Findings
-from pktmask.verify.labels import ECS4, ECS6, KEEP, NAME, OTHER, STREAM, ZERO, leaks_unchanged
+from pktmask.verify.labels import ECS4, ECS6, KEEP, NAME, OTHER, STREAM, ZERO, leaks_unchanged, partial_ok
 from pktmask.verify.labels import MAC as MAC_FIELD
 from pktmask.verify.names import MAX_COLLISION, collision, label_leaks
 from pktmask.verify.scan import Pass1, Searcher, display, open_capture
@@ -179,7 +179,7 @@ class Aligned:
                                         f"/{o[a - 2]}")
             else:
                 value = o[a:b]
-                if s[a:b] == value and leaks_unchanged(kind, value):
+                if s[a:b] == value and leaks_unchanged(kind, value) and not partial_ok(kind, b - a):
                     if kind == NAME:
                         self.findings.field(self.packet, self.original, a, b - a, name, NOT_MAPPED,
                                             "dns", display(value))
