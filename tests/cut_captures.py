@@ -41,9 +41,9 @@ from scapy.all import (
     PPPoE,
     Raw,
 )
-from scapy.layers.igmp import IGMP
 from scapy.contrib.igmpv3 import IGMPv3, IGMPv3gr, IGMPv3mr
 from scapy.contrib.mpls import MPLS
+from scapy.layers.igmp import IGMP
 from scapy.layers.vxlan import VXLAN
 
 M1, M2 = "02:11:22:33:44:55", "02:66:77:88:99:aa"

@@ -45,7 +45,17 @@ from pktmask.verify.addresses import IP, MAC, show
 from pktmask.verify.dnsfields import ecs_findings
 from pktmask.verify.fields import Walker
 from pktmask.verify.findings import CATEGORIES, NOT_MAPPED, NOT_ZERO, UNCHANGED, Findings
-from pktmask.verify.labels import ECS4, ECS6, KEEP, NAME, OTHER, STREAM, ZERO, leaks_unchanged, partial_ok
+from pktmask.verify.labels import (
+    ECS4,
+    ECS6,
+    KEEP,
+    NAME,
+    OTHER,
+    STREAM,
+    ZERO,
+    leaks_unchanged,
+    partial_ok,
+)
 from pktmask.verify.labels import MAC as MAC_FIELD
 from pktmask.verify.names import MAX_COLLISION, collision, label_leaks
 from pktmask.verify.scan import Pass1, Searcher, display, open_capture
