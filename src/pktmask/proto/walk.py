@@ -100,10 +100,14 @@ class _Walker(LinkWalker):
             if size >= 16:
                 self.link_address(6, _from(buf[2:4], "big"), _from(buf[4:6], "big"))
                 self.l3(16, size, _from(buf[14:16], "big"), 0)
+            else:
+                self.cooked_cut(6, size)
         elif lt == link.LT_SLL2:
             if size >= 20:
                 self.link_address(12, _from(buf[8:10], "big"), buf[11])
                 self.l3(20, size, _from(buf[0:2], "big"), 0)
+            else:
+                self.cooked_cut(12, size)
         elif lt in (link.LT_NULL, link.LT_LOOP):
             self.l3(4, size, link.null_ethertype(buf, lt), 0)
         elif lt == link.LT_NETLINK:
@@ -123,6 +127,13 @@ class _Walker(LinkWalker):
             self.hide(off + 6, off + 8)
         else:
             self.hide(off, off + 8)
+
+    def cooked_cut(self, off: int, size: int) -> None:
+        """A cooked header cut short (docs/policy.md, "Headers cut short"): the fields before
+        the address kept as captured; the address hidden, even when whole (fail closed: its
+        type and length may not be there), and so is what follows (a stub of the protocol)."""
+        if off < size:
+            self.hide(off, size)
 
     def netlink(self, size: int) -> None:
         """Linux netlink: keep the 16-byte cooked header and each message header, zero attributes."""

@@ -44,9 +44,11 @@ class IpWalker(TransportWalker):
             self.hide(off + 1, end)
             return
         if off + 20 > end:
-            self.zero(off, end)
+            # Header cut short by the snap length (docs/policy.md, "Headers cut short"): the
+            # captured fields kept, the addresses mapped as far as captured, the header checksum
+            # zeroed (it covers bytes the capture does not hold; without masking it is updated).
+            self.zero(off + 10, min(off + 12, end))
             if off + 12 < end:
-                # Header cut short by the snap length: its addresses, even in part, are there to hide.
                 self.field(off + 12, F_IP4, end)
                 self.field(off + 16, F_IP4, end)
                 self.job(L4_PLAIN, off, end, off + 10, [], 0, False, None, False, True)
@@ -142,8 +144,7 @@ class IpWalker(TransportWalker):
         buf = self.buf
         if not self.ip_start(off, end, depth, 6):
             return
-        if off + 40 > end:  # header cut short: hide what is there, even in part
-            self.zero(off + 24 if off + 24 <= end else off, end)
+        if off + 40 > end:  # cut short: fixed fields kept, addresses mapped as far as captured
             self.field(off + 8, F_IP6, end)
             self.field(off + 24, F_IP6, end)
             return

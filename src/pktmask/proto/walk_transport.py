@@ -47,13 +47,17 @@ class TransportWalker(TunnelWalker):
             end = cap_end  # the region summed is this first fragment only
         top = not quoted  # the masker recomputes checksums of packets that are not quoted
         if proto == n.IP_TCP:
+            # A header cut short (docs/policy.md, "Headers cut short"): its captured fields kept,
+            # the checksum zeroed by the masker (a function of bytes not held), updated without.
             if p + 20 > cap_end:
+                self.zero(p + 16, min(p + 18, cap_end))
                 if p + 18 <= cap_end:
                     self.job(L4_PSEUDO, p, end, p + 16, pseudo, proto, False, None, False, True)
                 return
             doff = (buf[p + 12] >> 4) * 4
             hend = p + max(doff, 20)
             if hend > cap_end:
+                self.zero(p + 16, p + 18)
                 self.zero(p + 20, cap_end)  # options cut short
                 self.job(L4_PSEUDO, p, end, p + 16, pseudo, proto, False, None, False, True)
                 return
@@ -125,6 +129,14 @@ class TransportWalker(TunnelWalker):
             if p + 8 <= cap_end:
                 self.job(L4_PLAIN, p, end, p + 2, [], 0, False, frag, top, True)
                 self.igmp(p, cap_end)
+            else:  # cut short: type and code kept, checksum zeroed, the group mapped as captured
+                self.zero(p + 2, min(p + 4, cap_end))
+                if p + 4 <= cap_end:
+                    self.job(L4_PLAIN, p, end, p + 2, [], 0, False, None, False, True)
+                    if buf[p] in n.IGMP_GROUP_MESSAGES:
+                        self.field(p + 4, F_IP4, cap_end)
+                    else:
+                        self.zero(p + 4, cap_end)
         elif proto == n.IP_ESP:
             self.zero(p + 8, cap_end)  # SPI and sequence number kept
         else:
@@ -335,6 +347,8 @@ class TransportWalker(TunnelWalker):
             return
         flags = _from(buf[p : p + 2], "big")
         version = flags & 7
+        if version == 0 and flags & 0x8000 and p + 8 > cap_end:
+            self.zero(p + 4, min(p + 6, cap_end))  # cut short: the checksum covers bytes not held
         if version == 0 and flags & 0x8000 and p + 6 <= cap_end:
             self.job(L4_PLAIN, p, end, p + 4, [], 0, False, None, top and p + 8 <= cap_end, True)
         o = p + 4

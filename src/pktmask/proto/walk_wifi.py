@@ -318,6 +318,9 @@ class Dot11:
         elif _from(buf[off + 22 : off + 24], "little") & 0x0F:  # a later fragment: no LLC in it
             wk.zero(body, end)
         elif qos and buf[off + hdr - (6 if flags & FL_ORDER else 2)] & QOS_AMSDU:
+            if wk.w.fcs is not None and self.amsdu_runs_past(body, end):
+                wk.w.fcs = None  # cut short, as below: the last 4 bytes are the frame's
+                end = len(buf)
             self.amsdu(body, end)
         else:
             wk.mac_dst = off + (16 if flags & FL_TODS else 4)  # the destination address
@@ -341,6 +344,18 @@ class Dot11:
             plen = _from(buf[p + 4 : p + 6], "big")
             return plen > 0 and p + 40 + plen > end
         return False
+
+    def amsdu_runs_past(self, o: int, end: int) -> bool:
+        """Whether the A-MSDU subframes at ``o`` say they end past ``end`` (or a subframe
+        header is cut by it): the frame was cut short and holds no FCS."""
+        buf = self.buf
+        base = o
+        while o + 14 <= end:
+            stop = o + 14 + _from(buf[o + 12 : o + 14], "big")
+            if stop >= end:
+                return stop > end
+            o = base + ((stop - base + 3) & -4)
+        return o < end
 
     def protected(self, o: int, end: int) -> None:
         """An encrypted body: the WEP (4 bytes) or CCMP/GCMP/TKIP (8, ExtIV set) header kept,

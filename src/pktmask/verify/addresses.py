@@ -53,6 +53,8 @@ def show(raw: bytes) -> str:
     """The usual text form of a 4-, 16- or 6-byte address."""
     if len(raw) == 6:
         return ":".join(f"{b:02x}" for b in raw)
+    if len(raw) not in (4, 16):  # a partial address, cut short
+        return raw.hex(":") + " (cut short)"
     return str(ipaddress.ip_address(raw))
 
 

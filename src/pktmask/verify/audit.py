@@ -58,6 +58,7 @@ from pktmask.verify.labels import (
     ip_text_equal,
     is_zero,
     leaks_unchanged,
+    partial_ok,
 )
 from pktmask.verify.labels import MAC as MAC_FIELD
 from pktmask.verify.names import MAX_COLLISION, collision, label_leaks, pseudonymized
@@ -208,7 +209,7 @@ class Aligned:
                                         f"/{o[a - 2]}")
             else:
                 value = o[a:b]
-                if s[a:b] == value and leaks_unchanged(kind, value):
+                if s[a:b] == value and leaks_unchanged(kind, value) and not partial_ok(kind, b - a):
                     if kind == NAME:
                         self.findings.field(self.packet, self.original, a, b - a, name, NOT_MAPPED,
                                             "dns", display(value))

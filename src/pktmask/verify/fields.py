@@ -82,13 +82,15 @@ class Walker(Network, Transport, Links, Tunnels, Wifi):
         elif linktype == LT_SLL:
             if n >= 16:
                 self.cooked(buf[2] << 8 | buf[3], buf[4] << 8 | buf[5], 6, buf[14] << 8 | buf[15], 16)
-            else:
-                self.other(0, n, "sll (cut short)")
+            else:  # cut short: the fields before the address as captured, the rest hidden
+                self.s.add(0, 6, KEEP, "")
+                self.other(6, n, "sll (cut short)")
         elif linktype == LT_SLL2:
             if n >= 20:
                 self.cooked(buf[8] << 8 | buf[9], buf[11], 12, buf[0] << 8 | buf[1], 20)
             else:
-                self.other(0, n, "sll2 (cut short)")
+                self.s.add(0, 12, KEEP, "")
+                self.other(12, n, "sll2 (cut short)")
         elif linktype in (LT_NULL, LT_LOOP):
             if n >= 4 and buf[0] in CISCO_HDLC and not buf[1]:
                 s.add(0, 4, KEEP, "")  # Cisco HDLC framing seen in NULL captures: address, control, EtherType

@@ -81,14 +81,14 @@ def special_mac(mac: bytes) -> bool:
 
 def group_kind(addr: bytes) -> int:
     """The label of a 16-byte IPv6 address field: ADDR6, or SNODE / GPREFIX for derived groups."""
-    if len(addr) == 16 and addr[:4] == _TEREDO:
+    if len(addr) > 4 and addr[:4] == _TEREDO:  # cut within the prefix: not known to be Teredo
         return TEREDO
-    if len(addr) < 16 or addr[0] != 0xFF:
-        return ADDR6  # a cut-short field becomes OTHER in Spans.add
-    if addr[:13] == _SOLICITED:
+    if len(addr) < 2 or addr[0] != 0xFF:
+        return ADDR6  # a cut-short one too: a partial pseudonym (Spans.add)
+    if len(addr) > 13 and addr[:13] == _SOLICITED:
         return SNODE
     flags = addr[1] >> 4
-    if flags & 0x3 == 0x3 and addr[3]:  # P and T set, a prefix length: RFC 3306 / RFC 3956 (R too)
+    if len(addr) > 4 and flags & 0x3 == 0x3 and addr[3]:  # P and T set, a prefix length: RFC 3306 / RFC 3956 (R too)
         return GPREFIX
     return ADDR6
 
@@ -136,11 +136,26 @@ def ip_text_equal(original: bytes, sanitized: bytes) -> bool:
     return not (special_v4(packed) if len(packed) == 4 else special_v6(packed))
 
 
+# A partial pseudonym field shorter than this is not compared with its original: one or two
+# bytes of a pseudonym equal the original's by chance too often (1/256, 1/65536).
+MIN_PARTIAL: Final = 3
+# Pseudonym kinds that a field cut short keeps as a partial pseudonym (Spans.add).
+PARTIAL: Final = frozenset({ADDR4, ADDR6, MAC, SNODE, GPREFIX, OBF4})
+
+
+def partial_ok(kind: int, size: int) -> bool:
+    """Is a pseudonym field of ``kind`` cut to ``size`` bytes too short to be compared?"""
+    return size < SIZES.get(kind, 0) and size < MIN_PARTIAL
+
+
 class Spans:
     """The labelled spans of one frame, in increasing order; KEEP neighbours are merged.
 
-    ``add`` clips to the captured length: a field that does not fit is not kept
-    (a cut-short field carries what the policy zeroes) and becomes OTHER.
+    ``add`` clips to the captured length (or the datagram's end, see ``transport.l4``)
+    by the rule of docs/policy.md, "Headers cut short": the captured bytes of a kept field
+    stay KEEP, those of an address or MAC are a partial pseudonym of the same kind (the
+    prefix-preserving map keeps a cut address's captured bytes consistent); anything else
+    (names, ECS prefixes, data) becomes OTHER; ZERO stays ZERO.
     """
 
     __slots__ = ("items", "n", "names", "fcs")
@@ -167,7 +182,7 @@ class Spans:
             self.add(a + 12, a + 16, OBF4, name + " (teredo client)")
             return
         if b > n:
-            if kind != ZERO and kind != STREAM:
+            if kind != ZERO and kind != STREAM and kind != KEEP and kind not in PARTIAL:
                 kind = OTHER
             b = n
         if a >= b:

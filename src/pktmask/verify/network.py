@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from pktmask.verify.labels import ADDR4, ADDR6, KEEP, Spans, group_kind
+from pktmask.verify.labels import ADDR4, ADDR6, KEEP, ZERO, Spans, group_kind
 
 # IPv6 extension headers.
 HOP_BY_HOP, ROUTING, FRAGMENT, ESP, AH, NO_NEXT, DEST_OPTS = 0, 43, 44, 50, 51, 59, 60
@@ -39,15 +39,21 @@ class Network:
         if o >= n:
             return
         v = buf[o]
-        if v >> 4 != 4 or v & 15 < 5 or o + 20 > n:
+        if v >> 4 != 4 or v & 15 < 5:
             add(o, o + 1, KEEP, "")
             self.other(o + 1, limit, "ipv4 (not understood)")
             return
         hl = (v & 15) * 4
-        total = buf[o + 2] << 8 | buf[o + 3]
-        add(o, o + 12, KEEP, "")
+        # A header cut short (docs/policy.md, "Headers cut short"): its captured fields as
+        # far as captured (Spans.add), the header checksum zero (it covers bytes not held).
+        cut = o + hl > n
+        add(o, o + 10, KEEP, "")
+        add(o + 10, o + 12, ZERO if cut else KEEP, "ipv4.checksum (header cut short)")
         add(o + 12, o + 16, ADDR4, "ipv4.src")
         add(o + 16, o + 20, ADDR4, "ipv4.dst")
+        if o + 20 > n:
+            return
+        total = buf[o + 2] << 8 | buf[o + 3]
         self.ipv4_options(o + 20, o + hl)
         end = limit if quoted else o + max(total, hl)
         if end > limit and limit < n:
@@ -117,13 +123,16 @@ class Network:
         buf, n, add = self.buf, self.n, self.s.add
         if o >= n:
             return
-        if buf[o] >> 4 != 6 or o + 40 > n:
+        if buf[o] >> 4 != 6:
             add(o, o + 1, KEEP, "")
             self.other(o + 1, limit, "ipv6 (not understood)")
             return
+        # Cut short: the fixed fields and the addresses as far as captured (Spans.add).
         add(o, o + 8, KEEP, "")
         add(o + 8, o + 24, group_kind(buf[o + 8:o + 24]), "ipv6.src")
         add(o + 24, o + 40, group_kind(buf[o + 24:o + 40]), "ipv6.dst")
+        if o + 40 > n:
+            return
         plen = buf[o + 4] << 8 | buf[o + 5]
         end = limit if quoted or not plen else o + 40 + plen
         if end > limit and limit < n:

@@ -27,7 +27,7 @@ from pktmask.verify.addresses import IP, MAC, AddressBook, show
 from pktmask.verify.dns import read_message, to_wire
 from pktmask.verify.fields import Walker
 from pktmask.verify.findings import Findings
-from pktmask.verify.labels import ADDR4, ADDR6, OTHER, STREAM, special_v4, special_v6
+from pktmask.verify.labels import ADDR4, ADDR6, OTHER, SIZES, STREAM, special_v4, special_v6
 from pktmask.verify.labels import MAC as MAC_FIELD
 from pktmask.verify.names import name_worth_searching
 from pktmask.verify.needles import NeedleIndex, window_keys
@@ -159,7 +159,7 @@ class Needles:
         book = self.addresses
         for a, b, kind, _ in walker.s.items:
             category = ADDRESS_KINDS.get(kind)
-            if category is not None:
+            if category is not None and b - a == SIZES[kind]:  # a partial one (cut short) is no needle
                 book.add(category, data[a:b])
         tcp = walker.tcp
         for a, b, stream in areas(walker.s.items, len(data)):
@@ -331,7 +331,7 @@ class Searcher:
         book = self.needles.addresses
         for a, b, kind, _ in items:
             category = ADDRESS_KINDS.get(kind)
-            if category is not None:
+            if category is not None and b - a == SIZES[kind]:
                 raw = data[a:b]
                 if book.holds(category, raw):
                     self.findings.record(category, show(raw), packet, "header", False)

@@ -231,7 +231,10 @@ class Transport:
     def vxlan(self, h: int, end: int) -> bool:
         """Walk a VXLAN frame if its header and inner Ethernet header parse; else say no."""
         buf, n = self.buf, self.n
-        if h + 8 + 14 > min(end, n) or buf[h] != 0x08 or buf[h + 1] or buf[h + 2] or buf[h + 3] or buf[h + 7]:
+        if h + 8 + 14 > min(end, n) or buf[h + 1] or buf[h + 2] or buf[h + 7]:
+            return False
+        # RFC 7348 (flag I, reserved zero) or VXLAN-GPE naming Ethernet (flags I and P, next protocol 3)
+        if not ((buf[h] == 0x08 and not buf[h + 3]) or (buf[h] == 0x0C and buf[h + 3] == 3)):
             return False
         o = h + 8 + 14
         t = buf[o - 2] << 8 | buf[o - 1]
@@ -403,10 +406,8 @@ class Transport:
 
     def group(self, q: int, name: str) -> None:
         """A 16-byte address field that may hold a group (derived groups labelled apart)."""
-        if q + 16 <= self.n:
+        if q < self.n:  # cut short: a partial pseudonym (Spans.add)
             self.s.add(q, q + 16, group_kind(self.buf[q:q + 16]), name)
-        else:
-            self.other(q, q + 16, name)
 
     def nd_options(self, i: int, end: int) -> None:
         buf, n, add = self.buf, self.n, self.s.add

@@ -421,6 +421,9 @@ class Wifi:
         elif buf[o + 22] & 0x0F:
             self.other(body, end, "wlan.fragment")
         elif qos and buf[o + size - (6 if fl & 0x80 else 2)] & 0x80:
+            if self.s.fcs is not None and self.amsdu_cut(body, end):
+                self.s.fcs = None  # cut short, as below: no FCS at its end
+                end = self.n
             self.amsdu(body, end)
         else:
             p = body + 8
@@ -441,6 +444,16 @@ class Wifi:
             return
         self.s.add(o, head, KEEP, "")
         self.other(head, end, "wlan.protected body")
+
+    def amsdu_cut(self, o: int, end: int) -> bool:
+        """Do the A-MSDU subframes at ``o`` run past ``end`` (or is a subframe header cut)?"""
+        base = o
+        while o + 14 <= end:
+            stop = o + 14 + int.from_bytes(self.buf[o + 12:o + 14], "big")
+            if stop >= end:
+                return stop > end
+            o = base + -(-(stop - base) // 4) * 4
+        return o < end
 
     def amsdu(self, o: int, end: int) -> None:
         base = o
