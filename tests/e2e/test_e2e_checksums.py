@@ -67,3 +67,25 @@ def test_plus_zero_sum(name, run, tmp_path, tshark):
     at = l4 + (16 if "tcp" in name else 6)
     assert struct.unpack("!H", data[at : at + 2])[0] == expected
     assert tshark_fields(out, ["frame.number"], "tcp.checksum.status==0 || udp.checksum.status==0", PREFS) == []
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_lone_first_fragment_checksum_is_zeroed(v6, run, tmp_path):
+    """A first fragment whose last fragment is not in the capture: its transport checksum covers
+    bytes the capture does not hold, so it is zeroed (docs/policy.md, "Checksums"), UDP
+    included although UDP states the datagram's length; verify agrees."""
+    from scapy.all import IPv6ExtHdrFragment, fragment, fragment6
+
+    body = UDP(sport=4000, dport=4001) / Raw(b"secret payload " * 40)
+    if v6:
+        frags = fragment6(IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrFragment() / body, 400)
+    else:
+        frags = fragment(IP(src="10.0.0.1", dst="10.0.0.2") / body, 400)
+    frames = [bytes(E / frags[0])]
+    src = write_pcap(tmp_path / "in.pcap", frames)
+    out = tmp_path / "out.pcap"
+    assert run("mask", src, out).returncode == 0
+    data = next(iter(RawPcapReader(str(out))))[0]
+    at = 14 + (48 if v6 else 20) + 6
+    assert data[at : at + 2] == b"\0\0"
+    assert run("verify", src, out).returncode == 0

@@ -373,14 +373,14 @@ class MaskingStage(TwoPassStage):
                 new = adjust(old, ones_sum(buf[start:end]) - before[i], j.proto in _UDP)
             elif frag is not None:
                 # Later fragments are all zeros: the first one's bytes make the whole sum.
+                if length < 0:  # last fragment never seen: the datagram may hold more than the
+                    buf[at : at + 2] = b"\0\0"  # capture, and the old checksum would tell of it
+                    continue  # (docs/policy.md, "Checksums")
                 if pseudo[i]:
                     if at == start + 6:  # UDP states the datagram's length itself
                         total = (buf[start + 4] << 8) | buf[start + 5]
-                    elif length >= 0:
+                    else:
                         total = length
-                    else:  # last fragment never seen: the length is unknown, and the old
-                        buf[at : at + 2] = b"\0\0"  # checksum would tell of the zeroed bytes
-                        continue
                 else:
                     total = 0
                 buf[at : at + 2] = b"\0\0"
