@@ -16,6 +16,7 @@ SOURCES := pyproject.toml setup.py $(shell find src -name '*.py')
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	rm -rf build/lib*  # setuptools reuses it: a module moved or removed in src must not ship
 	$(BIN)/python -m pip install -q '.[test]'
 	@$(BIN)/pktmask --version
 	@touch $(STAMP)
