@@ -6,34 +6,19 @@ knows stages only through ``core/pipeline/stage.py`` (docs/dev/ARCHITECTURE.md).
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pktmask.core
+from imports import DYNAMIC, module_imports
 
 CORE = Path(pktmask.core.__file__).parent
 FORBIDDEN = ("pktmask.stages", "pktmask.config", "pktmask.runner", "pktmask.cli", "pktmask.render")
 
 
 def _imports(path: Path) -> list[str]:
-    """Every module a file imports, with absolute names (relative imports resolved)."""
-    package = ".".join(path.relative_to(CORE.parent.parent).with_suffix("").parts[:-1])
-    out = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            out += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parts + ([base] if base else []))
-            out += [base] + [f"{base}.{a.name}" for a in node.names]
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-                "import_module", "__import__"):
-            out.append("<dynamic import>")
-    return out
+    return module_imports(path, CORE.parent.parent)
 
 
 def test_core_imports_neither_config_nor_stages():
@@ -42,7 +27,7 @@ def test_core_imports_neither_config_nor_stages():
     bad = {}
     for path in files:
         for name in _imports(path):
-            if name == "<dynamic import>" or name.startswith(FORBIDDEN):
+            if name == DYNAMIC or name.startswith(FORBIDDEN):
                 bad.setdefault(str(path.relative_to(CORE)), []).append(name)
     assert bad == {}
 

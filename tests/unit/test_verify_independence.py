@@ -6,12 +6,12 @@ module may be used from outside ``pktmask.verify`` (docs/dev/ARCHITECTURE.md).
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pktmask.verify
+from imports import DYNAMIC, module_imports
 
 VERIFY = Path(pktmask.verify.__file__).parent
 ALLOWED = ("pktmask.verify", "pktmask.capture", "pktmask.errors", "pktmask.core.temp_file_manager",
@@ -22,20 +22,7 @@ SANITIZER = ("pktmask.proto.tls_handshake", "pktmask.proto.x509", "pktmask.anon.
 
 
 def _imports(path: Path) -> list[str]:
-    """Every module a file imports (absolute names; relative imports resolved in the package)."""
-    out = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            out += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(["pktmask", "verify"][: 3 - node.level] + ([base] if base else []))
-            out += [base] + [f"{base}.{a.name}" for a in node.names]
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-                "import_module", "__import__"):
-            out.append("<dynamic import>")
-    return out
+    return module_imports(path, VERIFY.parent.parent)
 
 
 def test_verify_imports_only_allowed_pktmask_modules():
@@ -44,7 +31,7 @@ def test_verify_imports_only_allowed_pktmask_modules():
     bad = {}
     for path in files:
         for name in _imports(path):
-            if name == "<dynamic import>" or (name.startswith("pktmask") and not name.startswith(ALLOWED)):
+            if name == DYNAMIC or (name.startswith("pktmask") and not name.startswith(ALLOWED)):
                 bad.setdefault(path.name, []).append(name)
     assert bad == {}
 
