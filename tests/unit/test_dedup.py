@@ -54,3 +54,18 @@ def test_window_matches_a_naive_model():
         expected = [f for i, f in enumerate(frames) if f not in frames[max(0, i - window) : i]]
         kept, removed = run(DeduplicationStage(window=window), frames)
         assert kept == expected and removed == len(frames) - len(expected)
+
+
+def test_frames_sharing_a_key_match_the_naive_model():
+    """Frames longer than the key, many under one key: still exactly the naive model."""
+    import random
+
+    from pktmask.stages.dedup import KEY_BYTES
+
+    rng = random.Random(11)
+    heads = [bytes([h]) * KEY_BYTES for h in range(2)]
+    frames = [rng.choice(heads) + bytes([rng.randrange(3)]) * rng.randrange(1, 3) for _ in range(3000)]
+    for window in (1, 2, 3, 5, 17, 1000):
+        expected = [f for i, f in enumerate(frames) if f not in frames[max(0, i - window) : i]]
+        kept, removed = run(DeduplicationStage(window=window), frames)
+        assert kept == expected and removed == len(frames) - len(expected)

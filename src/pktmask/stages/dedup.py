@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Final
 from zlib import crc32
 
 from pktmask.capture.packet import Packet
 from pktmask.core.pipeline.stage import FileContext, Stage
 
 
+# Frames are filed under their first KEY_BYTES bytes (the whole frame when shorter): hashing
+# a short key costs a fraction of hashing a whole frame, and the headers there (IP ID, TCP
+# sequence and checksum) nearly always tell frames apart. Frames under one key are then
+# compared whole, so the test stays exact.
+KEY_BYTES: Final = 96
+
+
 class DeduplicationStage(Stage):
     """Drops a frame equal (captured bytes) to one of the last ``window`` frames.
 
-    With a window, the remembered frames themselves are the keys, so equality
-    is exact and memory is bounded by the window. ``window`` 0 remembers the
-    whole file by a 96-bit fingerprint per distinct frame (Python's hash and a
-    CRC-32) instead, about 100 bytes each.
+    With a window, the remembered frames are filed by their first KEY_BYTES bytes and
+    compared whole, so equality is exact and memory is bounded by the window. ``window``
+    0 remembers the whole file by a 96-bit fingerprint per distinct frame (Python's hash
+    and a CRC-32) instead, about 100 bytes each.
     """
 
     name = "dedup"
@@ -26,11 +34,15 @@ class DeduplicationStage(Stage):
         self.start(None)
 
     def start(self, ctx: FileContext | None) -> None:
-        self._seen: dict[bytes, int] = {}  # frame -> how many frames in the window carry it
+        # key -> the window's frames filed under it: one frame as itself, several as a list
+        # (a duplicate or a frame sharing the key). Every frame read counts toward the
+        # window, dropped or kept (as editcap -D), so duplicates are filed too.
+        self._seen: dict[bytes, object] = {}
         self._prints: set[tuple[int, int]] = set()  # window 0: fingerprints of the frames seen
-        # The window's frames, oldest at ``_next`` once full: a ring (list) costs less
-        # per frame than a deque's method calls, and grows only as frames come.
+        # The window's frames and their keys, oldest at ``_next`` once full: rings (lists)
+        # cost less per frame than a deque's method calls, and grow only as frames come.
         self._ring: list[bytes] = []
+        self._keys: list[bytes] = []
         self._next = 0
         self.removed = 0
 
@@ -39,30 +51,43 @@ class DeduplicationStage(Stage):
         if type(data) is not bytes:
             data = bytes(data)
         if not self.window:
-            key = (hash(data), crc32(data))
-            if key in self._prints:
+            key2 = (hash(data), crc32(data))
+            if key2 in self._prints:
                 self.removed += 1
                 return None
-            self._prints.add(key)
+            self._prints.add(key2)
             return pkt
+        key = data[:KEY_BYTES] if len(data) > KEY_BYTES else data
         seen = self._seen
-        # Every frame read counts toward the window, dropped or kept (as editcap -D).
-        count = seen.get(data)
-        seen[data] = 1 if count is None else count + 1
+        filed = seen.get(key)
+        if filed is None:
+            dup = False
+            seen[key] = data
+        elif isinstance(filed, list):
+            dup = data in filed
+            filed.append(data)
+        else:
+            dup = filed == data
+            seen[key] = [filed, data]
         ring = self._ring
         if len(ring) < self.window:
             ring.append(data)
+            self._keys.append(key)
         else:
             i = self._next
             old = ring[i]
+            old_key = self._keys[i]
             ring[i] = data
+            self._keys[i] = key
             self._next = i + 1 if i + 1 < self.window else 0
-            left = seen[old] - 1
-            if left:
-                seen[old] = left
+            filed = seen[old_key]
+            if isinstance(filed, list):
+                filed.remove(old)  # the first equal one: equal frames are interchangeable
+                if len(filed) == 1:
+                    seen[old_key] = filed[0]
             else:
-                del seen[old]
-        if count is not None:
+                del seen[old_key]
+        if dup:
             self.removed += 1
             return None
         return pkt
