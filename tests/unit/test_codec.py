@@ -22,6 +22,7 @@ from pktmask.errors import (
     PktmaskError,
     UnsupportedLinkTypeError,
 )
+from pktmask.mask import codec
 from pktmask.mask.codec import (
     NO_LENGTH,
     V_FULL,
@@ -233,3 +234,12 @@ def test_a_trailer_too_early_fails():
     r.load(encode(SIMPLE[:2]))
     with pytest.raises(RuntimeError, match="at packet 3 .*found record tag 0xc0"):
         decode(r, SIMPLE[:3])
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([codec.V_FULL, codec.V_PARTIAL]), st.integers(0, 255),
+       st.integers(0, 255), st.integers(0, 255), st.booleans(), st.integers(0, 255), st.integers(0, 2**32 - 1),
+       st.integers(0, 0xFFFE), st.integers(0, 0xFFFE))
+def test_verdict_layout_is_the_struct_layout(packet, kind, l3, l4, proto, v6, ps, end, tsum, isum):
+    """``verdict_layout`` builds its bytes by hand: exactly the VERDICT struct's."""
+    assert codec.verdict_layout(packet, kind, l3, l4, proto, v6, ps, end, tsum, isum) == codec.VPACK(
+        kind, 0, packet & 0xFF, l3, l4, proto, v6, ps, end, tsum, isum)

@@ -8,7 +8,6 @@ from zlib import crc32
 from pktmask.capture.packet import Packet
 from pktmask.core.pipeline.stage import FileContext, Stage
 
-
 # Frames are filed under their first KEY_BYTES bytes (the whole frame when shorter): hashing
 # a short key costs a fraction of hashing a whole frame, and the headers there (IP ID, TCP
 # sequence and checksum) nearly always tell frames apart. Frames under one key are then
