@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
+from pktmask.capture.packet import Writer
 from pktmask.capture.pcap import MAGIC_MODIFIED, MAGIC_NSEC, MAGIC_USEC, PcapReader, PcapWriter
 from pktmask.capture.pcapng import PcapngReader, PcapngWriter
 from pktmask.errors import InputError
@@ -14,7 +15,7 @@ _PCAP_MAGICS = {
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 Reader = PcapReader | PcapngReader
-Writer = PcapWriter | PcapngWriter
+__all__ = ["Reader", "Writer", "make_writer", "open_reader", "sniff_format"]
 
 
 def sniff_format(head: bytes) -> str | None:

@@ -71,14 +71,35 @@ class Packet:
         self.head = b""  # classic pcap: the record header as read
 
 
+class Writer:
+    """What a capture writer offers the per-packet loop (``PcapWriter``, ``PcapngWriter``).
+
+    A base class rather than a callable: compiled, the loop calls ``write`` directly."""
+
+    def write(self, pkt: Packet) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Write what is batched now (a live stream's input is waiting)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Write what is batched (the caller flushes and syncs the file)."""
+        raise NotImplementedError
+
+
 class ChunkBuffer:
     """A forward-only window over a binary stream, refilled in large reads.
 
     ``buf[off:]`` holds unread bytes. ``fill(n)`` makes at least n unread
-    bytes available and returns False when the stream ends first.
+    bytes available and returns False when the stream ends first. A chunk
+    read becomes ``buf`` as it is when the previous one is used up; only a
+    record that straddles two chunks is copied, into a ``buf`` of its own
+    (leftover + the start of the next chunk, kept in ``nxt`` from ``nxt_off``):
+    joining every chunk to its leftover would copy the whole input once more.
     """
 
-    __slots__ = ("f", "buf", "off", "eof", "consumed", "name")
+    __slots__ = ("f", "buf", "off", "eof", "consumed", "name", "nxt", "nxt_off")
 
     def __init__(self, f: BinaryIO, name: str, initial: bytes = b""):
         self.f = f
@@ -87,30 +108,57 @@ class ChunkBuffer:
         self.off = 0
         self.eof = False
         self.consumed = 0  # bytes of the stream before buf[0]
+        self.nxt = b""  # the rest of the last chunk read: the stream right after ``buf``
+        self.nxt_off = 0
 
     def fill(self, n: int) -> bool:
         """Make n unread bytes available; returns False if EOF comes first."""
         avail = len(self.buf) - self.off
         if avail >= n:
             return True
-        if self.eof:
-            return False
+        if avail == 0:  # the usual refill: the next chunk becomes the window, uncopied
+            if len(self.nxt) == self.nxt_off and not self._read(n):
+                return False
+            self.consumed += len(self.buf) - self.nxt_off
+            self.buf = self.nxt
+            self.off = self.nxt_off
+            self.nxt = b""
+            self.nxt_off = 0
+            avail = len(self.buf) - self.off
+            if avail >= n:
+                return True
+        # A record straddles chunks: its bytes are joined into a window of their own.
         parts = [self.buf[self.off :]]
         self.consumed += self.off
-        need = n - avail
-        while need > 0:
-            try:
-                chunk = self.f.read(max(CHUNK, need))
-            except OSError as exc:
-                raise InputError(f"cannot read: {exc.strerror or exc}", self.name) from exc
-            if not chunk:
-                self.eof = True
-                break
-            parts.append(chunk)
-            need -= len(chunk)
+        while avail < n:
+            rest = len(self.nxt) - self.nxt_off
+            if rest == 0:
+                if not self._read(n - avail):
+                    break
+                rest = len(self.nxt)
+            take = min(rest, n - avail)
+            start = self.nxt_off
+            parts.append(self.nxt[start : start + take])
+            self.nxt_off = start + take
+            avail += take
         self.buf = b"".join(parts)
         self.off = 0
-        return len(self.buf) >= n
+        return avail >= n
+
+    def _read(self, need: int) -> bool:
+        """Read the next chunk into ``nxt`` (at least ``need`` bytes asked); False at EOF."""
+        if self.eof:
+            return False
+        try:
+            chunk = self.f.read(max(CHUNK, need))
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror or exc}", self.name) from exc
+        if not chunk:
+            self.eof = True
+            return False
+        self.nxt = chunk
+        self.nxt_off = 0
+        return True
 
     def remaining(self) -> int:
         """Unread bytes currently buffered."""

@@ -10,7 +10,7 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO, Final
 
-from pktmask.capture.packet import ChunkBuffer, Packet, zeros
+from pktmask.capture.packet import ChunkBuffer, Packet, Writer, zeros
 from pktmask.errors import InputError
 
 MAGIC_USEC: Final = 0xA1B2C3D4
@@ -122,7 +122,7 @@ class PcapReader:
             self.packets = count
 
 
-class PcapWriter:
+class PcapWriter(Writer):
     """Write packets in the same classic pcap flavour as ``reader``."""
 
     def __init__(self, f: BinaryIO, reader: PcapReader):

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO, Final
 
-from pktmask.capture.packet import ChunkBuffer, Packet, zeros
+from pktmask.capture.packet import ChunkBuffer, Packet, Writer, zeros
 from pktmask.errors import InputError
 
 SHB = 0x0A0D0D0A
@@ -252,7 +252,7 @@ class PcapngReader:
         return sec.interfaces[ifid]
 
 
-class PcapngWriter:
+class PcapngWriter(Writer):
     """Write packets as pcapng, reproducing sections and interfaces as read.
 
     Interfaces are emitted in input order before the first packet that follows

@@ -228,6 +228,13 @@ class DecisionCodec:
         if len(out) >= self._limit:
             self.flush()
 
+    def empty(self) -> None:
+        """An EMPTY record: a segment with nothing kept (the tracker's usual one)."""
+        out = self._out
+        out += EMPTY
+        if len(out) >= self._limit:
+            self.flush()
+
     def replacements(self, repl: list[tuple[int, bytes]]) -> None:
         """The tracker's ``replace``: a segment's replacements, just before its keep ranges."""
         encode_replacements(self._out, repl)

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-from pktmask.mask.codec import NO_LENGTH, has_segment_record, length_record
+from pktmask.mask.codec import NO_LENGTH, DecisionCodec, has_segment_record, length_record
 from pktmask.mask.flow import HELD, Direction, Flow, Pending
 from pktmask.proto.dns import PORTS as DNS_PORTS
 from pktmask.proto.dns_stream import DnsStreamParser
@@ -83,8 +83,15 @@ class StreamTracker:
 
     def __init__(self, emit, replace=None, *, max_flows: int = MAX_FLOWS, max_pending: int = MAX_PENDING,
                  ooo_limit: int = OOO_LIMIT, retx_window: int = RETX_WINDOW, names=None, addrs=None):
-        self.emit = emit
-        self.replace = replace if replace is not None else _unwritable
+        # The decision stream itself (the masking stage's) is called directly: compiled, a
+        # native method call instead of a call through a bound method; tests give callables.
+        self.sink: DecisionCodec | None = emit if isinstance(emit, DecisionCodec) else None
+        if self.sink is not None:
+            self.emit = self.sink.ranges
+            self.replace = self.sink.replacements
+        else:
+            self.emit = emit
+            self.replace = replace if replace is not None else _unwritable
         self.max_flows = max_flows
         self.max_pending = max_pending
         self.ooo_limit = ooo_limit
@@ -145,7 +152,11 @@ class StreamTracker:
                 parser = d.parser
                 if parser is not None and parser.skip(n):
                     d.next = off + n  # inside a zeroed body (TLS application data): nothing kept
-                    self.emit([])
+                    sink = self.sink
+                    if sink is not None:
+                        sink.empty()
+                    else:
+                        self.emit([])
                     if flags & (FIN | RST):
                         self._closing(flow, d, flags)
                     if not tick & 0xFFF:
@@ -157,15 +168,15 @@ class StreamTracker:
                     if d.waiting:
                         self._resolve(d)
                     if not d.hs:
-                        self.emit([])
+                        self._emit([])
                     elif d.rs is None:
-                        self.emit(d.ranges(off, b))
+                        self._emit(d.ranges(off, b))
                     else:
                         ranges = d.ranges(off, b)
                         repl = d.replacements(off, b, ranges)
                         if repl:
                             self.replace(repl)
-                        self.emit(ranges)
+                        self._emit(ranges)
                 else:
                     p = Pending(d, off, b)
                     self.queue.append(p)
@@ -478,7 +489,6 @@ class StreamTracker:
     def _drain(self, force: bool = False) -> None:
         """Emit the decided segments at the head of the queue, in order."""
         q = self.queue
-        emit = self.emit
         while q:
             p = q[0]
             if p.ranges is None:
@@ -494,7 +504,14 @@ class StreamTracker:
                 self.held -= 1
             if p.repl is not None:
                 self.replace(p.repl)
-            emit(ranges)
+            self._emit(ranges)
+
+    def _emit(self, ranges: list[tuple[int, int]] | bytes) -> None:
+        sink = self.sink
+        if sink is not None:
+            sink.ranges(ranges)
+        else:
+            self.emit(ranges)
 
 
 

@@ -139,7 +139,7 @@ class MaskingStage(TwoPassStage):
 
     def _reset(self) -> None:
         self._stream = DecisionStream(self._ctx)
-        self._tracker = StreamTracker(self._stream.ranges, self._stream.replacements,
+        self._tracker = StreamTracker(self._stream,
                                       names=self._names, addrs=self._addrs)
         self._packets = 0  # pre-pass: packets seen (their verdicts carry it, modulo 256)
         self._linktypes: set[int] = set()
@@ -235,7 +235,7 @@ class MaskingStage(TwoPassStage):
         self.tls_records_masked = tracker.tls_records_masked
         self.http_messages_masked = tracker.http_messages_masked
         self.names_mapped = tracker.names_mapped
-        self._tracker = StreamTracker(self._stream.ranges, self._stream.replacements,
+        self._tracker = StreamTracker(self._stream,
                                       names=self._names, addrs=self._addrs)  # let the flows go
         self._stream.finish_writing(self.tls_records_masked, self.http_messages_masked, self.names_mapped,
                                     tracker.dns_messages)

@@ -337,7 +337,7 @@ class PipelineExecutor:
 
             first = (lambda: self._test_pause(f, pause)) if pause else None
             observer: TwoPassStage | None = plan.two_pass
-            written = loop.final(reader, plan.final, writer.write, observer, plan.prepass, tick, first)
+            written = loop.final(reader, plan.final, writer, observer, plan.prepass, tick, first)
             writer.close()
         except OSError as exc:
             raise from_oserror(exc, str(out.target)) from exc

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from pktmask.capture.packet import Packet
+from pktmask.capture.packet import Packet, Writer
 from pktmask.core.pipeline.stage import Stage, TwoPassStage
 
 TICK: Final = 0xFFF  # tick after every 4096 packets (Final: compiled, a constant, not a lookup)
@@ -37,10 +37,10 @@ def prepass(reader: Iterable[Packet], stages: list[Stage], observer: TwoPassStag
             observer.observe(pkt)
 
 
-def final(reader: Iterable[Packet], stages: list[Stage], write: Callable[[Packet], None],
+def final(reader: Iterable[Packet], stages: list[Stage], writer: Writer,
           observer: TwoPassStage | None, droppers: list[Stage], tick: Callable[[], None],
           first: Callable[[], None] | None) -> int:
-    """Run ``stages`` over every packet and ``write`` the survivors; returns how many were written.
+    """Run ``stages`` over every packet and write the survivors; returns how many were written.
 
     With an ``observer``, its pre-pass verdicts are replayed first: a packet
     a pre-pass stage dropped is counted by that stage (``droppers``) and
@@ -63,7 +63,7 @@ def final(reader: Iterable[Packet], stages: list[Stage], write: Callable[[Packet
                 break
             pkt = kept
         else:
-            write(pkt)
+            writer.write(pkt)
             written += 1
             if first is not None and written == 1:
                 first()
