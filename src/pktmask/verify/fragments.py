@@ -3,10 +3,16 @@
 docs/policy.md (DNS): a UDP datagram on a DNS port (53, 5353, 5355, source or destination) split
 into IPv4 or IPv6 fragments is kept structurally like an unfragmented message when all its
 fragments are in the capture, consistent (none overlaps another, exactly one is the last, no gap)
-and the reassembled length is the UDP length field. The audit's labels then follow the
-datagram: ``dnsfields.label_dns`` over the reassembled message, and each fragment's bytes take
-the labels of their place in the datagram. Any other fragment keeps today's labels (its data
-must be zero; a first fragment's DNS labelled as far as it goes, ``transport.udp_``).
+and the UDP length field fits the reassembled datagram. The audit's labels then follow the
+datagram: ``dnsfields.label_dns`` over the message (up to the UDP length; bytes after it must be
+zero, as in a datagram that was not fragmented), and each fragment's bytes take the labels of
+their place in the datagram. Any other fragment keeps today's labels (its data must be zero; a
+first fragment's DNS labelled as far as it goes, ``transport.udp_``).
+
+Zero is allowed wherever a field is kept or a pseudonym, so the audit may reassemble more than
+the sanitizer does and never less: it waits longer for a missing fragment (``WINDOW`` packets),
+forgets a rejected datagram sooner (``FORGET``: a fragment of its key after that starts a new
+one), accepts a fragment of any length and an exact copy at any time after completion.
 
 Pass 1 (``Reassembler``, fed by ``scan.Pass1`` with the walker's ``fragments``) collects the
 fragments of UDP datagrams, in capture order per datagram key (addresses and identification:
@@ -14,7 +20,7 @@ fragments of UDP datagrams, in capture order per datagram key (addresses and ide
 fragment (same place, same bytes) is no overlap, and one seen after its datagram completed
 belongs to it. A fragment that overlaps another otherwise, a second last fragment, a fragment
 past the last or cut short by the snapshot length rejects its datagram: it is not collected
-any more. Memory is bounded (``MAX_DATAGRAM`` per datagram, ``MAX_OPEN``/``MAX_OPEN_BYTES`` for
+any more, until ``FORGET`` packets after its first fragment. Memory is bounded (``MAX_DATAGRAM`` per datagram, ``MAX_OPEN``/``MAX_OPEN_BYTES`` for
 datagrams still incomplete, the oldest evicted first, ``MAX_KEPT_BYTES``/``MAX_FRAGMENTS`` for
 complete ones); past a bound the datagram keeps today's labels and ``gave_up`` says so.
 
@@ -35,14 +41,16 @@ from collections.abc import Callable
 from typing import Final
 
 from pktmask.verify.dnsfields import DNS_PORTS, label_dns
-from pktmask.verify.labels import ECS4, ECS6, KEEP, PSEUDONYMS, Spans
+from pktmask.verify.labels import ECS4, ECS6, KEEP, OTHER, PSEUDONYMS, Spans
 
 UDP: Final = 17
 UDP_HEADER: Final = 8
 ECS_OPTION: Final = 4  # an ECS prefix is judged with the family and prefix lengths before it
 MAX_DATAGRAM: Final = 65535  # the UDP length field's largest value
+WINDOW: Final = 1 << 15  # packets an incomplete datagram waits after its first fragment
+FORGET: Final = 1000  # packets a rejected datagram's key stays rejected after its first fragment
 MAX_OPEN: Final = 1 << 14  # datagrams being collected (or rejected, remembered by key)
-MAX_OPEN_BYTES: Final = 4 << 20  # their bytes held
+MAX_OPEN_BYTES: Final = 8 << 20  # their bytes held
 MAX_KEPT_BYTES: Final = 16 << 20  # bytes of complete DNS datagrams kept for the audit
 MAX_FRAGMENTS: Final = 1 << 18  # fragment frames of complete DNS datagrams
 
@@ -53,12 +61,13 @@ Hit = tuple["Datagram", int, int, int]  # datagram, offset in it, data start and
 class Datagram:
     """One fragmented UDP datagram: collected in pass 1, audited in pass 2."""
 
-    __slots__ = ("key", "starts", "pieces", "last", "total", "size", "packets", "rejected",
-                 "data", "ends", "labels", "label_starts", "split", "groups", "sanitized", "where",
+    __slots__ = ("key", "born", "starts", "pieces", "last", "total", "size", "packets", "rejected",
+                 "data", "length", "ends", "labels", "label_starts", "split", "groups", "sanitized", "where",
                  "audited")
 
-    def __init__(self, key: bytes):
+    def __init__(self, key: bytes, born: int):
         self.key = key
+        self.born = born  # the packet number of its first fragment in the capture
         self.starts: list[int] = []  # offsets of the fragments held, sorted
         self.pieces: dict[int, bytes] = {}
         self.last = -1  # offset of the last fragment
@@ -67,6 +76,7 @@ class Datagram:
         self.packets: list[tuple[int, int]] = []  # (packet number, offset) of every fragment frame
         self.rejected = False
         self.data = b""  # complete: the reassembled datagram (UDP header first)
+        self.length = 0  # complete: its UDP length (where the DNS message ends)
         self.ends: dict[int, int] = {}  # complete: each fragment's offset -> end
         # Pass 2: the labels by datagram offset, what only the whole datagram can judge, the
         # sanitized bytes lined up so far and where each fragment was (offsets, packets, start).
@@ -88,7 +98,8 @@ class Datagram:
         """The labels of the complete datagram (computed in pass 2, dropped once it is audited)."""
         if self.labels is None:
             spans = Spans(self.total)
-            label_dns(self.data, UDP_HEADER, self.total, spans)
+            label_dns(self.data, UDP_HEADER, self.length, spans)
+            spans.add(self.length, self.total, OTHER, "udp.payload (after the udp length)")
             spans.items = flatten(spans.items)
             self.labels = spans
             self.label_starts = [x for x, _, _, _ in spans.items]
@@ -145,12 +156,16 @@ class Reassembler:
             return
         chunk = frame[a:b]
         dg = self.open.get(key)
+        if dg is not None and dg.born < number - (FORGET if dg.rejected else WINDOW):
+            self.reject(dg)
+            del self.open[key]
+            dg = None
         if dg is None:
             done = self.closed.get(key)
             if done is not None and done.copy_of(offset, chunk, more):
                 self.register(number, done, offset)
                 return
-            dg = self.open[key] = Datagram(key)
+            dg = self.open[key] = Datagram(key, number)
             if len(self.open) > MAX_OPEN:
                 self.reject(self.open.pop(next(iter(self.open))))
         if dg.rejected:
@@ -223,7 +238,7 @@ class Reassembler:
 
     def complete(self, dg: Datagram) -> None:
         length = dg.pieces[0][4] << 8 | dg.pieces[0][5]
-        if length != dg.total:
+        if not UDP_HEADER <= length <= dg.total:
             self.reject(dg)
             return
         if self.kept_bytes + dg.total > MAX_KEPT_BYTES or self.fragments + len(dg.packets) > MAX_FRAGMENTS:
@@ -231,6 +246,7 @@ class Reassembler:
             self.reject(dg)
             return
         dg.data = b"".join(dg.pieces[s] for s in dg.starts)
+        dg.length = length
         dg.ends = {s: s + len(dg.pieces[s]) for s in dg.starts}
         self.open_bytes -= dg.size
         self.kept_bytes += dg.total
@@ -241,7 +257,7 @@ class Reassembler:
         for number, offset in packets:
             self.register(number, dg, offset)
         if self.on_message is not None:
-            self.on_message(dg.data[UDP_HEADER:])
+            self.on_message(dg.data[UDP_HEADER:length])
 
     def register(self, number: int, dg: Datagram, offset: int) -> None:
         if self.fragments >= MAX_FRAGMENTS:
@@ -366,7 +382,7 @@ class FragmentAudit:
                 pos = y
             items.append((pos, dg.total, KEEP, ""))
             self.check(dg.data, sanitized, items, dg.groups, Sink(self.findings, dg.where))
-        self.message(sanitized[UDP_HEADER:], packet)
+        self.message(sanitized[UDP_HEADER:dg.length], packet)
         dg.audited = True
         dg.labels, dg.label_starts, dg.split, dg.groups = None, [], [], []
         dg.sanitized, dg.where = None, []
