@@ -365,3 +365,36 @@ def test_the_sanitizers_output_is_clean_and_planted_labels_are_named(tmp_path, m
     report = verify(o, plant_pcap(out, spots, tmp_path / "planted.pcap"), manager)
     assert report["clean"] is False
     assert all(named(report, i, at, len(v)) for i, at, v in spots), report["findings"]
+
+
+def test_copies_of_fragments_share_the_labels_and_a_late_copy_is_judged_alone(tmp_path):
+    orig, ideal, _, _ = pair(tmp_path, False)
+    dgram = datagram(False, False)
+    spots = spots_of(orig, dgram, SPLIT.encode())
+    big = max(spots, key=lambda spot: len(spot[2]))  # the larger piece of the split label
+    k = big[0]
+    order = [0, 1, 1] + list(range(2, len(orig.frames))) + [k]  # a copy before completion, one after
+
+    def copies(frames: list[bytes]) -> list[bytes]:
+        # Each copy seen one hop later (TTL 63): the same fragment in another frame, which the
+        # audit lines up (an identical frame would be taken for one dedup dropped).
+        out = [frames[i] for i in order]
+        for j in (2, len(out) - 1):
+            out[j] = out[j][:22] + b"\x3f" + out[j][23:]
+        return out
+
+    o = write_pcap(tmp_path / "o.pcap", copies(orig.frames))
+    frames = copies(ideal.frames)
+    report = verify(o, write_pcap(tmp_path / "s.pcap", frames), None)
+    assert report["clean"] is True, report["findings"]
+    late = bytearray(frames[-1])
+    late[big[1]:big[1] + len(big[2])] = big[2]
+    report = verify(o, write_pcap(tmp_path / "p.pcap", frames[:-1] + [bytes(late)]), None)
+    assert report["clean"] is False and named(report, len(frames) - 1, big[1], len(big[2])), report["findings"]
+    # The copy before completion: its fields are judged in its frame like the first one's.
+    copy = bytearray(frames[2])
+    i, at, value = spots_of(orig, dgram, b"host3")[0]
+    assert i == 1
+    copy[at:at + len(value)] = value
+    report = verify(o, write_pcap(tmp_path / "q.pcap", frames[:2] + [bytes(copy)] + frames[3:]), None)
+    assert [f["packet"] for f in report["findings"]] == [3], report["findings"]

@@ -85,7 +85,7 @@ class Datagram:
         self.split: list[Span] = []
         self.groups: list[list[tuple[int, int]]] = []
         self.sanitized: bytearray | None = None
-        self.where: list[tuple[int, int, int, int, int]] = []
+        self.where: dict[int, tuple[int, int, int, int, int]] = {}
         self.audited = False
 
     def copy_of(self, offset: int, chunk: bytes, more: bool) -> bool:
@@ -304,6 +304,7 @@ class FragmentAudit:
         self.findings = findings
         self.check = check
         self.message = message
+        self.copied: Datagram | None = None  # the audited datagram whose labels a copy brought back
 
     def relabel(self, number: int, fragments: list[tuple[bytes, int, int, int, bool, int]], spans: Spans) -> list[Hit]:
         """Give the fragments of ORIGINAL packet ``number`` (its walk's ``spans``) their labels."""
@@ -314,6 +315,10 @@ class FragmentAudit:
         for key, offset, a, b, _more, _proto in fragments:
             for dg, off in known:
                 if dg.key == key and off == offset and dg.ends.get(off) == offset + b - a:
+                    if dg.audited and dg is not self.copied:
+                        if self.copied is not None:  # labels again for copies of one datagram at a time
+                            self.copied.labels = None
+                        self.copied = dg
                     self.place(dg, off, a, b, spans)
                     hits.append((dg, off, a, b))
                     break
@@ -325,7 +330,7 @@ class FragmentAudit:
         shift = a - off
         lo = a + UDP_HEADER if off == 0 else a  # the UDP header keeps the walker's labels
         dlo, dhi = lo - shift, b - shift
-        alone = dg.audited or dg.sanitized is not None and any(w[0] == off for w in dg.where)
+        alone = dg.audited or off in dg.where
         items = labels.items
         new: list[Span] = []
         for i in range(max(bisect_right(dg.label_starts, dlo) - 1, 0), len(items)):
@@ -359,12 +364,12 @@ class FragmentAudit:
         """The SANITIZED frame ``s`` (packet ``packet``) lines up with the ORIGINAL one: note its
         fragments' bytes; a datagram whose fragments are all noted is audited whole."""
         for dg, off, a, b in hits:
-            if dg.audited or dg.sanitized is not None and any(w[0] == off for w in dg.where):
+            if dg.audited or off in dg.where:
                 continue
             if dg.sanitized is None:
                 dg.sanitized = bytearray(dg.total)
             dg.sanitized[off:off + b - a] = s[a:b]
-            dg.where.append((off, off + b - a, packet, original, a))
+            dg.where[off] = (off, off + b - a, packet, original, a)
             if len(dg.where) == len(dg.ends):
                 self.audit(dg, packet)
 
@@ -381,8 +386,8 @@ class FragmentAudit:
                 items.append((x, y, kind, name))
                 pos = y
             items.append((pos, dg.total, KEEP, ""))
-            self.check(dg.data, sanitized, items, dg.groups, Sink(self.findings, dg.where))
+            self.check(dg.data, sanitized, items, dg.groups, Sink(self.findings, list(dg.where.values())))
         self.message(sanitized[UDP_HEADER:dg.length], packet)
         dg.audited = True
         dg.labels, dg.label_starts, dg.split, dg.groups = None, [], [], []
-        dg.sanitized, dg.where = None, []
+        dg.sanitized, dg.where = None, {}
