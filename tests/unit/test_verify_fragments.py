@@ -96,6 +96,11 @@ def test_overlapping_fragments_leave_the_datagram_out():
     shifted = (a + 8, dgram[a + 8:a + 8 + len(chunk)], True)  # overlaps its neighbours, same bytes
     r, messages = collect(parts[:1] + [shifted] + parts)
     assert messages == [] and r.by_packet == {}
+    # One that overlaps the fragment before it by as many bytes as it leaves out after it: the
+    # byte count adds up, the datagram is still not whole.
+    back = (a - 8, dgram[a - 8:a - 8 + len(chunk)], True)
+    r, messages = collect(parts[:1] + [back] + parts[2:])
+    assert messages == [] and r.by_packet == {}
 
 
 def test_two_last_fragments_or_one_past_the_last_leave_it_out():
