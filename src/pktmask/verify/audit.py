@@ -6,13 +6,16 @@ may be after sanitizing (docs/policy.md), its own stream model (``streams``, ``p
 says which TCP payload bytes are kept, and the needles (``scan``) catch identifiers that
 moved. Passes:
 
-1. ORIGINAL: needles, stream model, complete fragmented datagrams.
+1. ORIGINAL: needles, stream model, complete fragmented datagrams, fragmented DNS datagrams
+   reassembled (``fragments``).
 2. ORIGINAL and SANITIZED side by side, frame by frame (same lengths and order; an ORIGINAL
    frame identical to a recent one (MAX_SEEN frames) whose SANITIZED copy is not next was
    dropped by dedup):
    every unchanged non-zero byte where the policy zeroes, every pseudonym field holding its
    original value, every non-zero must-be-zero checksum is a finding; the needles are
-   searched in every non-header area.
+   searched in every non-header area. The fragments of a reassembled DNS datagram take the
+   labels of their place in it; what only the whole datagram shows is audited once all of its
+   fragments are lined up.
 3. Only if the frames cannot be lined up: the needles alone, over SANITIZED walked and
    stream-modelled on its own (the report says ``"aligned": false`` and why).
 
@@ -45,6 +48,7 @@ from pktmask.verify.addresses import IP, MAC, show
 from pktmask.verify.dnsfields import ecs_findings
 from pktmask.verify.fields import Walker
 from pktmask.verify.findings import CATEGORIES, NOT_MAPPED, NOT_ZERO, UNCHANGED, Findings
+from pktmask.verify.fragments import FragmentAudit, Sink
 from pktmask.verify.labels import (
     ECS4,
     ECS6,
@@ -87,6 +91,9 @@ def verify(original: str | Path, sanitized: str | Path, manager: TempFileManager
     if first.model.gave_up:
         findings.notes.append("the stream model reached its memory bound: later kept TCP payload "
                               "bytes count as must-be-zero")
+    if first.fragments.gave_up:
+        findings.notes.append("fragmented DNS datagrams reached the reassembly's memory bound: the "
+                              "data of some of their fragments counts as must-be-zero")
     audit = Aligned(first, findings)
     try:
         audit.run(original, sanitized)
@@ -108,6 +115,7 @@ class Aligned:
         self.model = first.model
         self.findings = findings
         self.searcher = Searcher(first.needles, findings)
+        self.fragments = FragmentAudit(first.fragments, findings, self.datagram, self.searcher.dns_message)
         self.packet = 0
         self.original = 0
 
@@ -123,6 +131,7 @@ class Aligned:
             for number, opkt in enumerate(ro, 1):
                 o, lt = bytes(opkt.data), opkt.linktype
                 spans = walker.frame(o, lt)
+                hits = self.fragments.relabel(number, walker.fragments, spans)
                 items = spans.items
                 tcp = walker.tcp
                 keep, zeros, tls, names = [], [], False, []
@@ -153,6 +162,8 @@ class Aligned:
                     order.append(h)
                     if len(order) > MAX_SEEN:
                         del seen[order.popleft()]
+                if hits:
+                    self.fragments.lined_up(hits, s, self.packet, number)
                 # TLS host names are pseudonym fields: not zero, but changed label by label.
                 free = sorted(keep + [(x, y) for x, y, _w, _o in names]) if names else keep
                 self.fields(o, s, items, free, zeros, spans.names, pseudos)
@@ -222,6 +233,16 @@ class Aligned:
             self.other(o, s, pos, len(o), "unlabelled")
         for group in names or ():
             self.name_group(o, s, group)
+
+    def datagram(self, o: bytes, s: bytes, items, groups: list[list[tuple[int, int]]], sink: Sink) -> None:
+        """Audit the fields of a reassembled datagram (``fragments``) that no one fragment holds
+        whole; ``sink`` names the fragments' packets and offsets."""
+        findings = self.findings
+        self.findings = sink  # type: ignore[assignment]
+        try:
+            self.fields(o, s, items, [], None, groups)
+        finally:
+            self.findings = findings
 
     def fcs(self, s: bytes, where: tuple[int, int, int, int]) -> None:
         """An 802.11 FCS must be zero or recomputed over the sanitized frame: the original

@@ -9,7 +9,9 @@ transport layers are in ``transport``, serial and other framings in ``links``, t
 * ``tcp``: the innermost unfragmented, unquoted TCP segment with payload, as
   ``(stream key, seq, flags, payload start, payload end)``, for the stream model;
 * ``udp``: ``(payload start, end, sport, dport)`` of UDP payloads (DNS needles);
-* ``last_fragment``: the key of a datagram whose last fragment this frame is.
+* ``last_fragment``: the key of a datagram whose last fragment this frame is;
+* ``fragments``: every fragment of the frame outside ICMP quotes, as ``(datagram key, offset
+  in the datagram, data start, data end, more fragments, protocol)`` (``fragments.Reassembler``).
 
 Headers are read by offsets with named constants; every read is bounds-checked, and a field
 that does not fit in the captured bytes is labelled OTHER (``Spans.add``).
@@ -67,6 +69,7 @@ class Walker(Network, Transport, Links, Tunnels, Wifi):
         self.tcp: tuple[bytes, int, int, int, int] | None = None
         self.udp: list[tuple[int, int, int, int]] = []
         self.last_fragment: bytes | None = None
+        self.fragments: list[tuple[bytes, int, int, int, bool, int]] = []
         self.depth = 0
 
     def frame(self, buf: bytes, linktype: int) -> Spans:
@@ -76,6 +79,7 @@ class Walker(Network, Transport, Links, Tunnels, Wifi):
         self.tcp = None
         self.udp = []
         self.last_fragment = None
+        self.fragments = []
         self.depth = 0
         if linktype == LT_ETHERNET:
             self.ether(0, n)

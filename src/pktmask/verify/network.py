@@ -27,11 +27,18 @@ class Network:
     n: int
     s: Spans
     last_fragment: bytes | None
+    fragments: list[tuple[bytes, int, int, int, bool, int]]
 
     if TYPE_CHECKING:  # defined by the other parts of fields.Walker
         def other(self, a: int, b: int, name: str) -> None: ...
 
         def l4(self, proto: int, p: int, end: int, addrs, frag: bytes | None, quoted: bool) -> None: ...
+
+    def fragment(self, key: bytes, offset: int, a: int, b: int, more: bool, proto: int) -> None:
+        """Note a fragment outside ICMP quotes: the datagram's key, the offset of its data in the
+        datagram, where that data lies in the frame (``[a, b)``, the IP header's end; past the
+        captured bytes if cut short), whether more follow, the protocol its header names."""
+        self.fragments.append((key, offset, a, b, more, proto))
 
     # ---- IPv4 --------------------------------------------------------------------------
     def ipv4(self, o: int, limit: int, quoted: bool = False) -> None:
@@ -63,9 +70,13 @@ class Network:
         key = bytes(buf[o + 12:o + 20]) + bytes([proto]) + bytes(buf[o + 4:o + 6])
         if fl & 0x1FFF:
             self.other(o + hl, end, "ipv4 fragment data")
-            if not fl & 0x2000 and not quoted:
-                self.last_fragment = key
+            if not quoted:
+                self.fragment(key, (fl & 0x1FFF) * 8, o + hl, end, bool(fl & 0x2000), proto)
+                if not fl & 0x2000:
+                    self.last_fragment = key
         else:
+            if fl & 0x2000 and not quoted:
+                self.fragment(key, 0, o + hl, end, True, proto)
             self.l4(proto, o + hl, end, buf[o + 12:o + 20], key if fl & 0x2000 else None, quoted)
         if end < limit:
             self.other(end, limit, "trailer after the ip datagram")
@@ -176,10 +187,14 @@ class Network:
                 key = bytes(addrs) + bytes(buf[p + 4:p + 8])
                 if fo & 0xFFF8:
                     self.other(p + 8, end, "ipv6 fragment data")
-                    if not fo & 1 and not quoted:
-                        self.last_fragment = key
+                    if not quoted:
+                        self.fragment(key, fo & 0xFFF8, p + 8, end, bool(fo & 1), buf[p])
+                        if not fo & 1:
+                            self.last_fragment = key
                     return
                 frag = key if fo & 1 else None
+                if frag is not None and not quoted:
+                    self.fragment(key, 0, p + 8, end, True, buf[p])
                 nh = buf[p]
                 p += 8
             elif nh == ESP:

@@ -4,7 +4,8 @@
 it collects what must not survive sanitizing: the addresses of every pseudonym field and of
 DNS answers, DNS names, HTTP values and long printable strings of the bytes the policy
 zeroes (each set bounded so memory does not grow with the file). The same pass feeds every
-TCP segment to the stream model and notes which fragmented datagrams are complete.
+TCP segment to the stream model, notes which fragmented datagrams are complete and reassembles
+fragmented DNS datagrams (``fragments``: their names and addresses are needles too).
 
 ``Searcher.frame`` looks for the needles in the areas of a SANITIZED frame that are not
 header fields: a find inside TLS structure the stream model keeps, as the original bytes in
@@ -27,6 +28,7 @@ from pktmask.verify.addresses import IP, MAC, AddressBook, show
 from pktmask.verify.dns import read_message, to_wire
 from pktmask.verify.fields import Walker
 from pktmask.verify.findings import Findings
+from pktmask.verify.fragments import Reassembler
 from pktmask.verify.labels import ADDR4, ADDR6, OTHER, SIZES, STREAM, special_v4, special_v6
 from pktmask.verify.labels import MAC as MAC_FIELD
 from pktmask.verify.names import name_worth_searching
@@ -181,17 +183,19 @@ class Needles:
 
 
 class Pass1:
-    """The first pass over ORIGINAL: needles, the stream model, complete datagrams, packet count."""
+    """The first pass over ORIGINAL: needles, the stream model, complete datagrams, fragmented
+    DNS datagrams reassembled, packet count."""
 
     def __init__(self):
         self.needles = Needles()
         self.model = StreamModel()
         self.complete: set[bytes] = set()
+        self.fragments = Reassembler(self.needles.add_dns)
         self.packets = 0
 
     def run(self, path: str | Path) -> Pass1:
         walker = Walker()
-        needles, model, complete = self.needles, self.model, self.complete
+        needles, model, complete, fragments = self.needles, self.model, self.complete, self.fragments
         with open_capture(path) as reader:
             for pkt in reader:
                 self.packets += 1
@@ -203,7 +207,10 @@ class Pass1:
                     model.segment(tcp[0], tcp[1], tcp[2], data[tcp[3]:tcp[4]])
                 if walker.last_fragment is not None and len(complete) < 1 << 20:
                     complete.add(walker.last_fragment)
+                for fragment in walker.fragments:
+                    fragments.add(self.packets, data, *fragment)
         model.finish()
+        fragments.finish()
         for name in model.tls_names:  # SNI and certificate names: no original may survive
             base = name[2:] if name.startswith(b"*.") else name
             if len(base) >= MIN_NAME and _NAME.fullmatch(base) and name_worth_searching(base):
@@ -272,13 +279,18 @@ class Searcher:
         if tcp is not None:
             msgs += list(tcp_dns(data, tcp[3], tcp[4], tcp[0][-4:]))
         for off, msg in msgs:
-            if is_blank(msg):
-                continue
-            kept = tls and _inside(off, off + len(msg), keep)
-            for name in read_message(msg).names:
-                shown = names.get(name)
-                if shown is not None:
-                    self.findings.record("dns", shown, packet, DNS_MESSAGE, kept)
+            self.dns_message(msg, packet, tls and _inside(off, off + len(msg), keep))
+
+    def dns_message(self, msg: bytes, packet: int, kept: bool = False) -> None:
+        """The names of a DNS message of SANITIZED that are names of ORIGINAL (compressed
+        spellings too, which no needle matches)."""
+        names = self.needles.dns_names
+        if not names or is_blank(msg):
+            return
+        for name in read_message(msg).names:
+            shown = names.get(name)
+            if shown is not None:
+                self.findings.record("dns", shown, packet, DNS_MESSAGE, kept)
 
     def changed_run(self, data: bytes, original: bytes, x: int, y: int, packet: int) -> None:
         """A kept HTTP run the sanitizer changed in part (a kept field it zeroed, a pseudonym next

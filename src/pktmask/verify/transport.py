@@ -205,7 +205,8 @@ class Transport:
     def udp_(self, p: int, end: int, ck: int, plain: bool, udp: bool, first_fragment: bool = False) -> None:
         """UDP header; VXLAN and DNS payloads walked. DNS also in the first fragment of a
         datagram (cut short where the fragment ends): labelling its structure costs nothing if
-        the sanitizer zeroes it, and agrees with one that walks it."""
+        the sanitizer zeroes it, and agrees with one that walks it. The fragments of a complete
+        DNS datagram are labelled again from the whole message (``fragments``)."""
         buf, n, add = self.buf, self.n, self.s.add
         add(p, p + 6, KEEP, "")
         add(p + 6, p + 8, ck, "udp.checksum")
