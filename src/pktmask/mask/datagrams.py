@@ -53,7 +53,7 @@ def _dns_ports(head: bytes) -> bool:
 class Datagram:
     """One datagram's fragments so far: their bytes by offset (sorted, disjoint) and pending records."""
 
-    __slots__ = ("starts", "pieces", "waiting", "total", "covered", "born", "dead")
+    __slots__ = ("starts", "pieces", "waiting", "total", "covered", "born", "dead", "records")
 
     def __init__(self, born: int) -> None:
         self.starts: list[int] = []  # offsets of the pieces held, sorted
@@ -61,8 +61,9 @@ class Datagram:
         self.waiting: list[tuple[Pending, int, int]] = []  # each fragment's record, offset and length
         self.total = -1  # the datagram's length, once its last fragment came
         self.covered = 0  # bytes held (the pieces never overlap)
-        self.born = born  # the reassembly clock at its first fragment
+        self.born = born  # the packet number of its first fragment in the capture
         self.dead = False  # not kept: its fragments are zeroed (a tombstone, holding nothing)
+        self.records: list[bytes] | None = None  # once kept: each piece's FRAGMENT record
 
     def put(self, offset: int, data: bytes, more: bool) -> int:
         """Add a fragment's bytes; returns how many it adds (0 for a copy), or -1 if the datagram
@@ -97,6 +98,17 @@ class Datagram:
 
     def complete(self) -> bool:
         return self.total >= 0 and self.covered == self.total
+
+    def copy_record(self, offset: int, data: bytes, more: bool) -> bytes | None:
+        """A kept datagram's record for an exact copy of one of its fragments; None for anything else."""
+        records = self.records
+        if records is None:
+            return None
+        i = bisect_left(self.starts, offset)
+        if i < len(self.starts) and self.starts[i] == offset and self.pieces[i] == data \
+                and (not more) == (offset + len(data) == self.total):
+            return records[i]
+        return None
 
 
 def _within(keep: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, int]]:
@@ -135,8 +147,12 @@ class Reassembly:
     """The fragmented UDP datagrams of a capture, by key (see the module docstring).
 
     ``add`` takes each fragment with the tracker's ``Pending`` for its record; the record is
-    set (encoded bytes) when the datagram is decided, kept or not. ``tick`` advances the clock
-    by one packet and fails the datagrams that waited too long; ``finish`` fails the rest.
+    set (encoded bytes) when the datagram is decided, kept or not. ``tick`` tells the number of
+    the packet being read and fails the datagrams that waited too long; ``finish`` fails the
+    rest. A datagram kept or not kept is remembered (bounded like the others, and for ``window``
+    packets): an exact copy of a kept one's fragment gets the same record, any other fragment
+    of a kept one starts a new datagram (its key reused), any fragment of a datagram not kept
+    is zeroed.
     ``messages`` counts the DNS messages kept. ``names`` and ``addrs``: the run's maps (None
     without anonymization: names and addresses kept as they are).
     """
@@ -153,14 +169,26 @@ class Reassembly:
         self.held = 0  # fragment bytes held over all datagrams
         self.messages = 0
 
-    def add(self, p: Pending, key: bytes, offset: int, data: bytes | None, more: bool) -> None:
-        """A fragment of the datagram ``key``: its bytes at ``offset`` of the datagram (None: cut
-        short), ``more`` fragments follow. Sets ``p.ranges`` now or when the datagram is decided."""
+    def add(self, p: Pending, key: bytes, offset: int, data: bytes | None, more: bool, packet: int) -> None:
+        """A fragment of the datagram ``key`` in packet number ``packet``: its bytes at ``offset``
+        of the datagram (None: cut short), ``more`` fragments follow. Sets ``p.ranges`` now or
+        when the datagram is decided."""
+        self.clock = packet
         dg = self.open.get(key)
+        if dg is not None and dg.born < packet - self.window:
+            self._fail(key, True)  # too old: the key belongs to a new datagram
+            dg = None
+        if dg is not None and dg.records is not None:
+            record = dg.copy_record(offset, data, more) if data is not None else None
+            if record is not None:
+                p.ranges = record
+                return
+            self._fail(key, True)  # not a copy: a new datagram under the same key
+            dg = None
         if dg is None:
             if len(self.open) >= self.max_open:
                 self._fail(next(iter(self.open)), True)
-            dg = self.open[key] = Datagram(self.clock)
+            dg = self.open[key] = Datagram(packet)
         if dg.dead:
             p.ranges = EMPTY
             return
@@ -178,18 +206,18 @@ class Reassembly:
         if dg.complete():
             self._decide(key, dg)
 
-    def tick(self) -> bool:
-        """One more packet: fail the datagrams that have waited ``window`` packets. Returns
-        whether a record was decided."""
-        self.clock += 1
+    def tick(self, packet: int) -> bool:
+        """Packet number ``packet`` is read: fail the datagrams that have waited ``window``
+        packets, forget those decided as long ago. Returns whether a record was decided."""
+        self.clock = packet
         decided = False
-        limit = self.clock - self.window
+        limit = packet - self.window
         while self.open:
             key = next(iter(self.open))
             dg = self.open[key]
             if dg.born >= limit:
                 break
-            if not dg.dead:
+            if dg.waiting:
                 decided = True
             self._fail(key, True)
         return decided
@@ -207,8 +235,7 @@ class Reassembly:
         """End of capture: the datagrams still incomplete are not kept."""
         for dg in self.open.values():
             for p, _off, _n in dg.waiting:
-                if p.ranges is None:
-                    p.ranges = EMPTY
+                p.ranges = EMPTY
         self.open.clear()
         self.held = 0
 
@@ -217,14 +244,13 @@ class Reassembly:
         remembered as a tombstone (its later fragments zeroed at once)."""
         dg = self.open[key]
         for p, _off, _n in dg.waiting:
-            if p.ranges is None:
-                p.ranges = EMPTY
+            p.ranges = EMPTY
+        dg.waiting = []
         self.held -= dg.covered
         if forget:
             del self.open[key]
             return
         dg.dead = True
-        dg.waiting = []
         dg.starts = []
         dg.pieces = []
         dg.covered = 0
@@ -252,8 +278,12 @@ class Reassembly:
             clean[at : at + len(value)] = value
         extra = ones_sum(clean[first:])
         self.messages += 1
-        for p, offset, n in dg.waiting:
-            ranges = _within(keep, offset, offset + n)
-            p.ranges = fragment_record(ranges, _clip(repl, ranges, offset), extra if offset == 0 else -1)
-        self.held -= dg.covered
-        del self.open[key]
+        records: list[bytes] = []
+        for i in range(len(dg.starts)):
+            offset = dg.starts[i]
+            ranges = _within(keep, offset, offset + len(dg.pieces[i]))
+            records.append(fragment_record(ranges, _clip(repl, ranges, offset), extra if offset == 0 else -1))
+        dg.records = records
+        for p, offset, _n in dg.waiting:  # copies too: the record of the piece at their offset
+            p.ranges = records[bisect_left(dg.starts, offset)]
+        dg.waiting = []

@@ -218,28 +218,30 @@ class StreamTracker:
             for flow in stale.values():
                 self._drop(flow)
 
-    def hold(self, blob: bytes) -> None:
+    def hold(self, blob: bytes, packet: int = -1) -> None:
         """Emit ``blob`` as is, in capture order: after every segment still undecided.
 
         The caller uses this for its own per-packet records, which must stay in
         step with the segments' keep ranges. Call only while ``queue`` is not
-        empty (otherwise nothing is waiting: emit the blob directly).
+        empty (otherwise nothing is waiting: emit the blob directly). ``packet``
+        is the number of the packet (the clock of fragmented datagrams).
         """
         p = Pending(None, HELD, 0)
         p.ranges = blob
         self.queue.append(p)
         self.held += 1
-        # One more packet while records wait: fragmented datagrams wait a bounded number of them.
-        if self._datagrams.open and self._datagrams.tick():
+        # Records wait: fragmented datagrams wait a bounded number of packets.
+        if self._datagrams.open and packet >= 0 and self._datagrams.tick(packet):
             self._drain()
 
-    def fragment(self, key: bytes, offset: int, data: bytes | None, more: bool) -> None:
-        """A fragment of a UDP datagram (``codec.has_fragment_record``): its bytes at ``offset``
-        of datagram ``key`` (None: cut short), ``more`` fragments follow. Its FRAGMENT record
-        is emitted once the datagram is decided (mask/datagrams.py)."""
+    def fragment(self, key: bytes, offset: int, data: bytes | None, more: bool, packet: int) -> None:
+        """A fragment of a UDP datagram (``codec.has_fragment_record``) in packet number
+        ``packet``: its bytes at ``offset`` of datagram ``key`` (None: cut short), ``more``
+        fragments follow. Its FRAGMENT record is emitted once the datagram is decided
+        (mask/datagrams.py)."""
         p = Pending(None, FRAG, 0)
         self.queue.append(p)
-        self._datagrams.add(p, key, offset, data, more)
+        self._datagrams.add(p, key, offset, data, more, packet)
         self._drain()
 
     def datagram(self, key: bytes) -> None:

@@ -175,7 +175,7 @@ class MaskingStage(TwoPassStage):
         self._packets += 1
         tracker = self._tracker
         if tracker.queue:
-            tracker.hold(blob)  # stays behind the keep ranges of earlier packets
+            tracker.hold(blob, self._packets)  # stays behind the keep ranges of earlier packets
             return
         self._stream.write(blob)
 
@@ -217,7 +217,7 @@ class MaskingStage(TwoPassStage):
         if has_fragment_record(fr):
             assert fr is not None
             key, start, end, offset, more = fr
-            tracker.fragment(key, offset, data[start:end] if end <= len(data) else None, more)
+            tracker.fragment(key, offset, data[start:end] if end <= len(data) else None, more, self._packets)
         seg = d.tcp
         if seg is not None:
             tracker.segment_in(seg.key, seg.seq, seg.flags, data, seg.start, seg.end)
