@@ -1,9 +1,10 @@
 """MaskingStage: zero payloads except TLS/HTTP structure, then make every checksum valid.
 
 Two passes. The pre-pass (``observe``) classifies every frame and runs the
-stream tracker over every TCP segment; it writes, in capture order, a verdict
+stream tracker over every TCP segment and every UDP fragment (DNS datagrams
+reassembled: mask/datagrams.py); it writes, in capture order, a verdict
 per packet, the keep ranges (and replacements) of each segment with payload
-and the transport length of each fragmented datagram to the decision stream
+and of each UDP fragment, and the transport length of each fragmented datagram to the decision stream
 (records: mask/codec.py; moved by mask/decisions.py through a pipe to the
 masking pass, or scratch from the TempFileManager). The masking
 pass (``replay``, ``process``) reads them back, zeroes everything the
