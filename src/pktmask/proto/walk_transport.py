@@ -92,12 +92,11 @@ class TransportWalker(TunnelWalker):
             elif (proto == n.IP_UDP and not quoted and not fragmented and self.payloads
                   and (_from(buf[p : p + 2], "big") in dns.PORTS or _from(buf[p + 2 : p + 4], "big") in dns.PORTS)):
                 self.dns_message(p, end, cap_end)
-            elif fragmented:
-                fr = self.w.fragment
-                if fr is None or fr[1] != p:  # else a first fragment's payload: the masker's (walk_ip.py)
-                    self.zero(p + 8, cap_end)
-            elif not (proto == n.IP_UDP and not quoted and self.udp_tunnel(p, end, cap_end, depth)):
-                self.zero(p + 8, cap_end)  # GTP-U, Geneve, Teredo, AYIYA: walked when plausible
+            elif fragmented and self.w.fragment is not None and self.w.fragment[1] == p:
+                pass  # a first fragment's payload: zeroed by the masker but for its FRAGMENT record (walk_ip.py)
+            elif not (proto == n.IP_UDP and not quoted and not fragmented
+                      and self.udp_tunnel(p, end, cap_end, depth)):  # GTP-U, Geneve, Teredo, AYIYA
+                self.zero(p + 8, cap_end)
         elif proto == n.IP_ICMP:
             if p + 8 > cap_end:
                 self.zero(p, cap_end)
