@@ -14,6 +14,7 @@ import struct
 import pytest
 
 from pktmask.mask import tracker as tracker_mod
+from pktmask.mask.datagrams import Reassembly
 from pktmask.mask.tracker import StreamTracker
 
 FIN, SYN, RST, PSH_ACK, ACK = 0x01, 0x02, 0x04, 0x18, 0x10
@@ -777,7 +778,8 @@ def test_a_fragment_forced_out_by_the_pending_bound_zeroes_its_datagram():
 
 def test_a_fragment_waits_at_most_the_window_of_packets():
     out: list = []
-    t = StreamTracker(out.append, frag_window=10)
+    t = StreamTracker(out.append)
+    t.datagrams = Reassembly(window=10)
     frags = dns_fragments()
     t.fragment(b"k", *frags[0], 1)
     for n in range(2, 12):

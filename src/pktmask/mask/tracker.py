@@ -30,9 +30,6 @@ from collections.abc import Callable
 from typing import Final
 
 from pktmask.mask.codec import NO_LENGTH, has_segment_record, length_record
-from pktmask.mask.datagrams import MAX_BYTES as FRAG_BYTES
-from pktmask.mask.datagrams import MAX_OPEN as FRAG_OPEN
-from pktmask.mask.datagrams import WINDOW as FRAG_WINDOW
 from pktmask.mask.datagrams import Reassembly
 from pktmask.mask.flow import FRAG, HELD, Direction, Flow, Pending
 from pktmask.proto.dns import PORTS as DNS_PORTS
@@ -83,13 +80,13 @@ class StreamTracker:
     ``names`` and ``addrs`` (the run's name and address maps; None without
     anonymization) give the stream parsers the pseudonyms of the names and
     addresses they keep (DNS over TCP, HTTP hosts), and the DNS messages of
-    fragmented UDP datagrams theirs (``fragment``: mask/datagrams.py, whose
-    bounds are the ``frag_*`` parameters).
+    fragmented UDP datagrams theirs (``fragment``: ``datagrams``, a
+    mask/datagrams.py ``Reassembly``; tests shrink its bounds by giving
+    another).
     """
 
     def __init__(self, emit, replace=None, *, max_flows: int = MAX_FLOWS, max_pending: int = MAX_PENDING,
-                 ooo_limit: int = OOO_LIMIT, retx_window: int = RETX_WINDOW, names=None, addrs=None,
-                 frag_window: int = FRAG_WINDOW, frag_open: int = FRAG_OPEN, frag_bytes: int = FRAG_BYTES):
+                 ooo_limit: int = OOO_LIMIT, retx_window: int = RETX_WINDOW, names=None, addrs=None):
         self.emit = emit
         self.replace = replace if replace is not None else _unwritable
         self.max_flows = max_flows
@@ -112,7 +109,7 @@ class StreamTracker:
         self._frag_wait: dict[bytes, list[Pending]] = {}
         self._closed: deque[tuple[int, Flow]] = deque()
         self._frag_len: dict[bytes, int] = {}
-        self._datagrams = Reassembly(names, addrs, window=frag_window, max_open=frag_open, max_bytes=frag_bytes)
+        self.datagrams = Reassembly(names, addrs)
 
     # ---- entry points ----------------------------------------------------------
     def segment(self, key: bytes, seq: int, flags: int, payload) -> None:
@@ -231,7 +228,7 @@ class StreamTracker:
         self.queue.append(p)
         self.held += 1
         # Records wait: fragmented datagrams wait a bounded number of packets.
-        if self._datagrams.open and packet >= 0 and self._datagrams.tick(packet):
+        if self.datagrams.open and packet >= 0 and self.datagrams.tick(packet):
             self._drain()
 
     def fragment(self, key: bytes, offset: int, data: bytes | None, more: bool, packet: int) -> None:
@@ -241,7 +238,7 @@ class StreamTracker:
         (mask/datagrams.py)."""
         p = Pending(None, FRAG, 0)
         self.queue.append(p)
-        self._datagrams.add(p, key, offset, data, more, packet)
+        self.datagrams.add(p, key, offset, data, more, packet)
         self._drain()
 
     def datagram(self, key: bytes) -> None:
@@ -283,9 +280,9 @@ class StreamTracker:
             for p in waiting:
                 p.ranges = NO_LENGTH
         self._frag_wait.clear()
-        self._datagrams.finish()
-        self.dns_messages += self._datagrams.messages
-        self._datagrams.messages = 0
+        self.datagrams.finish()
+        self.dns_messages += self.datagrams.messages
+        self.datagrams.messages = 0
         self._drain(force=True)
 
     def _new_direction(self, key: bytes) -> Direction:
@@ -512,7 +509,7 @@ class StreamTracker:
                 if p.dir is not None:
                     self._flush(p.dir)  # decides p.ranges (mypy does not know: read it below)
                 elif p.a == FRAG:
-                    self._datagrams.fail_pending(p)  # its whole datagram zeroed, for consistency
+                    self.datagrams.fail_pending(p)  # its whole datagram zeroed, for consistency
             q.popleft()
             ranges = p.ranges
             if ranges is None:  # a datagram whose last fragment never came: unknown
