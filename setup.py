@@ -28,6 +28,7 @@ HOT = [
     "src/pktmask/mask/decisions.py",
     "src/pktmask/mask/flow.py",
     "src/pktmask/mask/tracker.py",
+    "src/pktmask/mask/datagrams.py",
     "src/pktmask/proto/checksum.py",
     "src/pktmask/proto/walk_base.py",
     "src/pktmask/proto/walk_transport.py",

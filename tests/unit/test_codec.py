@@ -27,6 +27,7 @@ from pktmask.mask.codec import (
     NO_LENGTH,
     V_FULL,
     V_PARTIAL,
+    fragment_record,
     length_record,
     verdict_dropped,
     verdict_general,
@@ -45,17 +46,24 @@ verdicts = st.one_of(
 )
 ranges = st.lists(st.tuples(U32, U32), max_size=5)
 replacements = st.lists(st.tuples(U32, st.binary(max_size=20)), max_size=4)
+fragments = st.one_of(st.none(), st.tuples(ranges, replacements, st.one_of(st.just(-1), st.integers(0, 0xFFFE))))
 packets = st.lists(
     st.tuples(verdicts, st.lists(st.one_of(st.none(), U32), max_size=3),
-              st.one_of(st.none(), st.tuples(ranges, replacements))),
+              st.one_of(st.none(), st.tuples(ranges, replacements)), fragments),
     max_size=300,
 )
+
+
+def _parts(pkt):
+    """(verdict, lengths, segment, fragment): tests write packets without a fragment too."""
+    return pkt if len(pkt) == 4 else (*pkt, None)
 
 
 def encode(pkts, end=("trailer", 0, 0)) -> bytes:
     """The stream a pre-pass writes for ``pkts``, ended by ``end``."""
     w = DecisionStream()  # no file context: memory
-    for n, (verdict, lengths, segment) in enumerate(pkts):
+    for n, pkt in enumerate(pkts):
+        verdict, lengths, segment, frag = _parts(pkt)
         if verdict[0] == "general":
             w.write(verdict_general(n))
         elif verdict[0] == "dropped":
@@ -64,6 +72,8 @@ def encode(pkts, end=("trailer", 0, 0)) -> bytes:
             w.write(verdict_layout(n, *verdict))
         for length in lengths:
             w.ranges(NO_LENGTH if length is None else length_record(length))
+        if frag is not None:
+            w.ranges(fragment_record(*frag))  # queued by the tracker as an encoded record
         if segment is not None:
             keep, repl = segment
             w.replacements(repl)
@@ -77,7 +87,8 @@ def encode(pkts, end=("trailer", 0, 0)) -> bytes:
 
 def decode(r: DecisionStream, pkts) -> tuple[int, int, int]:
     """Read ``pkts`` back from ``r``, checking every field; returns the trailer."""
-    for verdict, lengths, segment in pkts:
+    for p in pkts:
+        verdict, lengths, segment, frag = _parts(p)
         pkt = Packet(b"", 1, 0, 0, 0)
         got = r.read_verdict(pkt)
         if verdict[0] == "general":
@@ -91,6 +102,10 @@ def decode(r: DecisionStream, pkts) -> tuple[int, int, int]:
             assert r.sums == (kind == V_FULL)
             assert (r.tsum, r.isum) == (tsum, isum)
         assert [r.read_length() for _ in lengths] == [-1 if x is None else x for x in lengths]
+        if frag is not None:
+            keep, repl, extra = frag
+            assert r.read_fragment() == (keep, max(extra, 0))
+            assert r.replaced == (repl if keep and repl else None)
         if segment is not None:
             keep, repl = segment
             if not keep and not repl and r.skip_empty():

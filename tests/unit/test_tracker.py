@@ -14,6 +14,7 @@ import struct
 import pytest
 
 from pktmask.mask import tracker as tracker_mod
+from pktmask.mask.datagrams import Reassembly
 from pktmask.mask.tracker import StreamTracker
 
 FIN, SYN, RST, PSH_ACK, ACK = 0x01, 0x02, 0x04, 0x18, 0x10
@@ -730,3 +731,62 @@ def test_kept_bytes_are_always_the_first_copys(seed):
     for (off, data), ranges in zip(segs, out, strict=True):
         for x, y in ranges:
             assert data[x:y] == first[off + x : off + y], (off, x, y)
+
+
+# ---------------------------------------------------------------- fragmented DNS datagrams (mask/datagrams.py)
+
+
+def dns_fragments() -> list[tuple[int, bytes, bool]]:
+    """A DNS response in a UDP datagram, cut into 4 fragments: (offset, bytes, more)."""
+    msg = b"\x00\x09\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + b"\x06secret\x04corp\x03com\x00\x00\x01\x00\x01"
+    msg += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc6\x33\x64\x17" + bytes(40)
+    dgram = struct.pack("!HHHH", 53, 40000, 8 + len(msg), 0) + msg
+    size = 24
+    return [(o, dgram[o : o + size], o + size < len(dgram)) for o in range(0, len(dgram), size)]
+
+
+def test_fragment_records_come_out_in_packet_order_with_held_blobs():
+    """A fragment's record waits for its datagram; the verdicts held behind it come after it."""
+    out: list = []
+    t = StreamTracker(out.append)
+    frags = dns_fragments()
+    order = [frags[-1], *frags[:-1]]  # last fragment first
+    for n, (off, data, more) in enumerate(order):
+        if n:
+            t.hold(b"V%d" % n, n + 1)  # the packet's verdict, held behind the waiting records
+        t.fragment(b"k", off, data, more, n + 1)
+    assert len(out) == 2 * len(order) - 1
+    assert out[1::2] == [b"V%d" % n for n in range(1, len(order))]
+    records = out[0::2]
+    assert all(isinstance(r, bytes) for r in records) and records[1][0] == 0xB5  # the first fragment: SUM
+    t.finish()
+    assert t.dns_messages == 1
+
+
+def test_a_fragment_forced_out_by_the_pending_bound_zeroes_its_datagram():
+    out: list = []
+    t = StreamTracker(out.append, max_pending=1)
+    frags = dns_fragments()
+    t.fragment(b"a", *frags[0], 1)
+    t.fragment(b"b", *frags[0], 2)  # two waiting: the first is given up
+    assert out == [b"\xb0"]
+    for n, f in enumerate(frags[1:]):
+        t.fragment(b"a", *f, 3 + n)  # its datagram is not kept any more
+    t.finish()
+    assert out == [b"\xb0"] * (len(frags) + 1) and t.dns_messages == 0
+
+
+def test_a_fragment_waits_at_most_the_window_of_packets():
+    out: list = []
+    t = StreamTracker(out.append)
+    t.datagrams = Reassembly(window=10)
+    frags = dns_fragments()
+    t.fragment(b"k", *frags[0], 1)
+    for n in range(2, 12):
+        t.hold(b"V", n)
+    assert out == []
+    t.hold(b"V", 12)  # 11 packets on: the datagram is given up, everything comes out
+    assert out == [b"\xb0"] + [b"V"] * 11
+    t.fragment(b"k", *frags[1], 13)  # a new datagram under the key: waits again
+    t.finish()
+    assert out[-1] == b"\xb0" and t.dns_messages == 0

@@ -31,6 +31,7 @@ from scapy.all import (
     IPOption_Router_Alert,
     IPOption_RR,
     IPv6,
+    IPv6ExtHdrDestOpt,
     IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
     Raw,
@@ -225,20 +226,49 @@ def test_ip_in_ip_and_ipv6_in_ipv4():
 
 
 def test_ipv4_fragments():
+    """A UDP datagram's fragments: their payload is left to the masker (``fragment``: the datagram
+    key, where this fragment's bytes of the datagram start and end, their offset, more follow)."""
     dgram = IP(src=A4, dst=B4, id=77) / UDP(sport=1, dport=2) / Raw(PAYLOAD * 100)
     frags = [frame(E / f) for f in fragment(dgram, fragsize=800)]
     first = dissect(frags[0], ETH)
-    assert first.zero == [(42, len(frags[0]))] and first.last_fragment is None
+    assert first.zero == [] and first.last_fragment is None
     job = first.jobs[-1]
     assert job[0] == L4_PSEUDO and job[2] == len(frags[0]) and job[6] is not None  # this fragment only
+    assert first.fragment == (job[6], 34, len(frags[0]), 0, True)  # from the UDP header on
+    offset = len(frags[0]) - 34
     for f in frags[1:-1]:
         d = dissect(f, ETH)
-        assert d.zero == [(34, len(f))] and d.last_fragment is None
+        assert d.zero == [] and d.last_fragment is None
+        assert d.fragment == (job[6], 34, len(f), offset, True)
+        offset += len(f) - 34
         assert [j[0] for j in d.jobs] == [IP4_HEADER]
     last = dissect(frags[-1], ETH)
-    assert last.zero == [(34, len(frags[-1]))]
+    assert last.zero == [] and last.fragment == (job[6], 34, len(frags[-1]), offset, False)
     key, length = last.last_fragment
     assert key == job[6] and length == 8 + len(PAYLOAD) * 100
+
+
+def test_fragments_of_other_protocols_and_quoted_ones_are_zeroed_by_the_walk():
+    """Only UDP fragments outside ICMP errors are left to the masker's FRAGMENT records."""
+    for dgram in (IP(src=A4, dst=B4, id=78) / ICMP() / Raw(PAYLOAD * 100),
+                  IP(src=A4, dst=B4, id=79, proto=136) / Raw(PAYLOAD * 100)):
+        for f in fragment(dgram, fragsize=800):
+            buf = frame(E / f)
+            d = dissect(buf, ETH)
+            assert d.fragment is None and d.zero and d.zero[-1][1] == len(buf)
+    inner = fragment(IP(src=B4, dst=A4, id=80) / UDP(sport=53, dport=2) / Raw(PAYLOAD * 100), fragsize=800)
+    for f in inner:
+        buf = frame(E / IP(src=A4, dst=B4) / ICMP(type=3, code=4) / f)
+        d = dissect(buf, ETH)
+        assert d.fragment is None and d.zero[-1][1] == len(buf)
+
+
+def test_ipv6_extension_header_after_the_fragment_header_is_no_udp_fragment():
+    dgram = IPv6(src=A6, dst=B6) / IPv6ExtHdrFragment(id=10) / IPv6ExtHdrDestOpt() / UDP() / Raw(PAYLOAD * 100)
+    for f in fragment6(dgram, 1280):
+        buf = frame(E / f)
+        d = dissect(buf, ETH)
+        assert d.fragment is None and d.zero[-1][1] == len(buf)
 
 
 def test_ipv4_first_fragment_of_tcp_is_not_a_segment():
@@ -252,9 +282,12 @@ def test_ipv6_fragments():
     dgram = IPv6(src=A6, dst=B6) / IPv6ExtHdrFragment(id=9) / UDP() / Raw(PAYLOAD * 100)
     frags = [frame(E / f) for f in fragment6(dgram, 1280)]
     first = dissect(frags[0], ETH)
-    assert first.zero == [(14 + 48 + 8, len(frags[0]))]
+    assert first.zero == [] and first.fragment == (first.jobs[-1][6], 14 + 48, len(frags[0]), 0, True)
+    offset = len(frags[0]) - 14 - 48
     for f in frags[1:]:
-        assert dissect(f, ETH).zero == [(14 + 48, len(f))]
+        d = dissect(f, ETH)
+        assert d.zero == [] and d.fragment == (first.jobs[-1][6], 14 + 48, len(f), offset, f is not frags[-1])
+        offset += len(f) - 14 - 48
     key, length = dissect(frags[-1], ETH).last_fragment
     assert key == first.jobs[-1][6] and length == 8 + len(PAYLOAD) * 100
 

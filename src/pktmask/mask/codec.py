@@ -6,8 +6,11 @@ needs; the masking pass reads them back in the same order. ``DecisionStream``
 (mask/decisions.py) moves the bytes through a pipe or scratch. The grammar::
 
     stream  := packet* (TRAILER | FAILURE)   a FAILURE may cut in at any record boundary
-    packet  := VERDICT LENGTH* SEGMENT?
+    packet  := VERDICT LENGTH* FRAGMENT? SEGMENT?
     LENGTH  := LENGTH | NO_LENGTH            one per first fragment (``has_length_record``)
+    FRAGMENT := SUM? REPLACEMENTS? (EMPTY | RANGES)
+                                             for a fragment of a UDP datagram (``has_fragment_record``);
+                                             SUM only for the first fragment of a datagram kept
     SEGMENT := REPLACEMENTS? (EMPTY | RANGES)
                                              for a TCP segment with payload (``has_segment_record``)
 
@@ -16,7 +19,7 @@ another kind than it expects fails there. A verdict carries its packet's
 index modulo 256 (``SEQ``): the reader counts packets too, and a stream out of
 step with the capture fails at its first packet out of step. Producers and
 consumers decide whether a packet has a record with the same predicates
-(``has_segment_record``, ``has_length_record``). Everything is little-endian.
+(``has_segment_record``, ``has_length_record``, ``has_fragment_record``). Everything is little-endian.
 
 To add a record kind: take an unused tag, write its encoder and its decoder
 here next to each other, say where it goes in the grammar above, and add it to
@@ -46,6 +49,7 @@ T_RANGES: Final = 0xB1  # ... keep ranges
 T_REPLACEMENTS: Final = 0xB2  # ... bytes written over kept ones (before its EMPTY or RANGES)
 T_LENGTH: Final = 0xB3  # a fragmented datagram's transport length
 T_NO_LENGTH: Final = 0xB4  # ... unknown (its last fragment never came)
+T_SUM: Final = 0xB5  # a kept datagram's first fragment: the sum of the other fragments' sanitized bytes
 T_TRAILER: Final = 0xC0  # the pre-pass's counters: the end
 T_FAILURE: Final = 0xC1  # the pre-pass's error: the end
 
@@ -59,6 +63,13 @@ def has_segment_record(start: int, end: int) -> bool:
 def has_length_record(job: Job) -> bool:
     """A walk job has a LENGTH record: a first fragment whose checksum the masker recomputes."""
     return job.mask and job.frag is not None
+
+
+def has_fragment_record(fragment: tuple[bytes, int, int, int, bool] | None) -> bool:
+    """A walk's ``fragment`` (a fragment of a UDP datagram, proto/walk_base.py) has a FRAGMENT
+    record: what of its bytes the datagram's DNS message keeps (mask/datagrams.py). Every such
+    fragment has one: a later fragment carries no port, so only the pre-pass knows."""
+    return fragment is not None
 
 
 # ---- VERDICT: tag, index of the stage that dropped it, SEQ, then the fast layout -------------
@@ -141,6 +152,27 @@ NO_LENGTH: Final = bytes((T_NO_LENGTH,))
 def length_record(length: int) -> bytes:
     """The LENGTH record of a datagram whose transport length is ``length`` (queued by the tracker)."""
     return _LENGTH(T_LENGTH, length)
+
+
+# ---- SUM: u16, the ones'-complement sum (modulo 0xFFFF) of the sanitized bytes of a kept --------
+# datagram after its first fragment: the first fragment's transport checksum covers them.
+# FRAGMENT: the SUM (first fragment of a kept datagram), its replacements, its keep ranges.
+_SUM: Final = struct.Struct("<BH")
+
+
+def fragment_record(ranges: list[tuple[int, int]], repl: list[tuple[int, bytes]], extra: int = -1) -> bytes:
+    """The FRAGMENT record of a fragment whose bytes ``ranges`` keep (relative to where its bytes of
+    the datagram start), with ``repl`` written over them; ``extra`` (>= 0) is the SUM of a kept
+    datagram's first fragment (queued by the tracker until the datagram is decided)."""
+    if extra < 0 and not ranges:
+        return EMPTY
+    out = bytearray()
+    if extra >= 0:
+        out += _SUM.pack(T_SUM, extra)
+    if ranges:  # replacements only ever land inside kept bytes
+        encode_replacements(out, repl)
+    encode_ranges(out, ranges)
+    return bytes(out)
 
 
 # ---- TRAILER: u32 TLS records masked, u32 HTTP messages masked, u32 names pseudonymized, u32 DNS
@@ -289,7 +321,21 @@ class DecisionCodec:
     def read_segment(self) -> list[tuple[int, int]]:
         """A TCP segment's keep ranges; its replacements go to ``replaced``."""
         self.replaced = None
+        return self._read_kept(self._tag())
+
+    def read_fragment(self) -> tuple[list[tuple[int, int]], int]:
+        """A UDP fragment's keep ranges and the SUM of the datagram's other fragments (0 when
+        there is none); its replacements go to ``replaced``."""
+        self.replaced = None
         tag = self._tag()
+        extra = 0
+        if tag == T_SUM:
+            extra = self._fields(_U16)[0]
+            tag = self._tag()
+        return self._read_kept(tag), extra
+
+    def _read_kept(self, tag: int) -> list[tuple[int, int]]:
+        """REPLACEMENTS? (EMPTY | RANGES), from the record whose tag ``tag`` was just read."""
         if tag == T_REPLACEMENTS:
             self.replaced = self._read_replacements()
             tag = self._tag()

@@ -27,6 +27,7 @@ from pktmask.proto.tls import TlsParser
 
 CRC32: Final = zlib.crc32  # bound once (compiled: a static, not a global lookup per kept run)
 HELD: Final = -1  # ``Pending.a`` of a caller's record queued in order (``StreamTracker.hold``)
+FRAG: Final = -2  # ``Pending.a`` of a UDP fragment's record (``StreamTracker.fragment``)
 
 
 class Direction:
@@ -235,7 +236,8 @@ class Flow:
 
 class Pending:
     """A segment with payload whose keep ranges may not be known yet, or a record queued behind
-    such segments (``dir`` None: a datagram's LENGTH, or a caller's record, ``a`` HELD)."""
+    such segments (``dir`` None: a datagram's LENGTH, a caller's record, ``a`` HELD, or a UDP
+    fragment's record, ``a`` FRAG)."""
 
     __slots__ = ("dir", "a", "b", "ranges", "bad", "repl")
 

@@ -30,7 +30,8 @@ from collections.abc import Callable
 from typing import Final
 
 from pktmask.mask.codec import NO_LENGTH, DecisionCodec, has_segment_record, length_record
-from pktmask.mask.flow import HELD, Direction, Flow, Pending
+from pktmask.mask.datagrams import Reassembly
+from pktmask.mask.flow import FRAG, HELD, Direction, Flow, Pending
 from pktmask.proto.dns import PORTS as DNS_PORTS
 from pktmask.proto.dns_stream import DnsStreamParser
 from pktmask.proto.http import HttpParser
@@ -78,7 +79,10 @@ class StreamTracker:
 
     ``names`` and ``addrs`` (the run's name and address maps; None without
     anonymization) give the stream parsers the pseudonyms of the names and
-    addresses they keep (DNS over TCP, HTTP hosts).
+    addresses they keep (DNS over TCP, HTTP hosts), and the DNS messages of
+    fragmented UDP datagrams theirs (``fragment``: ``datagrams``, a
+    mask/datagrams.py ``Reassembly``; tests shrink its bounds by giving
+    another).
     """
 
     def __init__(self, emit, replace=None, *, max_flows: int = MAX_FLOWS, max_pending: int = MAX_PENDING,
@@ -112,6 +116,7 @@ class StreamTracker:
         self._frag_wait: dict[bytes, list[Pending]] = {}
         self._closed: deque[tuple[int, Flow]] = deque()
         self._frag_len: dict[bytes, int] = {}
+        self.datagrams = Reassembly(names, addrs)
 
     # ---- entry points ----------------------------------------------------------
     def segment(self, key: bytes, seq: int, flags: int, payload) -> None:
@@ -221,17 +226,31 @@ class StreamTracker:
             for flow in stale.values():
                 self._drop(flow)
 
-    def hold(self, blob: bytes) -> None:
+    def hold(self, blob: bytes, packet: int = -1) -> None:
         """Emit ``blob`` as is, in capture order: after every segment still undecided.
 
         The caller uses this for its own per-packet records, which must stay in
         step with the segments' keep ranges. Call only while ``queue`` is not
-        empty (otherwise nothing is waiting: emit the blob directly).
+        empty (otherwise nothing is waiting: emit the blob directly). ``packet``
+        is the number of the packet (the clock of fragmented datagrams).
         """
         p = Pending(None, HELD, 0)
         p.ranges = blob
         self.queue.append(p)
         self.held += 1
+        # Records wait: fragmented datagrams wait a bounded number of packets.
+        if self.datagrams.open and packet >= 0 and self.datagrams.tick(packet):
+            self._drain()
+
+    def fragment(self, key: bytes, offset: int, data: bytes | None, more: bool, packet: int) -> None:
+        """A fragment of a UDP datagram (``codec.has_fragment_record``) in packet number
+        ``packet``: its bytes at ``offset`` of datagram ``key`` (None: cut short), ``more``
+        fragments follow. Its FRAGMENT record is emitted once the datagram is decided
+        (mask/datagrams.py)."""
+        p = Pending(None, FRAG, 0)
+        self.queue.append(p)
+        self.datagrams.add(p, key, offset, data, more, packet)
+        self._drain()
 
     def datagram(self, key: bytes) -> None:
         """A first fragment: its datagram's transport length is emitted when known."""
@@ -272,6 +291,9 @@ class StreamTracker:
             for p in waiting:
                 p.ranges = NO_LENGTH
         self._frag_wait.clear()
+        self.datagrams.finish()
+        self.dns_messages += self.datagrams.messages
+        self.datagrams.messages = 0
         self._drain(force=True)
 
     def _new_direction(self, key: bytes) -> Direction:
@@ -496,6 +518,8 @@ class StreamTracker:
                     return
                 if p.dir is not None:
                     self._flush(p.dir)  # decides p.ranges (mypy does not know: read it below)
+                elif p.a == FRAG:
+                    self.datagrams.fail_pending(p)  # its whole datagram zeroed, for consistency
             q.popleft()
             ranges = p.ranges
             if ranges is None:  # a datagram whose last fragment never came: unknown

@@ -78,8 +78,8 @@ class Job:
 class Walk:
     """Result of ``walk``: fields to map, ranges to zero, checksum jobs, the TCP segment."""
 
-    __slots__ = ("fields", "zero", "wipe", "derived", "jobs", "tcp", "last_fragment", "labels", "trim", "dns",
-                 "fcs")
+    __slots__ = ("fields", "zero", "wipe", "derived", "jobs", "tcp", "last_fragment", "fragment", "labels", "trim",
+                 "dns", "fcs")
 
     def __init__(self) -> None:
         self.fields: list[tuple[int, int, int]] = []  # (offset, kind, captured bytes)
@@ -92,6 +92,13 @@ class Walk:
         self.tcp: TcpSegment | None = None
         # For the last fragment of a datagram: (datagram key, transport length of the whole datagram).
         self.last_fragment: tuple[bytes, int] | None = None
+        # For a fragment of a UDP datagram (the first one: UDP right after the IP header or the
+        # fragment header): (datagram key, where this fragment's bytes of the datagram start in
+        # the frame, where the IP header says they end, their offset in the datagram, more
+        # fragments follow). Its payload is NOT in ``zero``: the masker zeroes it except what
+        # the fragment's record keeps (mask/codec.py ``has_fragment_record``; the first
+        # fragment's UDP header is kept). At most one per frame.
+        self.fragment: tuple[bytes, int, int, int, bool] | None = None
         self.labels: list[tuple[int, int, bytes]] = []  # DNS name labels: (offset, length, parent)
         self.trim: list[tuple[int, int]] = []  # (offset, mask of the bits kept)
         self.dns = 0  # DNS messages walked (their header kept)
@@ -135,6 +142,16 @@ class WalkerBase:
         mask = mask and not self.hidden
         if mask or anon:
             self.w.jobs.append(Job(kind, start, end, at, pseudo, proto, zero_ok, frag, mask, anon))
+
+    def piece(self, key: bytes, start: int, end: int, offset: int, more: bool) -> bool:
+        """A fragment of a UDP datagram (``Walk.fragment``): recorded unless it is inside a region
+        the masker zeroes whole or the frame already has one. Returns whether it was recorded
+        (if not, the caller zeroes the fragment's payload itself)."""
+        w = self.w
+        if self.hidden or w.fragment is not None:
+            return False
+        w.fragment = (key, start, end, offset, more)
+        return True
 
     def hide(self, a: int, b: int) -> None:
         """Bytes that may hold an identifier we cannot map: zeroed by every consumer."""

@@ -77,11 +77,15 @@ class IpWalker(TransportWalker):
         frag = None
         if fl & 0x3FFF:
             frag = bytes(buf[off + 12 : off + 20]) + bytes(buf[off + 9 : off + 10]) + bytes(buf[off + 4 : off + 6])
+            udp = buf[off + 9] == n.IP_UDP and not quoted  # its payload may be DNS (mask/datagrams.py)
             if fl & 0x1FFF:  # not the first fragment: no header inside, all payload
                 if not fl & 0x2000 and not quoted and not self.hidden:
                     self.w.last_fragment = (frag, (fl & 0x1FFF) * 8 + end - p)
-                self.zero(p, end)
+                if not (udp and self.piece(frag, p, end, (fl & 0x1FFF) * 8, fl & 0x2000 != 0)):
+                    self.zero(p, end)
                 return
+            if udp:
+                self.piece(frag, p, end, 0, True)  # l4 leaves the UDP payload to the masker
         key = bytes(buf[off + 12 : off + 20])
         self.l4(buf[off + 9], p, end, key, frag, depth, quoted, False, [(off + 12, 4), (dst, 4)])
 
@@ -190,13 +194,19 @@ class IpWalker(TransportWalker):
                     return
                 fo = _from(buf[p + 2 : p + 4], "big")
                 key = bytes(buf[off + 8 : off + 40]) + bytes(buf[p + 4 : p + 8])
+                # A UDP datagram's fragment (UDP right after this header in the first one) may be
+                # DNS (mask/datagrams.py): its payload is left to the masker.
+                udp = buf[p] == n.IP_UDP and not quoted
                 if fo & 0xFFF8:
                     if not fo & 1 and not quoted and not self.hidden:
                         self.w.last_fragment = (key, (fo & 0xFFF8) + end - p - 8)
-                    self.zero(p + 8, cend)
+                    if not (udp and self.piece(key, p + 8, end, fo & 0xFFF8, fo & 1 != 0)):
+                        self.zero(p + 8, cend)
                     return
                 if fo & 1:
                     frag = key
+                    if udp:
+                        self.piece(key, p + 8, end, 0, True)
                 nh, p = buf[p], p + 8
             else:
                 break

@@ -92,6 +92,8 @@ class TransportWalker(TunnelWalker):
             elif (proto == n.IP_UDP and not quoted and not fragmented and self.payloads
                   and (_from(buf[p : p + 2], "big") in dns.PORTS or _from(buf[p + 2 : p + 4], "big") in dns.PORTS)):
                 self.dns_message(p, end, cap_end)
+            elif fragmented and self.w.fragment is not None and self.w.fragment[1] == p:
+                pass  # a first fragment's payload: zeroed by the masker but for its FRAGMENT record (walk_ip.py)
             elif not (proto == n.IP_UDP and not quoted and not fragmented
                       and self.udp_tunnel(p, end, cap_end, depth)):  # GTP-U, Geneve, Teredo, AYIYA
                 self.zero(p + 8, cap_end)

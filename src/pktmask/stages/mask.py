@@ -1,9 +1,10 @@
 """MaskingStage: zero payloads except TLS/HTTP structure, then make every checksum valid.
 
 Two passes. The pre-pass (``observe``) classifies every frame and runs the
-stream tracker over every TCP segment; it writes, in capture order, a verdict
+stream tracker over every TCP segment and every UDP fragment (DNS datagrams
+reassembled: mask/datagrams.py); it writes, in capture order, a verdict
 per packet, the keep ranges (and replacements) of each segment with payload
-and the transport length of each fragmented datagram to the decision stream
+and of each UDP fragment, and the transport length of each fragmented datagram to the decision stream
 (records: mask/codec.py; moved by mask/decisions.py through a pipe to the
 masking pass, or scratch from the TempFileManager). The masking
 pass (``replay``, ``process``) reads them back, zeroes everything the
@@ -23,6 +24,7 @@ from pktmask.core.pipeline.stage import FileContext, TwoPassStage
 from pktmask.mask.codec import (
     V_FULL,
     V_PARTIAL,
+    has_fragment_record,
     has_length_record,
     has_segment_record,
     verdict_dropped,
@@ -187,7 +189,7 @@ class MaskingStage(TwoPassStage):
         self._packets += 1
         tracker = self._tracker
         if tracker.queue:
-            tracker.hold(blob)  # stays behind the keep ranges of earlier packets
+            tracker.hold(blob, self._packets)  # stays behind the keep ranges of earlier packets
             return
         self._stream.write(blob)
 
@@ -225,6 +227,11 @@ class MaskingStage(TwoPassStage):
                 tracker.datagram(job.frag)
         if d.last_fragment is not None:
             tracker.last_fragment(*d.last_fragment)
+        fr = d.fragment
+        if has_fragment_record(fr):
+            assert fr is not None
+            key, start, end, offset, more = fr
+            tracker.fragment(key, offset, data[start:end] if end <= len(data) else None, more, self._packets)
         seg = d.tcp
         if seg is not None:
             tracker.segment_in(seg.key, seg.seq, seg.flags, data, seg.start, seg.end)
@@ -336,6 +343,23 @@ class MaskingStage(TwoPassStage):
         zero = d.zero
         jobs = [j for j in d.jobs if j.mask]
         lengths = [self._stream.read_length() for job in d.jobs if has_length_record(job)]
+        fr = d.fragment
+        kept: list[tuple[int, int]] = []
+        frepl: list[tuple[int, bytes]] | None = None
+        fstart = -1
+        extra = 0  # the sum of a kept datagram's other fragments (the first fragment's checksum)
+        if has_fragment_record(fr):
+            # A fragment of a UDP datagram: zeroed but for what its DNS message keeps (the
+            # first fragment's UDP header is kept by the walk).
+            assert fr is not None
+            fstart = fr[1]
+            kept, extra = self._stream.read_fragment()
+            frepl = self._stream.replaced
+            pos = fstart + 8 if fr[3] == 0 else fstart
+            for a, b in kept:
+                zero.append((pos, fstart + a))
+                pos = fstart + b
+            zero.append((pos, fr[2]))
         seg = d.tcp
         ranges: list[tuple[int, int]] = []
         if seg is not None and has_segment_record(seg.start, seg.end):
@@ -358,6 +382,8 @@ class MaskingStage(TwoPassStage):
         if ranges and self._stream.replaced is not None:
             assert seg is not None
             _replace(buf, seg.start, ranges, self._stream.replaced, seg.start)  # checksums come after
+        if kept and frepl is not None:
+            _replace(buf, fstart, kept, frepl, fstart)
         for at, keep in d.trim:  # bits past an ECS prefix
             if at < size:
                 buf[at] &= keep
@@ -385,7 +411,7 @@ class MaskingStage(TwoPassStage):
                 # A quoted header, all of it quoted: consistent with what was zeroed after it.
                 new = adjust(old, ones_sum(buf[start:end]) - before[i], j.proto in _UDP)
             elif frag is not None:
-                # Later fragments are all zeros: the first one's bytes make the whole sum.
+                # Later fragments are all zeros, or (a kept DNS datagram) summed in ``extra``.
                 if length < 0:  # last fragment never seen: the datagram may hold more than the
                     buf[at : at + 2] = b"\0\0"  # capture, and the old checksum would tell of it
                     continue  # (docs/policy.md, "Checksums")
@@ -396,6 +422,8 @@ class MaskingStage(TwoPassStage):
                         total = length
                 else:
                     total = 0
+                if start == fstart:  # a kept DNS datagram: the other fragments' sanitized bytes
+                    total += extra
                 buf[at : at + 2] = b"\0\0"
                 new = field(ones_sum(buf[start:end]) + pseudo[i] + total, j.proto in _UDP)
             else:
