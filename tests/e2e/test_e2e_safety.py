@@ -463,11 +463,12 @@ def test_signal_during_start_up_is_128_plus_n(run, tmp_path, big_pcap, sig):
 
     SIGINT is sent only once pktmask's own code runs: while the interpreter itself starts (up
     to its import of ``site``) a SIGINT is a fatal error of Python (exit 1), before any of
-    pktmask's code could act.
+    pktmask's code could act. The run pauses after its first packet (PKTMASK_TEST_PAUSE), so
+    even the latest signal comes before it could finish (the capture takes well under 0.35 s).
     """
     for i, delay in enumerate((0.0, 0.02, 0.05, 0.1, 0.2, 0.35)):
         out = tmp_path / f"out{i}.pcap"
-        proc = run.popen("mask", big_pcap, out, "--dedup")
+        proc = run.popen("mask", big_pcap, out, "--dedup", env={"PKTMASK_TEST_PAUSE": "300"})
         if sig == signal.SIGINT:
             _wait_for_pktmask_code(proc.pid)
         time.sleep(delay)  # not an assertion on timing: any moment must give the same result

@@ -19,7 +19,9 @@ from typing import BinaryIO
 from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.errors import OutputError, OutputExistsError, SameFileError, UsageError, from_oserror
 
-WRITE_BUFFER = 1 << 20
+# The writers join their records into batches of about 1 MiB; a batch larger than this buffer
+# goes to the file straight from the batch (a larger buffer would copy every byte once more).
+WRITE_BUFFER = 1 << 16
 # Written bytes after which ``checkpoint`` starts their writeback: the disk works while
 # we compute, instead of the whole file waiting for the fsync at the end.
 WRITEBACK_STEP = 16 << 20
