@@ -184,3 +184,16 @@ def tcp_header(options: bytes, flags: str = "A", sport: int = 40000, dport: int 
     doff = (20 + len(options)) // 4
     return struct.pack("!HHIIBBHHH", sport, dport, seq, 0, doff << 4, sum(bits[c] for c in flags),
                        65535, 0, 0) + options
+
+
+def shift(label: str) -> str:
+    """A same-shape label that differs in every letter and digit (what a pseudonym looks like)."""
+    out = []
+    for c in label:
+        if c.isdigit():
+            out.append(str((int(c) + 1) % 10))
+        elif c.isalpha():
+            out.append(chr((ord(c) - 97 + 1) % 26 + 97))
+        else:
+            out.append(c)
+    return "".join(out)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from captures import shift
+
 CLIENT, RESOLVER = "192.0.2.10", "203.0.113.53"
 CLIENT6, RESOLVER6 = "2001:db8:99::10", "2001:db8:99::53"
 PSEUDO = {CLIENT: "10.20.30.40", RESOLVER: "10.20.30.53", CLIENT6: "fd00:1::10", RESOLVER6: "fd00:1::53"}
@@ -20,19 +22,6 @@ TXT = b"v=secret-token-0123456789-abcdefghijklmnopqrstuvwxyz"
 SPLIT = "mailserver-primary"  # a label long enough to hold a fragment boundary (``split_cuts``)
 A_ANSWERS = [f"198.51.100.{i}" for i in range(1, 7)]
 AAAA_ANSWERS = [f"2001:db8:77::{i}" for i in range(1, 4)]
-
-
-def shift(label: str) -> str:
-    """A same-shape label that differs in every letter and digit (what a pseudonym looks like)."""
-    out = []
-    for c in label:
-        if c.isdigit():
-            out.append(str((int(c) + 1) % 10))
-        elif c.isalpha():
-            out.append(chr((ord(c) - 97 + 1) % 26 + 97))
-        else:
-            out.append(c)
-    return "".join(out)
 
 
 def message(ideal: bool) -> bytes:

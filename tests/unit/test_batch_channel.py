@@ -7,19 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-import pytest
-
 from pktmask.core.batch import BatchPlan, _worker_result, run_parallel
-from pktmask.core.temp_file_manager import TempFileManager
-
-
-@pytest.fixture
-def manager(tmp_path):
-    (tmp_path / "tmp").mkdir()
-    m = TempFileManager(temp_dir=tmp_path / "tmp")
-    yield m
-    m.cleanup_all()
-    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def _report(path: Path, obj) -> Path:

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import pytest
 from scapy.layers.dns import DNS, DNSQR, DNSRR
-from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
+from scapy.layers.inet import UDP
 
+from dns_images import udp_image
 from pktmask.anon.cryptopan import AddressMapper
 from pktmask.anon.names import NameMapper
-from pktmask.anon.rewriter import Rewriter
 from pktmask.mask.codec import EMPTY
 from pktmask.mask.datagrams import Reassembly
 from pktmask.mask.decisions import DecisionStream
 from pktmask.mask.flow import FRAG, Pending
 from pktmask.proto.checksum import ones_sum
-from pktmask.proto.walk import walk
 
 KEY = bytes(range(32))
 KEY4 = b"\x0a\x00\x00\x01\x0a\x00\x00\x02\x11\x00\x2a"  # an IPv4 datagram key: addresses, protocol, id
@@ -88,19 +86,6 @@ def sanitized(frags, pend) -> tuple[bytes, int]:
         out += buf
     return bytes(out), extra
 
-
-def udp_image(msg: bytes, maps) -> bytes:
-    """The message as DNS over UDP in one piece leaves it (anonymized, then zeroed)."""
-    frame = bytearray(bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=53, dport=40000) / msg))
-    names, addrs = maps
-    if names is not None:
-        Rewriter(addrs, None, names).apply(frame, walk(frame, 1))
-    w = walk(frame, 1)
-    for a, b in w.zero:
-        frame[a:b] = bytes(b - a)
-    for at, keep in w.trim:
-        frame[at] &= keep
-    return bytes(frame[42:])
 
 
 def zeroed(pend) -> bool:

@@ -8,14 +8,11 @@ import struct
 
 import pytest
 from scapy.layers.dns import DNS, DNSQR, DNSRR, DNSRROPT, EDNS0ClientSubnet
-from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
 
+from dns_images import udp_image
 from pktmask.anon.cryptopan import AddressMapper
 from pktmask.anon.names import NameMapper
-from pktmask.anon.rewriter import Rewriter
 from pktmask.proto.dns_stream import DnsStreamParser
-from pktmask.proto.walk import walk
 
 KEY = bytes(range(32))
 
@@ -44,18 +41,6 @@ def messages() -> list[bytes]:
 def framed(msg: bytes) -> bytes:
     return struct.pack("!H", len(msg)) + msg
 
-
-def udp_image(msg: bytes, maps) -> bytes:
-    """The message as DNS over UDP leaves it (anonymized, then the zero ranges zeroed)."""
-    frame = bytearray(bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=53) / msg))
-    names, addrs = maps
-    Rewriter(addrs, None, names).apply(frame, walk(frame, 1))
-    w = walk(frame, 1)
-    for a, b in w.zero:
-        frame[a:b] = bytes(b - a)
-    for at, keep in w.trim:
-        frame[at] &= keep
-    return bytes(frame[42:])
 
 
 def apply(stream: bytes, ranges, repl, base: int = 0) -> bytes:

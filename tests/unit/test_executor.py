@@ -20,7 +20,6 @@ from pktmask.core.pipeline.executor import SERIAL_ENV, FileRun, PipelineExecutor
 from pktmask.core.pipeline.helper import fork_helper
 from pktmask.core.pipeline.plan import FORKED, SERIAL, SINGLE, STREAMED, plan_passes
 from pktmask.core.pipeline.stage import FileContext, Stage, TwoPassStage
-from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.errors import (
     InputError,
     InternalError,
@@ -37,13 +36,6 @@ pure_only = pytest.mark.skipif(pktmask.build() == "compiled",
                                reason="interpreted subclasses of the compiled Stage classes")
 
 
-@pytest.fixture
-def manager(tmp_path):
-    m = TempFileManager(temp_dir=tmp_path / "tmp")
-    (tmp_path / "tmp").mkdir()
-    yield m
-    m.cleanup_all()
-    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import pytest
 from captures import mixed_frames, write_pcap
 from pending import MASK_HAS_HTTP_ALLOWLIST, assert_clean
 from pktmask.config import MaskConfig
-from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.errors import InputError
 from pktmask.runner import build_executor
 from pktmask.verify import verify
@@ -62,12 +61,6 @@ def audit_frames() -> list[bytes]:
     return mixed_frames() + [bytes(f) for f in frames]
 
 
-@pytest.fixture
-def manager(tmp_path):
-    (tmp_path / "tmp").mkdir()
-    m = TempFileManager(temp_dir=tmp_path / "tmp")
-    yield m
-    m.cleanup_all()
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from fragment_captures import (
     split_cuts,
 )
 from pktmask.config import MaskConfig
-from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.runner import build_executor
 from pktmask.verify import fragments as frag
 from pktmask.verify import verify
@@ -347,12 +346,6 @@ def test_names_of_the_sanitized_message_are_read_whole(tmp_path):
     assert {"value": "www.acme-corp.com", "packet": len(orig.frames), "where": "DNS message"} in examples
 
 
-@pytest.fixture
-def manager(tmp_path):
-    (tmp_path / "tmp").mkdir()
-    m = TempFileManager(temp_dir=tmp_path / "tmp")
-    yield m
-    m.cleanup_all()
 
 
 @pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])

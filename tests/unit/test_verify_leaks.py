@@ -15,19 +15,12 @@ import leak_captures
 from captures import write_pcap
 from leak_captures import plant
 from pktmask.config import MaskConfig
-from pktmask.core.temp_file_manager import TempFileManager
 from pktmask.runner import build_executor
 from pktmask.verify import verify
 
 KEY = bytes(range(32))
 
 
-@pytest.fixture
-def manager(tmp_path):
-    (tmp_path / "tmp").mkdir()
-    m = TempFileManager(temp_dir=tmp_path / "tmp")
-    yield m
-    m.cleanup_all()
 
 
 def sanitize(src, out, manager):

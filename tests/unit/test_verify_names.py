@@ -14,26 +14,13 @@ import re
 
 import pytest
 
-from captures import write_pcap
+from captures import shift, write_pcap
 from pktmask.verify import verify
 
 CLIENT, RESOLVER, SERVER = "192.0.2.10", "203.0.113.53", "198.51.100.20"
 PSEUDO = {CLIENT: "10.20.30.40", RESOLVER: "10.20.30.53", SERVER: "10.20.31.20", "198.51.100.77": "10.20.31.77"}
 C_MAC, S_MAC = "02:11:22:33:44:55", "02:66:77:88:99:aa"
 PSEUDO_MAC = {C_MAC: "02:aa:bb:cc:dd:01", S_MAC: "02:aa:bb:cc:dd:02"}
-
-
-def shift(label: str) -> str:
-    """A same-shape label that differs in every letter and digit (what a pseudonym looks like)."""
-    out = []
-    for c in label:
-        if c.isdigit():
-            out.append(str((int(c) + 1) % 10))
-        elif c.isalpha():
-            out.append(chr((ord(c) - 97 + 1) % 26 + 97))
-        else:
-            out.append(c)
-    return "".join(out)
 
 
 def name(private: str, suffix: str, ideal: bool) -> str:
