@@ -14,6 +14,7 @@ import struct
 import pytest
 
 from pktmask.mask import tracker as tracker_mod
+from pktmask.mask.codec import NO_LENGTH
 from pktmask.mask.datagrams import Reassembly
 from pktmask.mask.tracker import StreamTracker
 
@@ -554,6 +555,40 @@ def test_held_blobs_come_out_after_the_segments_ahead_of_them():
     assert out[6] == within(tls_keep(stream), 3, 200)
     assert t.held == 0
     t.finish()
+
+
+def test_held_records_are_bounded_behind_an_undecided_segment():
+    """An undecided segment followed by many records (a capture of other traffic after it) does
+    not hold them all: past ``max_held`` it is decided as it stands (zeroed where undecided) and
+    the records flow, so memory stays bounded whatever follows."""
+    out: list = []
+    t = StreamTracker(out.append, max_pending=2, max_held=4)
+    stream = TLS_CLIENT
+    t.segment(key(0), 999, SYN, b"")
+    t.segment(key(0), 1000, PSH_ACK, stream[:3])  # a split record header: undecided
+    for i in range(4):
+        t.hold(b"blob%d" % i)
+    assert out == []
+    t.hold(b"blob4")  # one more than max_held: the segment is decided, everything flows
+    assert out[0] == [] and out[1:] == [b"blob%d" % i for i in range(5)]
+    assert t.held == 0 and not t.queue
+    t.finish()
+
+
+def test_held_records_are_bounded_behind_a_first_fragment_waiting_for_its_length():
+    """A first fragment whose last fragment never comes gets NO_LENGTH (its checksum zeroed)
+    once ``max_held`` records wait behind it, instead of holding them to the end."""
+    out: list = []
+    t = StreamTracker(out.append, max_held=3)
+    t.datagram(b"k" * 11)
+    for i in range(3):
+        t.hold(b"blob%d" % i)
+    assert out == []
+    t.hold(b"blob3")
+    assert out == [NO_LENGTH] + [b"blob%d" % i for i in range(4)] and t.held == 0
+    t.last_fragment(b"k" * 11, 100)  # too late: nothing more is emitted for it
+    t.finish()
+    assert out == [NO_LENGTH] + [b"blob%d" % i for i in range(4)]
 
 
 # ---------------------------------------------------------------- copies with other bytes (issue 12)

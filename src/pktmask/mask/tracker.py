@@ -17,8 +17,10 @@ copies of bytes still undecided or buffered are compared byte for byte. A gap
 (lost segment, or buffers full) is zeroed and the parser resynchronises at a
 later segment start; a capture starting mid-stream is sniffed segment by
 segment; flow state is bounded (MAX_FLOWS, least recently used first out) and
-emission waits at most MAX_PENDING segments for an undecided one, which is then
-zeroed where still undecided. Fail closed throughout: bytes nobody decided to
+emission waits at most MAX_PENDING segments, or MAX_HELD records of later packets
+(``hold``), for an undecided one, which is then zeroed where still undecided (a
+first fragment still waiting for its datagram's length gets NO_LENGTH): memory
+stays bounded whatever follows it. Fail closed throughout: bytes nobody decided to
 keep are zeroed.
 """
 
@@ -50,6 +52,7 @@ IDLE_SEGMENTS: Final = 1_000_000  # segments after which a silent flow is forgot
 SNIFF_BYTES: Final = 16  # a stream's first bytes held back (undecided) until this many arrived
 MAX_DATAGRAMS: Final = 1 << 16  # fragmented datagrams waiting for their last fragment
 MAX_PENDING: Final = 100_000
+MAX_HELD: Final = 100_000  # records of later packets (verdicts, lengths) queued behind an undecided one
 OOO_LIMIT: Final = 1 << 20  # out-of-order bytes buffered per direction before declaring a gap
 OOO_TOTAL: Final = 64 << 20  # ... and over all flows
 RETX_WINDOW: Final = 4 << 20  # keep decisions (and their digests) this far back for retransmissions
@@ -86,7 +89,8 @@ class StreamTracker:
     """
 
     def __init__(self, emit, replace=None, *, max_flows: int = MAX_FLOWS, max_pending: int = MAX_PENDING,
-                 ooo_limit: int = OOO_LIMIT, retx_window: int = RETX_WINDOW, names=None, addrs=None):
+                 ooo_limit: int = OOO_LIMIT, retx_window: int = RETX_WINDOW, names=None, addrs=None,
+                 max_held: int = MAX_HELD):
         # The decision stream itself (the masking stage's) is called directly: compiled, a
         # native method call instead of a call through a bound method; tests give callables.
         self.sink: DecisionCodec | None = emit if isinstance(emit, DecisionCodec) else None
@@ -98,6 +102,7 @@ class StreamTracker:
             self.replace = replace if replace is not None else _unwritable
         self.max_flows = max_flows
         self.max_pending = max_pending
+        self.max_held = max_held
         self.ooo_limit = ooo_limit
         self.retx_window = retx_window
         self.names = names
@@ -238,8 +243,9 @@ class StreamTracker:
         p.ranges = blob
         self.queue.append(p)
         self.held += 1
-        # Records wait: fragmented datagrams wait a bounded number of packets.
-        if self.datagrams.open and packet >= 0 and self.datagrams.tick(packet):
+        # Records wait: fragmented datagrams wait a bounded number of packets, and no
+        # undecided entry holds back more than ``max_held`` records.
+        if self.held > self.max_held or (self.datagrams.open and packet >= 0 and self.datagrams.tick(packet)):
             self._drain()
 
     def fragment(self, key: bytes, offset: int, data: bytes | None, more: bool, packet: int) -> None:
@@ -514,7 +520,7 @@ class StreamTracker:
         while q:
             p = q[0]
             if p.ranges is None:
-                if not force and len(q) - self.held <= self.max_pending:
+                if not force and len(q) - self.held <= self.max_pending and self.held <= self.max_held:
                     return
                 if p.dir is not None:
                     self._flush(p.dir)  # decides p.ranges (mypy does not know: read it below)
