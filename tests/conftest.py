@@ -115,3 +115,15 @@ def big_pcap(tmp_path_factory) -> Path:
     """A ~30 MB capture (200k distinct frames), generated once per session, for mid-run signals and full disks."""
     path = tmp_path_factory.mktemp("big") / "big.pcap"
     return write_pcap(path, bulk_frames(200_000))
+
+
+@pytest.fixture
+def manager(tmp_path):
+    """A TempFileManager of its own under ``tmp_path/tmp``, which must be empty afterwards."""
+    from pktmask.core.temp_file_manager import TempFileManager
+
+    (tmp_path / "tmp").mkdir()
+    m = TempFileManager(temp_dir=tmp_path / "tmp")
+    yield m
+    m.cleanup_all()
+    assert list((tmp_path / "tmp").iterdir()) == []
