@@ -69,3 +69,26 @@ def test_frames_sharing_a_key_match_the_naive_model():
         expected = [f for i, f in enumerate(frames) if f not in frames[max(0, i - window) : i]]
         kept, removed = run(DeduplicationStage(window=window), frames)
         assert kept == expected and removed == len(frames) - len(expected)
+
+
+def test_crowded_keys_match_the_naive_model():
+    """Many different frames under one key (a tunnel's long identical headers) are filed by
+    their whole bytes past CROWDED: still exactly the naive model, and the state stays bounded."""
+    import random
+
+    from pktmask.stages.dedup import CROWDED, KEY_BYTES
+
+    rng = random.Random(5)
+    head = bytes(KEY_BYTES)
+    frames = [head + bytes([rng.randrange(4 * CROWDED)]) for _ in range(5000)]
+    for window in (CROWDED, 3 * CROWDED, 1000):
+        expected = [f for i, f in enumerate(frames) if f not in frames[max(0, i - window) : i]]
+        stage = DeduplicationStage(window=window)
+        kept, removed = run(stage, frames)
+        assert kept == expected and removed == len(frames) - len(expected)
+    stage = DeduplicationStage(window=CROWDED)
+    for i in range(3000):  # every frame different, all under one key, then another key
+        stage.process(Packet(head + i.to_bytes(2, "big"), 1, 0, 0, KEY_BYTES + 2))
+    for i in range(3 * CROWDED):
+        stage.process(Packet(bytes([1]) * KEY_BYTES + i.to_bytes(2, "big"), 1, 0, 0, KEY_BYTES + 2))
+    assert head not in stage._seen and len(stage._ring) == CROWDED

@@ -11,8 +11,11 @@ from pktmask.core.pipeline.stage import FileContext, Stage
 # Frames are filed under their first KEY_BYTES bytes (the whole frame when shorter): hashing
 # a short key costs a fraction of hashing a whole frame, and the headers there (IP ID, TCP
 # sequence and checksum) nearly always tell frames apart. Frames under one key are then
-# compared whole, so the test stays exact.
+# compared whole, so the test stays exact. A key that files more than CROWDED frames (many
+# frames alike in their first bytes: a tunnel's long headers) files them by their whole bytes
+# instead, so one frame never costs more than a whole-frame hash.
 KEY_BYTES: Final = 96
+CROWDED: Final = 8
 
 
 class DeduplicationStage(Stage):
@@ -33,9 +36,10 @@ class DeduplicationStage(Stage):
         self.start(None)
 
     def start(self, ctx: FileContext | None) -> None:
-        # key -> the window's frames filed under it: one frame as itself, several as a list
-        # (a duplicate or a frame sharing the key). Every frame read counts toward the
-        # window, dropped or kept (as editcap -D), so duplicates are filed too.
+        # key -> the window's frames filed under it: one frame as itself, a few as a list
+        # (a duplicate or a frame sharing the key), more as a dict frame -> how many. Every
+        # frame read counts toward the window, dropped or kept (as editcap -D), so
+        # duplicates are filed too.
         self._seen: dict[bytes, object] = {}
         self._prints: set[tuple[int, int]] = set()  # window 0: fingerprints of the frames seen
         # The window's frames and their keys, oldest at ``_next`` once full: rings (lists)
@@ -65,6 +69,15 @@ class DeduplicationStage(Stage):
         elif isinstance(filed, list):
             dup = data in filed
             filed.append(data)
+            if len(filed) > CROWDED:
+                counts: dict[bytes, int] = {}
+                for frame in filed:
+                    counts[frame] = counts.get(frame, 0) + 1
+                seen[key] = counts
+        elif isinstance(filed, dict):
+            count = filed.get(data)
+            dup = count is not None
+            filed[data] = 1 if count is None else count + 1
         else:
             dup = filed == data
             seen[key] = [filed, data]
@@ -84,6 +97,14 @@ class DeduplicationStage(Stage):
                 filed.remove(old)  # the first equal one: equal frames are interchangeable
                 if len(filed) == 1:
                     seen[old_key] = filed[0]
+            elif isinstance(filed, dict):
+                left = filed[old] - 1
+                if left:
+                    filed[old] = left
+                else:
+                    del filed[old]
+                    if not filed:
+                        del seen[old_key]
             else:
                 del seen[old_key]
         if dup:
